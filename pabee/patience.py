@@ -5,17 +5,20 @@ its argmax equals layer i-1's (regression: |z_i - z_{i-1}| < threshold, strict).
 on "unchanged" and resets to 0 otherwise; the moment it equals t the example exits with layer i's
 logits. Otherwise layer L answers. Patience 0 means the full model (the caller runs it).
 
-`EarlyExitEngine.run` computes layers one at a time on the rows still running: at batch size 1 it
-is the original's per-example loop; on a batch, each row exits on its own and the exited rows are
-dropped before the next layer (the original instead waits for the whole batch to agree). Both
+`EarlyExitEngine.run` computes layers one at a time and stops each example at its own exit:
+at batch size 1 it is the original's per-example loop, run as one compiled graph call whose
+layers sit behind conditionals (no host round trip per layer); on a batch, each row exits on its
+own and the exited rows are dropped (gathered out) before the next layer, with the decision made
+on the host after every layer (the original instead waits for the whole batch to agree). Both
 give the same predictions and exit layers. `simulate` applies the same rule to stored per-layer
-logits (offline patience sweeps). Decisions are made on the host with numpy (argmax ties go to
-the first index, as PyTorch documents).
+logits (offline patience sweeps). The rule is written once with `keras.ops`, so the same code
+runs on numpy arrays and inside the graph.
 """
 import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from common import flops
 from common.training import batches
@@ -31,10 +34,10 @@ class ExitRule:
     def update(self, counter, previous, current):
         """New counters of the rows whose logits went from `previous` to `current`."""
         if self.is_regression:
-            same = np.abs(current[:, 0] - previous[:, 0]) < self.regression_threshold
+            same = ops.abs(current[:, 0] - previous[:, 0]) < self.regression_threshold
         else:
-            same = np.argmax(current, axis=-1) == np.argmax(previous, axis=-1)
-        return np.where(same, counter + 1, 0)
+            same = ops.argmax(current, axis=-1) == ops.argmax(previous, axis=-1)
+        return ops.where(same, counter + 1, ops.zeros_like(counter))
 
 
 @dataclasses.dataclass
@@ -72,7 +75,7 @@ def _exit_loop(rule, num_layers, count, layer_logits, keep_rows):
         if output is None:
             output = np.empty((count, logits.shape[-1]), logits.dtype)
         if previous is not None:
-            counter = rule.update(counter, previous, logits)
+            counter = np.asarray(rule.update(counter, previous, logits))
         done = counter == rule.patience
         if index == num_layers - 1:
             done[:] = True
@@ -126,6 +129,8 @@ class EarlyExitEngine:
                                 for i in range(1, model.num_layers)]
         self._gather = _Compiled(lambda x, bias, rows: (tf.gather(x, rows), tf.gather(bias, rows)),
                                  [x_spec, bias_spec, tf.TensorSpec([None], tf.int32)], False)
+        self._input_spec, self._jit_compile = input_spec, jit_compile
+        self._in_graph = {}  # rule -> compiled masked loop
 
     def full(self, features):
         """Patience 0: the full encoder and the last classifier, logits as numpy."""
@@ -147,9 +152,42 @@ class EarlyExitEngine:
             return x, self.model.exit_logits(index, x)
         return step
 
+    def _masked_loop(self, rule):
+        """The whole exit loop as one graph: rows that exited are masked, and a layer runs only
+        while some row is still active (at batch size 1: exactly until the exit)."""
+        model, layers = self.model, self.model.num_layers
+
+        def loop(features):
+            x, bias = model.embed(features)
+            active = tf.ones([tf.shape(x)[0]], tf.bool)
+            counter = tf.zeros([tf.shape(x)[0]], tf.int32)
+            exit_layers = tf.fill([tf.shape(x)[0]], layers)
+            previous = output = tf.zeros([tf.shape(x)[0], model.num_labels])
+            for index in range(layers):
+                def step(x=x, index=index):
+                    x = model.layer(index, x, bias)
+                    return x, model.exit_logits(index, x)
+                x, logits = tf.cond(tf.reduce_any(active), step, lambda x=x, p=previous: (x, p))
+                if index:
+                    counter = rule.update(counter, previous, logits)
+                done = active if index == layers - 1 else active & (counter == rule.patience)
+                output = tf.where(done[:, None], logits, output)
+                exit_layers = tf.where(done, index + 1, exit_layers)
+                active, previous = active & ~done, logits
+            return output, exit_layers
+
+        if rule not in self._in_graph:
+            self._in_graph[rule] = _Compiled(loop, self._input_spec, self._jit_compile)
+        return self._in_graph[rule]
+
     def run(self, features, rule):
         """Early exit on one batch of features (numpy int32 arrays); returns an ExitResult."""
+        if rule.patience < 1:
+            raise ValueError("patience 0 means the full model: use EarlyExitEngine.full")
         features = _inputs(features)
+        if features["input_ids"].shape[0] == 1:
+            logits, exit_layers = self._masked_loop(rule)(features)
+            return ExitResult(logits.numpy(), exit_layers.numpy())
         state = {}
 
         def layer_logits(index):
