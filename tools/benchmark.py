@@ -416,7 +416,9 @@ def write_docs(path, text):
     """Replace (or append) our section of the shared markdown file, atomically."""
     begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
     block = f"{begin}\n## Backbone: vanilla forward pass vs PyTorch and ONNX Runtime\n\n" \
-            f"Produced by `tools/benchmark.py` (see docs/backbone_benchmark.md).\n\n{text}\n{end}"
+            f"Produced by `tools/benchmark.py` (see docs/backbone_benchmark.md). \"vs PyTorch\" is " \
+            f"a side's median time over PyTorch's: below 1.00x that side is faster.\n\n" \
+            f"{text}\n{end}"
     current = ""
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
