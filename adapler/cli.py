@@ -48,6 +48,11 @@ def _parse(parser, argv):
     return args
 
 
+def _flags(args):
+    """The upper-case flags as given, printed at the start of a stage so its log says how it ran."""
+    return {key: value for key, value in vars(args).items() if key.isupper()}
+
+
 def _dirs(args):
     return paths.TaskDirs(args.TASK, args.DATA_SEED)
 
@@ -66,6 +71,7 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
 @cli_entry
 def finetune_main(argv=None):
     args = _parse(finetune_parser(), argv)
+    print(f"arguments: {_flags(args)}")
     stages.run_finetune(task=args.task, data_dir=args.data_dir,
                         model_name_or_path=args.MODEL_NAME_OR_PATH, max_length=args.MAX_LENGTH,
                         batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
@@ -86,6 +92,7 @@ def saliency_parser():
 @cli_entry
 def saliency_main(argv=None):
     args = _parse(saliency_parser(), argv)
+    print(f"arguments: {_flags(args)}")
     stages.run_saliencies(task=args.task, data_dir=args.data_dir,
                           model_name_or_path=args.MODEL_NAME_OR_PATH,
                           split="dev" if args.SPLIT == "val" else args.SPLIT,
@@ -145,7 +152,7 @@ def _train(argv, glue):
         divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
         head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
         max_train_examples=args.MAX_TRAIN_EXAMPLES,
-        arguments={k: v for k, v in vars(args).items() if k.isupper()})
+        arguments=_flags(args))
 
 
 @cli_entry
