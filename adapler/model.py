@@ -51,6 +51,11 @@ def compact(keep, hidden, retention, positions):
     """Move each row's kept tokens to the front (original order) and cut the batch to its
     longest survivor. Returns hidden, retention, valid (1 = real token) and the original
     positions (-1 = pad)."""
+    if keep.shape[0] == 1:  # one example (the original's lr_mode): a plain gather, no padding
+        order = tf.where(keep[0])[:, 0]
+        retention = tf.gather(retention, order, axis=1)
+        return (tf.gather(hidden, order, axis=1), retention, tf.ones_like(retention),
+                tf.gather(positions, order, axis=1))
     length = tf.shape(keep)[1]
     index = tf.range(length)[None, :]
     order = tf.argsort(tf.where(keep, index, length + index), axis=-1, stable=True)

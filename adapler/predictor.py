@@ -11,7 +11,7 @@ removed token takes part with its soft weight.
 import keras
 from keras import ops
 
-from common.modeling import activation_fn, initializer
+from common.modeling import activation_fn, initializer, to_rows
 
 CP_HIDDEN = 32
 
@@ -26,7 +26,10 @@ class ContributionPredictor(keras.layers.Layer):
         self.out = keras.layers.Dense(1, kernel_initializer=initializer(config), name="exp_head")
 
     def logits(self, hidden_states):
-        return self.out(self.pre(hidden_states))[..., 0]
+        # On 2-D rows each Dense is one fused matmul; on 3-D inputs Keras adds a dozen shape ops
+        # per Dense, which cost more than the matmuls at lr_mode's batch size 1.
+        rows = self.out(self.pre(to_rows(hidden_states)))
+        return ops.reshape(rows, ops.shape(hidden_states)[:2])
 
     def call(self, hidden_states, retention):
         """`retention` (batch, length): soft mask of the removable tokens, 0 at [CLS] and pads."""
