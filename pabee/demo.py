@@ -36,7 +36,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     results = {t: simulate(layer_logits, ExitRule(t)) for t in range(model.num_layers)}
     accuracy = {t: compute_metrics(task, np.argmax(r.logits, -1), arrays["labels"])["acc"]
                 for t, r in results.items()}
-    patiences = sorted(accuracy)[1:]
+    patiences = range(1, model.num_layers)
     chosen = next((t for t in patiences if accuracy[t] >= accuracy[0] - 0.01),
                   max(patiences, key=lambda t: (accuracy[t], -t)))
     stats = exit_statistics(model.config, results[chosen].exit_layers, LENGTH, model.num_labels)

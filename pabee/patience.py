@@ -164,10 +164,9 @@ class EarlyExitEngine:
             exit_layers = tf.fill([tf.shape(x)[0]], layers)
             previous = output = tf.zeros([tf.shape(x)[0], model.num_labels])
             for index in range(layers):
-                def step(x=x, index=index):
-                    x = model.layer(index, x, bias)
-                    return x, model.exit_logits(index, x)
-                x, logits = tf.cond(tf.reduce_any(active), step, lambda x=x, p=previous: (x, p))
+                step = self._step_fn(index)
+                x, logits = tf.cond(tf.reduce_any(active), lambda s=step, x=x: s(x, bias),
+                                    lambda x=x, p=previous: (x, p))
                 if index:
                     counter = rule.update(counter, previous, logits)
                 done = active if index == layers - 1 else active & (counter == rule.patience)
