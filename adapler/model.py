@@ -6,8 +6,9 @@ The seam is before each block (spec §2.5, §2.7):
   tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive log-mask on
   the attention keys; the retention mask is multiplied by exp(S) (monotone, [CLS] never masked);
 * hard mode (`lr_mode=True`): tokens with share below delta are physically dropped (gathered
-  away) before the block. With one unpadded example this is the original's inference mode. A
-  padded batch is also accepted: each row drops its own tokens (pads go first) and the batch is
+  away) before the block. With one example this is the original's inference mode (its own short
+  path: pads gathered away once, then a softmax, a threshold and a gather per layer). A padded
+  batch is also accepted: each row drops its own tokens (pads go first) and the batch is
   compacted to its longest survivor before each block, which gives the same predictions as
   running the rows one by one.
 
@@ -51,11 +52,6 @@ def compact(keep, hidden, retention, positions):
     """Move each row's kept tokens to the front (original order) and cut the batch to its
     longest survivor. Returns hidden, retention, valid (1 = real token) and the original
     positions (-1 = pad)."""
-    if keep.shape[0] == 1:  # one example (the original's lr_mode): a plain gather, no padding
-        order = tf.where(keep[0])[:, 0]
-        retention = tf.gather(retention, order, axis=1)
-        return (tf.gather(hidden, order, axis=1), retention, tf.ones_like(retention),
-                tf.gather(positions, order, axis=1))
     length = tf.shape(keep)[1]
     index = tf.range(length)[None, :]
     order = tf.argsort(tf.where(keep, index, length + index), axis=-1, stable=True)
@@ -180,6 +176,8 @@ class AdapLeRClassifier(keras.Model):
         return outputs
 
     def _hard_layers(self, hidden, mask, eta, output_explanations):
+        if mask.shape[0] == 1:
+            return self._single_layers(hidden, mask, eta, output_explanations)
         batch, length = ops.shape(mask)[0], ops.shape(mask)[1]
         valid = mask
         cls = _cls_one_hot(mask)
@@ -200,6 +198,34 @@ class AdapLeRClassifier(keras.Model):
             outputs["lengths"].append(ops.sum(valid, axis=-1))
             outputs["kept"].append(positions)
             hidden, _ = block(hidden, attention_bias(valid), training=False)
+            outputs["hidden_states"].append(hidden)
+        if output_explanations:
+            outputs["explanations"] = explanations
+        outputs["sequence_output"] = hidden
+        return outputs
+
+    def _single_layers(self, hidden, mask, eta, output_explanations):
+        """`_hard_layers` for one example, with the fewest graph ops (at batch size 1 a small
+        model's latency is mostly per-op cost). Pads are gathered away first; from then on
+        every token is present, so the CP shares are a plain softmax, the retention mask is 1
+        everywhere but [CLS] and the attention bias is 0."""
+        positions = tf.where(mask[0] > 0)[:, 0]
+        hidden = tf.gather(hidden, positions, axis=1)
+        positions = positions[None, :]
+        no_bias = ops.zeros((1, 1, 1, 1))
+        outputs = {"lengths": [], "kept": [], "hidden_states": [hidden]}
+        explanations = []
+        for index, (block, predictor) in enumerate(zip(self.bert.blocks, self.predictors)):
+            shares = ops.softmax(predictor.logits(hidden), axis=-1)
+            explanations.append(shares)
+            delta = threshold(eta[index], ops.cast(ops.shape(hidden)[1], "float32"))
+            keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
+            order = tf.where(keep)[:, 0]
+            hidden = tf.gather(hidden, order, axis=1)
+            positions = tf.gather(positions, order, axis=1)
+            outputs["lengths"].append(ops.cast(ops.shape(order)[:1], "float32"))
+            outputs["kept"].append(positions)
+            hidden, _ = block(hidden, no_bias, training=False)
             outputs["hidden_states"].append(hidden)
         if output_explanations:
             outputs["explanations"] = explanations

@@ -153,27 +153,32 @@ class EarlyExitEngine:
         return step
 
     def _masked_loop(self, rule):
-        """The whole exit loop as one graph: rows that exited are masked, and a layer runs only
-        while some row is still active (at batch size 1: exactly until the exit)."""
+        """The whole exit loop as one graph of nested conditionals: layer i + 1 (with its exit
+        head and rule update) runs only while some row is still active, so at batch size 1
+        nothing past the exit layer executes. Rows that exited are masked."""
         model, layers = self.model, self.model.num_layers
+
+        def from_layer(index, x, bias, active, counter, exit_layers, previous, output):
+            x, logits = self._step_fn(index)(x, bias)
+            if index:
+                counter = rule.update(counter, previous, logits)
+            done = active if index == layers - 1 else active & (counter == rule.patience)
+            output = tf.where(done[:, None], logits, output)
+            exit_layers = tf.where(done, index + 1, exit_layers)
+            active = active & ~done
+            if index == layers - 1:
+                return output, exit_layers
+            return tf.cond(tf.reduce_any(active),
+                           lambda: from_layer(index + 1, x, bias, active, counter, exit_layers,
+                                              logits, output),
+                           lambda: (output, exit_layers))
 
         def loop(features):
             x, bias = model.embed(features)
-            active = tf.ones([tf.shape(x)[0]], tf.bool)
-            counter = tf.zeros([tf.shape(x)[0]], tf.int32)
-            exit_layers = tf.fill([tf.shape(x)[0]], layers)
-            previous = output = tf.zeros([tf.shape(x)[0], model.num_labels])
-            for index in range(layers):
-                step = self._step_fn(index)
-                x, logits = tf.cond(tf.reduce_any(active), lambda s=step, x=x: s(x, bias),
-                                    lambda x=x, p=previous: (x, p))
-                if index:
-                    counter = rule.update(counter, previous, logits)
-                done = active if index == layers - 1 else active & (counter == rule.patience)
-                output = tf.where(done[:, None], logits, output)
-                exit_layers = tf.where(done, index + 1, exit_layers)
-                active, previous = active & ~done, logits
-            return output, exit_layers
+            rows = tf.shape(x)[0]
+            logits = tf.zeros([rows, model.num_labels])
+            return from_layer(0, x, bias, tf.ones([rows], tf.bool), tf.zeros([rows], tf.int32),
+                              tf.fill([rows], layers), logits, logits)
 
         if rule not in self._in_graph:
             self._in_graph[rule] = _Compiled(loop, self._input_spec, self._jit_compile)

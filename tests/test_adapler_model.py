@@ -228,17 +228,19 @@ def test_batched_equals_one_by_one(model):
         out = model(example, lr_mode=True)
         return out["logits"][0], tf.stack(out["lengths"], 1)[0]
 
-    predictions, counts = [], []
+    predictions, counts, single_logits = [], [], []
     for row in range(200):
         logits, lengths = single(one(features, row))
         predictions.append(int(np.argmax(logits)))
         counts.append(lengths.numpy().astype(int).tolist())
+        single_logits.append(logits.numpy())
     model.eta.assign(np.full(3, 0.25, np.float32))
     soft_counts = np.rint(np.stack([n.numpy() for n in soft["lengths"]], 1)).astype(int)
     np.testing.assert_array_equal(soft_counts, counts)
     np.testing.assert_array_equal(np.stack([n.numpy() for n in compact["lengths"]], 1), counts)
     np.testing.assert_array_equal(np.argmax(soft["logits"].numpy(), 1), predictions)
     np.testing.assert_array_equal(np.argmax(compact["logits"].numpy(), 1), predictions)
+    np.testing.assert_allclose(compact["logits"].numpy(), np.stack(single_logits), atol=1e-5)
     assert np.mean(counts, 0)[-1] < 0.8 * features["attention_mask"].sum(1).mean()
 
 
@@ -274,3 +276,14 @@ def test_attention_dropout_off_in_adapler_only():
     np.testing.assert_array_equal(a1, a2)
     assert not np.allclose(stock(features, training=True).numpy(),
                            stock(features, training=True).numpy())
+
+
+def test_single_example_with_pads_equals_unpadded(model):
+    """The batch-1 path drops a padded example's pads first: same tokens and logits as the
+    unpadded text."""
+    features = random_batch(np.random.default_rng(11), batch=3, length=10, pad_to=16)
+    for row in range(3):
+        padded = {k: v[row:row + 1] for k, v in features.items()}
+        a, b = model(padded, lr_mode=True, eta=0.8), model(one(features, row), lr_mode=True, eta=0.8)
+        np.testing.assert_allclose(a["logits"].numpy(), b["logits"].numpy(), atol=1e-6)
+        assert [k.numpy().tolist() for k in a["kept"]] == [k.numpy().tolist() for k in b["kept"]]
