@@ -6,7 +6,7 @@ per-layer steps (`EarlyExitEngine`). Both sides see identical inputs with the sa
 
 * `latency`: batch size 1, one example at a time, the two sides interleaved example by example
   (alternating which goes first) so background load hits both alike; per repeat the time of all
-  examples is summed, the medians over repeats are compared. Warm-up runs are not timed.
+  examples is summed, the medians over repeats are compared, after one untimed pass.
 * `throughput`: batches of `batch_size`; vanilla runs the full model on each batch, PABEE the
   batched per-example exit (exited rows leave the batch). The two sides alternate per repeat.
   It also checks that the batched predictions and exit layers equal the batch-1 ones.
@@ -57,10 +57,10 @@ def _summary(engine, exit_layers, length, vanilla_times, pabee_times, count):
             "vanilla_per_second": count / vanilla, "pabee_per_second": count / pabee}
 
 
-def latency(engine, arrays, rule, repeats=5, warmup=3, trim=False):
+def latency(engine, arrays, rule, repeats=5, trim=False):
     """Batch-1 latency, vanilla vs PABEE; returns a summary dict and the batch-1 ExitResult."""
     rows = _rows(arrays, trim)
-    for row in rows[:warmup]:
+    for row in rows:  # warm-up: one untimed pass over every input, both sides
         engine.full(row)
         engine.run(row, rule)
     vanilla_times, pabee_times, results = [], [], None

@@ -15,6 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from adapler import benchmark  # noqa: E402
@@ -32,6 +33,7 @@ def random_bert_base(eta, seed):
     removes tokens (the stock 0.02 init gives near-uniform shares that nothing falls below)."""
     from adapler.stages import build_model
 
+    keras.utils.set_random_seed(seed)  # the same random model (and kept lengths) every run
     model = build_model(BertConfig(), 2, 512)
     rng = np.random.default_rng(seed)
     for predictor in model.predictors:
