@@ -209,7 +209,7 @@ class AdapLeRClassifier(keras.Model):
         model's latency is mostly per-op cost). Pads are gathered away first; from then on
         every token is present, so the CP shares are a plain softmax, the retention mask is 1
         everywhere but [CLS] and the attention bias is 0."""
-        positions = tf.where(mask[0] > 0)[:, 0]
+        positions = tf.cast(tf.where(mask[0] > 0)[:, 0], "int32")  # int32 as in `compact`
         hidden = tf.gather(hidden, positions, axis=1)
         positions = positions[None, :]
         no_bias = ops.zeros((1, 1, 1, 1))
