@@ -4,7 +4,10 @@
   backbone and head without predictors, AdapLeR = `lr_mode` (physical removal). Both are one
   tf.function with a dynamic length, traced once during the warm-up. Each repeat runs every
   text through both sides, alternating which side goes first, so background load hits both
-  alike; the result is the median over repeats of the summed time.
+  alike; the result is the median over repeats of the summed time. With `xla_baseline` a third
+  side joins the rotation: vanilla compiled by XLA once per text length (its compiles happen
+  in the warm-up), the fastest plain model at batch size 1 on small backbones, which lr_mode,
+  a graph of data-dependent shapes, cannot be.
 * `batched` (beyond the paper): batches of length-sorted texts, each padded to its own longest
   text; AdapLeR drops tokens row by row and compacts the batch to its longest survivor before
   every block. Compared with vanilla on the same batches and with vanilla padded to MAX_LENGTH
@@ -25,13 +28,17 @@ def _examples(arrays):
             for row, n in enumerate(lengths)]
 
 
-def single_instance(model, arrays, repeats=5):
+def single_instance(model, arrays, repeats=5, xla_baseline=False):
     """Latency of vanilla vs lr_mode on each text alone; FLOPs from the kept lengths."""
     sides = {"vanilla": compiled(model, lr_mode=False), "adapler": compiled(model, lr_mode=True)}
+    if xla_baseline:
+        sides["vanilla_xla"] = compiled(model, lr_mode=False, jit_compile=True)
     examples = _examples(arrays)
     predictions, kept = [], []
-    for example in examples:  # warm-up (traces each side once) and the lr_mode outcome
-        sides["vanilla"](example).numpy()
+    for example in examples:  # warm-up (traces/compiles each side) and the lr_mode outcome
+        for name in sides:
+            if name != "adapler":
+                sides[name](example).numpy()
         outputs = model(example, lr_mode=True)
         predictions.append(int(np.argmax(outputs["logits"][0])))
         kept.append([int(n[0]) for n in outputs["lengths"]])
@@ -39,7 +46,8 @@ def single_instance(model, arrays, repeats=5):
     for repeat in range(repeats):
         spent = dict.fromkeys(sides, 0.0)
         for index, example in enumerate(examples):
-            order = list(sides) if (repeat + index) % 2 == 0 else list(sides)[::-1]
+            shift = (repeat + index) % len(sides)
+            order = list(sides)[shift:] + list(sides)[:shift]
             for name in order:
                 start = time.perf_counter()
                 sides[name](example).numpy()
@@ -52,13 +60,17 @@ def single_instance(model, arrays, repeats=5):
     vanilla_flops = sum(flops.vanilla_flops(config, n, labels) for n in lengths)
     adapler_flops = sum(flops.adapler_flops(config, n, k, labels, model.cp_hidden)
                         for n, k in zip(lengths, kept))
-    return {"examples": len(examples), "mean_length": float(np.mean(lengths)),
-            "mean_kept": np.mean(kept, axis=0).round(1).tolist(),
-            "vanilla_ms": 1000 * medians["vanilla"] / len(examples),
-            "adapler_ms": 1000 * medians["adapler"] / len(examples),
-            "measured_speedup": medians["vanilla"] / medians["adapler"],
-            "flops_speedup": vanilla_flops / adapler_flops,
-            "predictions": predictions, "kept": kept}
+    result = {"examples": len(examples), "mean_length": float(np.mean(lengths)),
+              "mean_kept": np.mean(kept, axis=0).round(1).tolist(),
+              "vanilla_ms": 1000 * medians["vanilla"] / len(examples),
+              "adapler_ms": 1000 * medians["adapler"] / len(examples),
+              "measured_speedup": medians["vanilla"] / medians["adapler"],
+              "flops_speedup": vanilla_flops / adapler_flops,
+              "predictions": predictions, "kept": kept}
+    if xla_baseline:
+        result["vanilla_xla_ms"] = 1000 * medians["vanilla_xla"] / len(examples)
+        result["speedup_vs_xla"] = medians["vanilla_xla"] / medians["adapler"]
+    return result
 
 
 def _batches(arrays, batch_size, order, trim=True):

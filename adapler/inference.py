@@ -22,14 +22,17 @@ from common.tasks import get_task
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
 
 
-def compiled(model, lr_mode):
+def compiled(model, lr_mode, jit_compile=False):
     """features -> logits as one tf.function (`common.inference.compile_forward`; shape-generic
     after the first shapes): the AdapLeR model in lr_mode, or (lr_mode False) the same backbone
-    and head run as plain BERT, with no predictors."""
+    and head run as plain BERT, with no predictors (`jit_compile`: XLA, one compile per input
+    shape; lr_mode's data-dependent shapes rule it out there)."""
     if lr_mode:
+        if jit_compile:
+            raise ValueError("lr_mode has data-dependent shapes; XLA cannot compile it")
         return compile_forward(lambda features: model(features, lr_mode=True)["logits"])
     return compile_forward(lambda features: model.classifier(
-        model.bert(features, training=False)["pooled_output"]))
+        model.bert(features, training=False)["pooled_output"]), jit_compile=jit_compile)
 
 
 def load_model(model_path):

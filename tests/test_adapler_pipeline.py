@@ -181,9 +181,11 @@ def test_rationale_and_benchmark_tools(workdir, capsys):
         assert row in out
     benchmark_adapler.main(["--MODEL_PATH", model, "--DATA_DIR", "data/SST-2",
                             "--NUM_EXAMPLES", "6", "--REPEATS", "1", "--BATCH_SIZE", "4",
-                            "--OUTPUT", "bench.json"])
+                            "--XLA_BASELINE", "--OUTPUT", "bench.json"])
     record = json.loads(Path("bench.json").read_text())
     assert record["same_predictions"] == 6 and record["single_instance"]["flops_speedup"] > 0
+    assert record["single_instance"]["vanilla_xla_ms"] > 0
+    assert "vanilla XLA-compiled per length" in capsys.readouterr().out
 
 
 def test_demo_row(workdir):
