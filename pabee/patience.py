@@ -130,7 +130,7 @@ class EarlyExitEngine:
         self._gather = _Compiled(lambda x, bias, rows: (tf.gather(x, rows), tf.gather(bias, rows)),
                                  [x_spec, bias_spec, tf.TensorSpec([None], tf.int32)], False)
         self._input_spec, self._jit_compile = input_spec, jit_compile
-        self._in_graph = {}  # rule -> compiled masked loop
+        self._single = {}  # rule -> compiled batch-1 loop
 
     def full(self, features):
         """Patience 0: the full encoder and the last classifier, logits as numpy."""
@@ -152,37 +152,35 @@ class EarlyExitEngine:
             return x, self.model.exit_logits(index, x)
         return step
 
-    def _masked_loop(self, rule):
-        """The whole exit loop as one graph of nested conditionals: layer i + 1 (with its exit
-        head and rule update) runs only while some row is still active, so at batch size 1
-        nothing past the exit layer executes. Rows that exited are masked."""
+    def _single_loop(self, rule):
+        """The batch-1 exit loop as one graph of nested conditionals: after layer i (from
+        layer t on, before which the counter cannot reach t) a conditional either returns
+        layer i's logits or runs layer i + 1 with its classifier and rule update, so nothing
+        past the exit executes. One example needs no row masks: the branch taken is the
+        example's state."""
         model, layers = self.model, self.model.num_layers
-
-        def from_layer(index, x, bias, active, counter, exit_layers, previous, output):
-            x, logits = self._step_fn(index)(x, bias)
-            if index:
-                counter = rule.update(counter, previous, logits)
-            done = active if index == layers - 1 else active & (counter == rule.patience)
-            output = tf.where(done[:, None], logits, output)
-            exit_layers = tf.where(done, index + 1, exit_layers)
-            active = active & ~done
-            if index == layers - 1:
-                return output, exit_layers
-            return tf.cond(tf.reduce_any(active),
-                           lambda: from_layer(index + 1, x, bias, active, counter, exit_layers,
-                                              logits, output),
-                           lambda: (output, exit_layers))
 
         def loop(features):
             x, bias = model.embed(features)
-            rows = tf.shape(x)[0]
-            logits = tf.zeros([rows, model.num_labels])
-            return from_layer(0, x, bias, tf.ones([rows], tf.bool), tf.zeros([rows], tf.int32),
-                              tf.fill([rows], layers), logits, logits)
 
-        if rule not in self._in_graph:
-            self._in_graph[rule] = _Compiled(loop, self._input_spec, self._jit_compile)
-        return self._in_graph[rule]
+            def from_layer(index, x, counter, previous):
+                x = model.layer(index, x, bias)
+                logits = model.exit_logits(index, x)
+                if index == layers - 1:
+                    return logits, tf.constant([layers])
+                if index:
+                    counter = rule.update(counter, previous, logits)
+                if index < rule.patience:
+                    return from_layer(index + 1, x, counter, logits)
+                return tf.cond(counter[0] >= rule.patience,
+                               lambda: (logits, tf.constant([index + 1])),
+                               lambda: from_layer(index + 1, x, counter, logits))
+
+            return from_layer(0, x, tf.zeros([1], tf.int32), None)
+
+        if rule not in self._single:
+            self._single[rule] = _Compiled(loop, self._input_spec, self._jit_compile)
+        return self._single[rule]
 
     def run(self, features, rule):
         """Early exit on one batch of features (numpy int32 arrays); returns an ExitResult."""
@@ -190,7 +188,7 @@ class EarlyExitEngine:
             raise ValueError("patience 0 means the full model: use EarlyExitEngine.full")
         features = _inputs(features)
         if features["input_ids"].shape[0] == 1:
-            logits, exit_layers = self._masked_loop(rule)(features)
+            logits, exit_layers = self._single_loop(rule)(features)
             return ExitResult(logits.numpy(), exit_layers.numpy())
         state = {}
 

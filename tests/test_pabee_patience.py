@@ -155,6 +155,11 @@ def test_engine_is_deterministic_and_large_patience_is_full_model(model_and_inpu
     late = engine.run(features, ExitRule(model.num_layers - 1))
     assert (late.exit_layers == model.num_layers).all()
     np.testing.assert_allclose(late.logits, full, atol=LOGIT_TOLERANCE)
+    few = {k: v[:6] for k, v in features.items()}
+    for patience in (model.num_layers - 1, model.num_layers + 3):  # the batch-1 loop too
+        late = engine.run_all(few, ExitRule(patience), batch_size=1)
+        assert (late.exit_layers == model.num_layers).all()
+        np.testing.assert_allclose(late.logits, full[:6], atol=LOGIT_TOLERANCE)
 
 
 def test_regression_engine_threshold(model_and_inputs):
@@ -166,8 +171,9 @@ def test_regression_engine_threshold(model_and_inputs):
     # A 1-output view of the same model: the regression rule reads column 0 only.
     for value, patience in ((0.0, 1), (threshold, 1), (1e9, 1)):
         rule = ExitRule(patience, value, is_regression=True)
-        live = engine.run_all(features, rule, batch_size=5)
         offline = simulate(layer_logits, rule)
-        np.testing.assert_array_equal(live.exit_layers, offline.exit_layers)
+        for batch_size in (1, 5):
+            live = engine.run_all(features, rule, batch_size=batch_size)
+            np.testing.assert_array_equal(live.exit_layers, offline.exit_layers)
     assert (simulate(layer_logits, ExitRule(1, 0.0, True)).exit_layers == model.num_layers).all()
     assert (simulate(layer_logits, ExitRule(1, 1e9, True)).exit_layers == 2).all()
