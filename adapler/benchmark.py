@@ -36,9 +36,8 @@ def single_instance(model, arrays, repeats=5, xla_baseline=False):
     examples = _examples(arrays)
     predictions, kept = [], []
     for example in examples:  # warm-up (traces/compiles each side) and the lr_mode outcome
-        for name in sides:
-            if name != "adapler":
-                sides[name](example).numpy()
+        for side in sides.values():
+            side(example).numpy()
         outputs = model(example, lr_mode=True)
         predictions.append(int(np.argmax(outputs["logits"][0])))
         kept.append([int(n[0]) for n in outputs["lengths"]])

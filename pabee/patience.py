@@ -164,8 +164,7 @@ class EarlyExitEngine:
             x, bias = model.embed(features)
 
             def from_layer(index, x, counter, previous):
-                x = model.layer(index, x, bias)
-                logits = model.exit_logits(index, x)
+                x, logits = self._step_fn(index)(x, bias)
                 if index == layers - 1:
                     return logits, tf.constant([layers])
                 if index:
