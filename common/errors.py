@@ -27,3 +27,11 @@ def require_file(path, what, fix=""):
     if not os.path.isfile(path):
         raise UserError(f"{what} not found: {path}" + (f" ({fix})" if fix else ""))
     return path
+
+
+def parse_int_list(text, flag):
+    """'32, 8,1' -> [32, 8, 1]; anything else is a UserError naming `flag`."""
+    try:
+        return [int(part) for part in str(text).split(",")]
+    except ValueError:
+        raise UserError(f"{flag} must be comma-separated integers, got '{text}'") from None

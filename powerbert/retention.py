@@ -21,29 +21,30 @@ def format_retention(config):
     return ",".join(str(value) for value in config)
 
 
-def parse_retention(text, num_layers, max_length):
-    """Parse '128,128,64,...': one integer per block, each in [1, max_length], non-increasing."""
+def parse_retention(text, num_layers, max_length, flag="--RETENTION_CONFIG"):
+    """Parse '128,128,64,...': one integer per block, each in [1, max_length], non-increasing
+    (errors name `flag`)."""
     example = format_retention([max_length] * num_layers)
     values = []
     for position, item in enumerate(text.split(","), 1):
         try:
             value = int(item)
         except ValueError:
-            raise UserError(f"--RETENTION_CONFIG item {position} '{item.strip()}' is not an "
+            raise UserError(f"{flag} item {position} '{item.strip()}' is not an "
                             f"integer; give {num_layers} comma-separated integers such as "
                             f"{example}") from None
         if value < 1:
-            raise UserError(f"--RETENTION_CONFIG item {position} is {value}; every block keeps "
+            raise UserError(f"{flag} item {position} is {value}; every block keeps "
                             "at least 1 word-vector ([CLS]), use values >= 1")
         if value > max_length:
-            raise UserError(f"--RETENTION_CONFIG item {position} is {value}, more than the task's "
+            raise UserError(f"{flag} item {position} is {value}, more than the task's "
                             f"sequence length {max_length}; use values <= {max_length}")
         if values and value > values[-1]:
-            raise UserError(f"--RETENTION_CONFIG item {position} ({value}) is larger than the "
+            raise UserError(f"{flag} item {position} ({value}) is larger than the "
                             f"one before it ({values[-1]}); the values must be non-increasing")
         values.append(value)
     if len(values) != num_layers:
-        raise UserError(f"--RETENTION_CONFIG has {len(values)} values but the model has "
+        raise UserError(f"{flag} has {len(values)} values but the model has "
                         f"{num_layers} blocks; give one value per block, e.g. {example}")
     return values
 

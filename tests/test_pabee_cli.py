@@ -1,6 +1,7 @@
 """run_glue_with_pabee end to end on tiny models and data (spec pabee.md §5, §9 checks 19-25):
 train with checkpoints, evaluate a patience list over all checkpoints, reload, batched engine,
 per-layer table, ALBERT, STS-B, MNLI m/mm, and every bad input of the issue."""
+import json
 import os
 import random
 import subprocess
@@ -200,3 +201,41 @@ def test_script_runs_as_a_file(data, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --model_type xlnet is not supported by PABEE; use bert or albert")
+
+
+def test_speed_benchmark_tool(trained, data, tmp_path):
+    from tools import benchmark_pabee
+
+    out, _ = trained
+    output = tmp_path / "bench" / "rows.json"
+    rows = benchmark_pabee.run(benchmark_pabee.build_parser().parse_args(
+        ["--model_dir", str(out), "--task_name", "SST-2", "--data_dir", str(data / "SST-2"),
+         "--patience", "1,2", "--batch_sizes", "1,4", "--examples", "10", "--repeats", "2",
+         "--output", str(output)]), log=lambda line: None)
+    assert [(row["patience"], row["batch_size"]) for row in rows] == [(1, 1), (1, 4), (2, 1),
+                                                                      (2, 4)]
+    for row in rows:
+        assert row["examples"] == 10 and 1.0 <= row["layer_ratio"] <= 3.0
+        assert row["measured_over_layer"] == row["measured_speedup"] / row["layer_ratio"]
+        if row["batch_size"] > 1:
+            assert row["prediction_mismatches"] == 0  # batched exit = batch-1 exit
+    assert all(row["avg_exit_layer"] == 3 for row in rows if row["patience"] == 2)
+    assert len(json.loads(output.read_text())) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch_sizes", "1,x"], "--batch_sizes must be comma-separated integers"),
+    (["--batch_sizes", "0"], "must be positive"),
+    (["--patience", "0,1"], "--patience 0 is the vanilla model itself"),
+    (["--patience", "a"], "patience"),
+])
+def test_speed_benchmark_bad_input(trained, data, argv, message, capsys):
+    from tools import benchmark_pabee
+
+    out, _ = trained
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark_pabee.main(["--model_dir", str(out), "--task_name", "SST-2",
+                              "--data_dir", str(data / "SST-2"), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err

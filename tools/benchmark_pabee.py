@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
 
 COLUMNS = (("patience", "t"), ("batch_size", "batch"), ("examples", "examples"),
            ("avg_exit_layer", "avg exit layer"), ("layer_ratio", "L/X"),
@@ -71,11 +71,7 @@ def run(args, log=print):
     patience_list = parse_patience_list(args.patience)
     if 0 in patience_list:
         raise UserError("--patience 0 is the vanilla model itself; benchmark values >= 1")
-    try:
-        batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    except ValueError:
-        raise UserError(f"--batch_sizes must be comma-separated integers, got "
-                        f"'{args.batch_sizes}'") from None
+    batch_sizes = parse_int_list(args.batch_sizes, "--batch_sizes")
     if min(batch_sizes) < 1 or args.examples < 1 or args.repeats < 1:
         raise UserError("--batch_sizes, --examples and --repeats must be positive")
     sidecar = read_sidecar(args.model_dir)
@@ -106,6 +102,7 @@ def run(args, log=print):
     table = markdown(rows)
     log(table)
     if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w", encoding="utf-8") as out:
             json.dump(rows, out, indent=2)
     return rows

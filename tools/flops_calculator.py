@@ -9,15 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import flops  # noqa: E402
 from common.config import BertConfig  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
-
-
-def parse_lengths(text):
-    """'128, 64,32' -> [128, 64, 32]."""
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--lengths must be comma-separated integers, got '{text}'") from None
+from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
 
 
 def build_parser():
@@ -46,7 +38,7 @@ def main(argv=None):
     method = None
     if args.lengths is not None:
         count = flops.powerbert_flops if args.method == "powerbert" else flops.adapler_flops
-        method, name = count(config, n, parse_lengths(args.lengths), labels), args.method
+        method, name = count(config, n, parse_int_list(args.lengths, "--lengths"), labels), args.method
     elif args.exit_layer is not None:
         method, name = flops.pabee_flops(config, n, args.exit_layer, labels), "pabee"
     print(f"vanilla (n={n}, {config.num_hidden_layers} layers): {baseline:,} FLOPs")
