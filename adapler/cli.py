@@ -11,6 +11,7 @@ import argparse
 
 from adapler import paths, stages
 from adapler.data import default_data_dir_for
+from adapler.training import ETA_LEARNING_RATE
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
 
@@ -127,6 +128,9 @@ def train_parser(glue=False):
         parser.add_argument("--EVAL_BATCH_SIZE", type=int, default=32)
         parser.add_argument("--ACC_STEPS", type=int, default=1,
                             help="gradient accumulation micro-batches per update")
+    parser.add_argument("--ETA_LEARNING_RATE", type=float, default=ETA_LEARNING_RATE,
+                        help="peak Adam rate of eta and theta (the original hard-codes 5e-4, "
+                             "which bounds how far eta moves in a short run)")
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
@@ -141,6 +145,8 @@ def _train(argv, glue):
     for flag in ("EPOCHS", "BATCH_SIZE"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1")
+    if args.ETA_LEARNING_RATE <= 0:
+        raise UserError(f"--ETA_LEARNING_RATE must be positive, got {args.ETA_LEARNING_RATE}")
     stages.run_adapler(
         task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
         initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
@@ -151,7 +157,7 @@ def _train(argv, glue):
         dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
         divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
         head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
-        max_train_examples=args.MAX_TRAIN_EXAMPLES,
+        max_train_examples=args.MAX_TRAIN_EXAMPLES, eta_learning_rate=args.ETA_LEARNING_RATE,
         arguments=_flags(args))
 
 

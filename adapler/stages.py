@@ -22,7 +22,7 @@ from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.speedup import check_counting
-from adapler.training import AdapLeRTrainer, CheckpointRule
+from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 read_sidecar, resolve_source, save_checkpoint)
 from common.errors import UserError
@@ -214,7 +214,7 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
                 eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
                 head_learning_rate=0.0, eval_current_lambda=False, saliency_files=None,
                 best_finetuned_score=None, max_train_examples=None, arguments=None,
-                echo=print):
+                eta_learning_rate=ETA_LEARNING_RATE, echo=print):
     """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
     from common.training import set_seed
 
@@ -274,7 +274,8 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     trainer = AdapLeRTrainer(model, epochs=epochs, steps_per_epoch=-(-len(ids) // batch_size),
                              learning_rate=learning_rate, gamma=gamma, phi=phi,
                              warmup_ratio=warmup_ratio, acc_steps=acc_steps,
-                             head_learning_rate=head_learning_rate, divergence=divergence)
+                             head_learning_rate=head_learning_rate, divergence=divergence,
+                             eta_learning_rate=eta_learning_rate)
     history = trainer.fit(train, saliency, batch_size, on_epoch_end=end_of_epoch, log=log)
     write_pickle(dirs.log_file(run_stem, ".pkl"), history)
     saved_by_rule = rule.best_speedup > 0

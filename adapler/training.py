@@ -4,7 +4,8 @@ One forward pass in soft mode per step gives both objectives, and one persistent
 
     BERT + pooler + classifier + CPs  <-  CE + GAMMA * contribution loss      (AdamW, eps 1e-12,
                                                                               weight decay 0.01)
-    eta (L) and theta (L - 1)         <-  CE + PHI * length loss              (Adam, peak 5e-4)
+    eta (L) and theta (L - 1)         <-  CE + PHI * length loss              (Adam, peak 5e-4
+                                                                              by default)
 
 theta's gradient is the original's quirk: the gradient of the second objective with respect to
 THETA_PR (a constant 1 multiplying the [CLS] share before thresholding, passed as `cls_scale`),
@@ -26,7 +27,7 @@ from adapler.losses import (contribution_loss, count_drops, js_divergence, kl_di
 from common.errors import UserError
 from common.training import ParamGroup, classification_loss
 
-ETA_LEARNING_RATE = 5e-4
+ETA_LEARNING_RATE = 5e-4  # hard-coded in the original; --ETA_LEARNING_RATE changes it here
 ETA_RANGE = (0.01, 1.0)
 EPSILON = 1e-12
 WEIGHT_DECAY = 0.01
@@ -74,7 +75,8 @@ class AdapLeRTrainer:
     """Runs the steps; `fit` returns per-epoch records and per-step history lists."""
 
     def __init__(self, model, *, epochs, steps_per_epoch, learning_rate, gamma, phi,
-                 warmup_ratio=0.06, acc_steps=1, head_learning_rate=0.0, divergence="kl"):
+                 warmup_ratio=0.06, acc_steps=1, head_learning_rate=0.0, divergence="kl",
+                 eta_learning_rate=ETA_LEARNING_RATE):
         self.model, self.epochs, self.acc_steps = model, epochs, max(1, int(acc_steps))
         # variables, so that changing them does not retrace the step
         self.gamma = tf.Variable(float(gamma), trainable=False, name="gamma")
@@ -93,7 +95,7 @@ class AdapLeRTrainer:
         else:
             main_groups = [ParamGroup("main", model.main_variables, learning_rate, WEIGHT_DECAY,
                                       epsilon=EPSILON)]
-        self.groups = main_groups + [ParamGroup("eta", model.state_variables, ETA_LEARNING_RATE,
+        self.groups = main_groups + [ParamGroup("eta", model.state_variables, eta_learning_rate,
                                                 optimizer="adam", epsilon=EPSILON)]
         self.optimizers = [build_optimizer(g, updates, warmup) for g in self.groups]
         self.main_variables = [v for g in main_groups for v in g.variables]

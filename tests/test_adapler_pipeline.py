@@ -150,6 +150,8 @@ def test_glue_variant_and_checkpoint_fallback(workdir, capsys):
     log = (TASK_DIR / f"logs/{stem}.log").read_text()
     assert "WARNING: no epoch reached" in log and "(lambda 10)" in log
     fails(glue_train_main, COMMON + ["--SOFT_EXTRACT_TYPE", "tanh"], capsys, "does not exist")
+    fails(glue_train_main, COMMON + ["--ETA_LEARNING_RATE", "0"], capsys,
+          "--ETA_LEARNING_RATE must be positive")
 
 
 def test_bad_inputs(workdir, capsys):

@@ -183,6 +183,9 @@ def test_optimizer_settings():
     assert float(schedule(100)) == 0.0
     assert float(eta._learning_rate(6)) == pytest.approx(5e-4)
     assert [v.path for v in trainer.groups[-1].variables] == [model.eta.path, model.theta.path]
+    faster = AdapLeRTrainer(model, epochs=5, steps_per_epoch=20, learning_rate=3e-5, gamma=1.0,
+                            phi=1.0, eta_learning_rate=5e-3)  # --ETA_LEARNING_RATE
+    assert float(faster.optimizers[-1]._learning_rate(6)) == pytest.approx(5e-3)
 
 
 def test_checkpoint_rule():
