@@ -20,7 +20,7 @@ from common.tasks import get_task
 
 # The settings of the full SST-2 run (docs/adapler.md), on half its data and one epoch; in 250
 # updates eta's default rate (the original's 5e-4) moves it by about 0.06 and nothing is removed,
-# so the demo gives eta 3e-3 (docs/adapler.md, "the demo").
+# so the demo gives eta 3e-3 (docs/adapler.md, `--ETA_LEARNING_RATE`).
 DEMO = {"max_length": 64, "train_examples": 1000, "seed": 42, "batch_size": 4,
         "learning_rate": 2e-5, "gamma": 0.005, "phi": 0.05, "head_learning_rate": 1e-3,
         "eta_learning_rate": 3e-3, "timed_examples": 100}

@@ -251,7 +251,8 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     def meta(epoch, result, met):
         return {"task": task_def.name, "num_labels": task_def.num_labels,
                 "max_length": max_length, "method": "adapler", "epoch": epoch,
-                "data_seed": seed, "gamma": gamma, "phi": phi, "cp_hidden": model.cp_hidden,
+                "data_seed": seed, "gamma": gamma, "phi": phi,
+                "eta_learning_rate": eta_learning_rate, "cp_hidden": model.cp_hidden,
                 "eta": model.eta.numpy().tolist(), "theta": model.theta.numpy().tolist(),
                 "dev": result["metrics"], "dev_speedup": result["speedup"],
                 "counting": counting, "checkpoint_rule_met": met}

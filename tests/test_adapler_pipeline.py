@@ -147,6 +147,7 @@ def test_glue_variant_and_checkpoint_fallback(workdir, capsys):
     stem = "glue_GAMMA0.001_PHI0.002"
     sidecar = json.loads((TASK_DIR / f"models/adaptive_lr/{stem}_lr/config.json").read_text())
     assert sidecar["checkpoint_rule_met"] is False
+    assert sidecar["eta_learning_rate"] == 5e-4  # the original's rate unless --ETA_LEARNING_RATE
     log = (TASK_DIR / f"logs/{stem}.log").read_text()
     assert "WARNING: no epoch reached" in log and "(lambda 10)" in log
     fails(glue_train_main, COMMON + ["--SOFT_EXTRACT_TYPE", "tanh"], capsys, "does not exist")
