@@ -1,26 +1,29 @@
-"""Keras 3 BERT / ALBERT backbone written as a plain loop with three seams.
+"""Keras 3 BERT / ALBERT backbone: the one encoder loop, with three seams.
 
-`BertBackbone` runs `embeddings -> block_1 .. block_L -> pooler`. Each `TransformerBlock` is an
-attention sub-layer followed by a feed-forward sub-layer, and the attention sub-layer hands back
-its attention probabilities. The methods compose these pieces in their own loops:
+`BertBackbone` runs `embeddings -> for each layer: [before block] -> attention -> [between] ->
+feed-forward -> [after block] -> pooler`. The loop is `BertBackbone.run_layers` (one layer:
+`run_layer`), written here once; the bracketed hooks belong to a `common.seams.Seam`:
 
-* PoWER-BERT works between `block.attention(...)` and `block.feed_forward(...)`;
-* AdapLeR works before each block (it edits the additive attention bias and drops tokens);
-* PABEE works after each block (an internal classifier reads the pooled [CLS]).
+* PoWER-BERT fills `between` (significance from the attention probabilities, then Extract);
+* AdapLeR fills `before_block` (contribution predictors edit the mask or drop tokens);
+* PABEE fills `after_block` (an internal classifier reads the pooled [CLS]; it may stop).
+
+`SeamClassifier` is backbone + seam + pooler + `ClassificationHead`: every model of the toolkit
+is one (a plain fine-tuned `SequenceClassifier` is the one with no seam).
 
 ALBERT differs only in config: factorised embeddings (`embedding_size` -> `hidden_size`
 projection) and one block shared by all layers (or one per `num_hidden_groups`).
 
-Masks: `attention_bias(mask)` turns a (batch, length) 1/0 mask into the additive key bias
-(batch, 1, 1, length) every block takes, 0 for kept keys and -10000 for removed ones (the value
-HF BERT and AdapLeR use).
+Masks: `attention_bias(mask)` (in `common.seams`) turns a (batch, length) 1/0 mask into the
+additive key bias (batch, 1, 1, length) every block takes, 0 for kept keys and -10000 for removed
+ones (the value HF BERT and AdapLeR use).
 """
 import math
 
 import keras
 from keras import ops
 
-MASK_VALUE = -10000.0
+from common.seams import MASK_VALUE, NO_SEAM, Recorder, attention_bias, initial_state  # noqa: F401
 
 
 def activation_fn(name):
@@ -34,12 +37,6 @@ def activation_fn(name):
 
 def initializer(config):
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
-
-
-def attention_bias(mask, dtype="float32"):
-    """(batch, length) mask of 1 (keep) / 0 (drop) -> additive bias (batch, 1, 1, length)."""
-    mask = ops.cast(mask, dtype)
-    return ops.reshape((1.0 - mask) * MASK_VALUE, (ops.shape(mask)[0], 1, 1, ops.shape(mask)[1]))
 
 
 def to_rows(x):
@@ -157,6 +154,15 @@ class BertBackbone(keras.layers.Layer):
         self.pooler = keras.layers.Dense(config.hidden_size, activation="tanh",
                                          kernel_initializer=initializer(config), name="pooler")
 
+    def build(self, input_shape=None):
+        """Build every sub-layer through its own call, so each variable's key names its block
+        (`run_layer` calls the sub-layers of a block directly)."""
+        hidden = self.embeddings(ops.ones((1, 2), "int32"), ops.zeros((1, 2), "int32"))
+        for block in self.layer_groups:
+            block(hidden, ops.zeros((1, 1, 1, 2)))
+        self.pooler(hidden[:, 0])
+        self.built = True
+
     @property
     def blocks(self):
         """The block run at each of the L layers (ALBERT: the shared block, repeated)."""
@@ -166,40 +172,92 @@ class BertBackbone(keras.layers.Layer):
     def pool(self, sequence_output):
         return self.pooler(sequence_output[:, 0])
 
+    def start(self, inputs, training=False):
+        """Embeddings -> the `EncoderState` the first layer takes."""
+        hidden = self.embeddings(ops.cast(inputs["input_ids"], "int32"),
+                                 ops.cast(inputs["token_type_ids"], "int32"), training=training)
+        return initial_state(hidden, inputs["attention_mask"])
+
+    def run_layer(self, state, layer, seam=NO_SEAM, training=False):
+        """Layer `layer` (0-based) with the seam's three hooks around its two sub-layers."""
+        block = self.blocks[layer]
+        state = seam.before_block(state, layer, training)
+        hidden, probs = block.attention(state.hidden, state.bias, training=training)
+        state = seam.between(state.replace(hidden=hidden), probs, layer, training)
+        hidden = block.feed_forward(state.hidden, training=training)
+        return seam.after_block(state.replace(hidden=hidden), layer, training)
+
+    def run_layers(self, state, seam=NO_SEAM, training=False, layers=None):
+        """The encoder loop: `run_layer` for each layer (default all), until a seam stops it."""
+        for layer in range(self.config.num_hidden_layers) if layers is None else layers:
+            state = self.run_layer(state, layer, seam, training)
+            if state.stop:
+                break
+        return state
+
+    def encode(self, inputs, seam=NO_SEAM, training=False):
+        """`start` then `run_layers`: the final `EncoderState`."""
+        return self.run_layers(self.start(inputs, training), seam, training)
+
     def call(self, inputs, training=False, output_hidden_states=False, output_attentions=False):
         """Vanilla forward. Returns a dict with `sequence_output`, `pooled_output` and, when
         asked, `hidden_states` (L+1 entries, index 0 = embeddings) and `attentions` (L)."""
-        x = self.embeddings(inputs["input_ids"], inputs["token_type_ids"], training=training)
-        bias = attention_bias(inputs["attention_mask"], x.dtype)
-        hidden_states, attentions = [x], []
-        for block in self.blocks:
-            x, probs = block(x, bias, training=training)
-            hidden_states.append(x)
-            attentions.append(probs)
-        outputs = {"sequence_output": x, "pooled_output": self.pool(x)}
+        state = self.start(inputs, training)
+        embedded = state.hidden
+        state = self.run_layers(state, Recorder(output_hidden_states, output_attentions),
+                                training)
+        outputs = {"sequence_output": state.hidden, "pooled_output": self.pool(state.hidden)}
         if output_hidden_states:
-            outputs["hidden_states"] = hidden_states
+            outputs["hidden_states"] = [embedded] + state.records["hidden_states"]
         if output_attentions:
-            outputs["attentions"] = attentions
+            outputs["attentions"] = state.records["attentions"]
         return outputs
 
 
-class SequenceClassifier(keras.Model):
-    """BERT/ALBERT + dropout + Dense(num_labels) on the pooled [CLS]; num_labels=1 is regression."""
+class ClassificationHead(keras.layers.Dense):
+    """Dropout then Dense(num_labels) on the pooled [CLS]; num_labels=1 is regression. A Dense
+    subclass, so its variables keep the keys `<name>/kernel` and `<name>/bias`."""
 
-    def __init__(self, config, num_labels, classifier_dropout=None, **kwargs):
+    def __init__(self, num_labels, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(num_labels, kernel_initializer=kernel_initializer, **kwargs)
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def call(self, pooled, training=False):
+        return super().call(self.dropout(pooled, training=training))
+
+
+class SeamClassifier(keras.Model):
+    """Backbone `bert` + a seam + pooler + head `classifier`: the model every method is.
+
+    `forward` returns the logits and the final `EncoderState`; `call` the logits. The
+    backbone is built through its own call, so its variables have the keys `bert/...` whatever
+    model wraps it, and any model here loads any other's checkpoint by key."""
+
+    def __init__(self, config, num_labels, classifier_dropout=None, seam=NO_SEAM,
+                 head_initializer=None, **kwargs):
         super().__init__(**kwargs)
-        self.config = config
-        self.num_labels = num_labels
+        self.config, self.num_labels, self.seam = config, num_labels, seam
         self.bert = BertBackbone(config, name="bert")
         rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
-        self.classifier_dropout = keras.layers.Dropout(rate)
-        self.classifier = keras.layers.Dense(num_labels, kernel_initializer=initializer(config),
-                                             name="classifier")
+        self.classifier = ClassificationHead(
+            num_labels, rate, kernel_initializer=head_initializer or initializer(config),
+            name="classifier")
+
+    def build(self, input_shape=None):
+        self.bert(dummy_inputs())
+        self.built = True
+
+    def forward(self, inputs, training=False):
+        """(logits, final `EncoderState`): the state carries what the seam recorded."""
+        state = self.bert.encode(inputs, self.seam, training)
+        return self.classifier(self.bert.pool(state.hidden), training=training), state
 
     def call(self, inputs, training=False):
-        pooled = self.bert(inputs, training=training)["pooled_output"]
-        return self.classifier(self.classifier_dropout(pooled, training=training))
+        return self.forward(inputs, training)[0]
+
+
+class SequenceClassifier(SeamClassifier):
+    """BERT/ALBERT + dropout + Dense(num_labels) on the pooled [CLS]; num_labels=1 is regression."""
 
 
 def dummy_inputs(length=8, batch=1):
