@@ -102,8 +102,11 @@ class AttentionSublayer(keras.layers.Layer):
         qkv = ops.reshape(self.qkv(rows), (batch, length, 3, self.num_heads, self.head_size))
         query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         scores = ops.einsum("bqhd,bkhd->bhqk", query, key) * (self.head_size ** -0.5)
-        probs = ops.softmax(scores + bias, axis=-1)
-        context = ops.einsum("bhqk,bkhd->bqhd", self.probs_dropout(probs, training=training), value)
+        # Softmax over masked scores in float32 under mixed precision (a no-op in float32); the
+        # methods read these float32 probabilities (PoWER-BERT's significance sums).
+        probs = ops.softmax(ops.cast(scores, "float32") + ops.cast(bias, "float32"), axis=-1)
+        mixing = ops.cast(self.probs_dropout(probs, training=training), value.dtype)
+        context = ops.einsum("bhqk,bkhd->bqhd", mixing, value)
         output = self.dropout(self.output_dense(to_rows(context)), training=training)
         return ops.reshape(self.layer_norm(rows + output), ops.shape(x)), probs
 
@@ -219,6 +222,8 @@ class ClassificationHead(keras.layers.Dense):
     subclass, so its variables keep the keys `<name>/kernel` and `<name>/bias`."""
 
     def __init__(self, num_labels, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
+        # float32 under mixed precision: the logits feed the losses and the exit rules.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(num_labels, kernel_initializer=kernel_initializer, **kwargs)
         self.dropout = keras.layers.Dropout(dropout)
 
