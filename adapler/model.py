@@ -137,14 +137,11 @@ class SingleRemoval(Removal):
                                   mask=tf.gather(state.mask, present, axis=1),
                                   positions=tf.gather(state.positions, present, axis=1),
                                   bias=ops.zeros((1, 1, 1, 1), state.hidden.dtype))
-            length = ops.sum(state.mask, axis=-1)
-        else:
-            length = state.records["lengths"][-1]  # the tokens the previous block processed
         state.record("predictor_inputs", state.hidden)
         shares = ops.softmax(self.predictors[layer].logits(state.hidden), axis=-1)
         state.record("explanations", shares)
-        keep = tf.concat([[True], shares[0, 1:] >= threshold(self.eta[layer], length)],
-                         axis=0)  # [CLS] always stays
+        delta = threshold(self.eta[layer], ops.sum(state.mask, axis=-1))
+        keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
         order = tf.where(keep)[:, 0]
         state = state.replace(hidden=tf.gather(state.hidden, order, axis=1),
                               mask=tf.gather(state.mask, order, axis=1),
