@@ -33,18 +33,15 @@ GOLD = "gold_labels"  # the labels travel inside the features through `predict`
 
 def saliency_step(model, features):
     """(batch, length) saliencies of one batch; `features` holds the gold labels under GOLD."""
-    mask = ops.cast(features["attention_mask"], "float32")
-    hidden = model.bert.embeddings(ops.cast(features["input_ids"], "int32"),
-                                   ops.cast(features["token_type_ids"], "int32"), training=False)
+    state = model.bert.start(features)
     with tf.GradientTape() as tape:
-        tape.watch(hidden)
-        logits = model.encode(hidden, mask, eta=NO_REMOVAL_ETA,
-                              sharpness=SALIENCY_SHARPNESS)["logits"]
+        tape.watch(state.hidden)
+        logits = model.run(state, eta=NO_REMOVAL_ETA, sharpness=SALIENCY_SHARPNESS)["logits"]
         gold = tf.cast(features[GOLD], tf.int32) if model.num_labels > 1 else ops.zeros_like(
             features[GOLD], dtype="int32")
         total = ops.sum(ops.take_along_axis(logits, gold[:, None], axis=1))
-    gradient = tape.gradient(total, hidden)
-    return ops.sqrt(ops.sum(ops.square(gradient * hidden), axis=-1)) * mask
+    gradient = tape.gradient(total, state.hidden)
+    return ops.sqrt(ops.sum(ops.square(gradient * state.hidden), axis=-1)) * state.mask
 
 
 def compute_saliencies(model, arrays, batch_size=4):

@@ -18,10 +18,10 @@ from adapler import paths
 from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
 from adapler.files import write_json, write_pickle
+from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
-from adapler.speedup import check_counting
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 read_sidecar, resolve_source, save_checkpoint)

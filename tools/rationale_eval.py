@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from adapler.data import default_data_dir_for  # noqa: E402
 from adapler.inference import load_model  # noqa: E402
 from adapler.paths import checkpoint_folder  # noqa: E402
-from adapler.rationales import evaluate_rationales, read_documents  # noqa: E402
+from adapler.rationale_evaluation import evaluate_rationales, read_documents  # noqa: E402
 from common.checkpoints import resolve_source  # noqa: E402
 from common.errors import UserError, cli_entry  # noqa: E402
 from common.tasks import get_task  # noqa: E402
