@@ -11,9 +11,13 @@ The backbone and head keep the names `bert` and `classifier`, so the variable ke
 retention parameters keep the keys `soft_extract_<l>/retention` and may be absent from a
 checkpoint.
 
-Extract keeps `min(k_l, n)` word-vectors of a batch of length n, so it runs on dynamically padded
-batches too (n known per trace under XLA, a tensor in a shape-generic graph). With
-`length_scaled`, block l keeps `ceil(k_l * n / N)` instead (N = the task's sequence length).
+Padding: Extract keeps `min(k_l, n)` word-vectors of a batch of length n, so it also runs on
+length-sorted, dynamically padded batches (n is known per trace under XLA and a run-time value in
+a graph traced for any length). Padded keys have significance 0, but padded query rows do add to
+the real tokens' scores (as in the reference), so with the default `padding_queries=True` the
+kept tokens, and sometimes a prediction, can differ from the run padded to N. With
+`padding_queries=False` only real query rows count and the predictions do not depend on the
+padding. `length_scaled` keeps `ceil(k_l * n / N)` instead (N = `max_length`, the task's length).
 """
 import dataclasses
 
@@ -35,14 +39,15 @@ def reference_config(config):
 
 class PowerBertSeam(SeamLayer):
     """Soft-Extract (`search_length` N given) or Extract (`retention` given: word-vectors kept
-    per block) between each block's attention and feed-forward sub-layers.
+    per block) between each block's attention and feed-forward sub-layers. `length_scaled`,
+    `max_length` and `padding_queries`: see the module docstring.
 
     Records per layer `lengths` (word-vectors entering the feed-forward sub-layer: an int, or a
     scalar tensor when the length is only known at run time) and, with Extract, `positions` (the
-    original positions kept, (batch, k_l))."""
+    original positions kept, (batch, k_l)) and, once, `batch_length` (the n of the batch)."""
 
     def __init__(self, num_layers, *, retention=None, search_length=None, lam=0.0,
-                 length_scaled=False, max_length=None, **kwargs):
+                 length_scaled=False, max_length=None, padding_queries=True, **kwargs):
         super().__init__(**kwargs)
         if (retention is None) == (search_length is None):
             raise ValueError("give either a retention configuration or a search length")
@@ -52,25 +57,30 @@ class PowerBertSeam(SeamLayer):
             raise ValueError("length_scaled needs a retention configuration and max_length")
         self.retention = None if retention is None else [int(k) for k in retention]
         self.length_scaled, self.max_length = bool(length_scaled), max_length
+        self.padding_queries = bool(padding_queries)
         # Block l (1-based) pays LAMBDA * l per unit of retention mass.
         self.soft_extracts = [] if search_length is None else [
             SoftExtract(search_length, lam * (l + 1), name=f"{SOFT_EXTRACT_PREFIX}{l + 1}")
             for l in range(num_layers)]
 
-    def kept(self, layer, length):
-        """Word-vectors block `layer` keeps of `length` (an int, or a scalar tensor)."""
+    def kept(self, layer, batch_length):
+        """Word-vectors block `layer` keeps of a batch of `batch_length` tokens (an int, or a
+        scalar tensor); `extract` caps it at the length that reaches the block."""
         k = self.retention[layer]
         if self.length_scaled:
-            return (k * length + self.max_length - 1) // self.max_length  # ceil(k n / N)
-        return k  # `extract` caps it at the length
+            return (k * batch_length + self.max_length - 1) // self.max_length  # ceil(k n / N)
+        return k
 
     def between(self, state, probs, layer, training=False):
-        scores = significance(probs)
+        scores = significance(probs, None if self.padding_queries else state.mask)
         if self.soft_extracts:
             state = state.replace(hidden=self.soft_extracts[layer](state.hidden, scores))
         else:
-            length = state.hidden.shape[1]
-            k = self.kept(layer, ops.shape(state.hidden)[1] if length is None else length)
+            if layer == 0:
+                length = state.hidden.shape[1]
+                state.record("batch_length", ops.shape(state.hidden)[1] if length is None
+                             else length)
+            k = self.kept(layer, state.records["batch_length"][0])
             hidden, mask, chosen = extract(state.hidden, state.mask, scores, k)
             if chosen is not None:
                 positions = ops.take_along_axis(state.positions, chosen, axis=1)
@@ -94,11 +104,13 @@ class PowerBertClassifier(SeamClassifier):
     optional_checkpoint_keys = (SOFT_EXTRACT_PREFIX,)
 
     def __init__(self, config, num_labels, *, retention=None, search_length=None, lam=0.0,
-                 length_scaled=False, max_length=None, classifier_dropout=0.0, **kwargs):
+                 length_scaled=False, max_length=None, padding_queries=True,
+                 classifier_dropout=0.0, **kwargs):
         kwargs.setdefault("name", "powerbert")
         seam = PowerBertSeam(config.num_hidden_layers, retention=retention,
                              search_length=search_length, lam=lam, length_scaled=length_scaled,
-                             max_length=max_length, name="powerbert_seam")
+                             max_length=max_length, padding_queries=padding_queries,
+                             name="powerbert_seam")
         super().__init__(config, num_labels, classifier_dropout, seam=seam, **kwargs)
         self.retention = seam.retention
 
