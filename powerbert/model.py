@@ -77,17 +77,14 @@ class PowerBertSeam(SeamLayer):
             state = state.replace(hidden=self.soft_extracts[layer](state.hidden, scores))
         else:
             if layer == 0:
-                length = state.hidden.shape[1]
-                state.record("batch_length", ops.shape(state.hidden)[1] if length is None
-                             else length)
+                state.record("batch_length", ops.shape(state.hidden)[1])
             k = self.kept(layer, state.records["batch_length"][0])
             hidden, mask, chosen = extract(state.hidden, state.mask, scores, k)
             if chosen is not None:
                 positions = ops.take_along_axis(state.positions, chosen, axis=1)
                 state = state.replace(hidden=hidden, positions=positions).with_mask(mask)
             state.record("positions", state.positions)
-        length = state.hidden.shape[1]
-        state.record("lengths", ops.shape(state.hidden)[1] if length is None else length)
+        state.record("lengths", ops.shape(state.hidden)[1])  # an int unless only known at run time
         return state
 
     def retention_masses(self):

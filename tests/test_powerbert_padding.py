@@ -1,7 +1,8 @@
 """PoWER-BERT on length-sorted, dynamically padded batches (issue 17): block l keeps
 min(k_l, n) word-vectors of a batch of length n (or ceil(k_l * n / N) with `length_scaled`), in
 eager mode, in a graph traced for any length and under XLA; with `padding_queries=False` the
-predictions equal those of the run padded to N, on a tiny model and on real GLUE dev rows."""
+predictions equal those of the run padded to N, on a tiny model and on real GLUE dev rows
+(`tools/powerbert_padding.py` compares the two runs)."""
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from common import checkpoints
 from common.modeling import dummy_inputs
 from conftest import FIXTURES
 from test_powerbert_model import N, _inputs, _plain, _powerbert
+from tools.powerbert_padding import compare
 
 RETENTION = [8, 5, 2]
 GLUE = "/work/shared/data/glue"
@@ -19,22 +21,6 @@ GLUE = "/work/shared/data/glue"
 
 def _trim(inputs, n):
     return {key: value[:, :n] for key, value in inputs.items()}
-
-
-def _sorted_batches(inputs, batch_size):
-    """Length-sorted batches, each padded to its longest row: (rows, padded, trimmed)."""
-    lengths = inputs["attention_mask"].sum(1)
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        padded = {key: value[rows] for key, value in inputs.items()}
-        yield rows, padded, _trim(padded, int(lengths[rows].max()))
-
-
-def _kept_real(records, lengths):
-    """Per layer, per row: the set of real positions kept."""
-    return [[set(p[p < length].tolist()) for p, length in zip(np.asarray(kept), lengths)]
-            for kept in records["positions"]]
 
 
 def test_a_short_batch_keeps_min_k_n(tmp_path):
@@ -72,21 +58,19 @@ def test_graph_with_a_dynamic_length_and_xla_match_eager(length_scaled, tmp_path
 def test_predictions_identical_to_the_padded_run(tmp_path):
     plain = _plain()
     exact = _powerbert(plain, tmp_path, retention=RETENTION, padding_queries=False)
+    lengths = np.random.default_rng(5).integers(1, N + 1, 24)
+    inputs = _inputs(lengths.tolist(), seed=5)
+    result = compare(exact, inputs, 6)
+    assert result["mean_batch_length"] < N  # the batches really were shorter than N
+    assert result["row_blocks_keeping_other_tokens"] == 0 < result["row_blocks"]
+    assert result["predictions_differ"] == 0 and result["max_logit_diff"] < 1e-5
+    # The reference's significance also counts padded query rows, so there only the rows that
+    # lose nothing but padding are sure to match.
     faithful = _powerbert(plain, tmp_path, retention=RETENTION)
-    rng = np.random.default_rng(5)
-    lengths = rng.integers(1, N + 1, 24).tolist()
-    inputs = _inputs(lengths, seed=5)
-    for rows, padded, trimmed in _sorted_batches(inputs, 6):
-        real = inputs["attention_mask"][rows].sum(1)
-        full, full_state = exact.forward(padded)
-        short, short_state = exact.forward(trimmed)
-        np.testing.assert_allclose(np.asarray(short), np.asarray(full), atol=1e-5)
-        assert (_kept_real(short_state.records, real) == _kept_real(full_state.records, real))
-        # The reference's significance also counts padded query rows, so only rows that lose
-        # nothing but padding are sure to match there.
-        only_padding = real <= min(RETENTION)
-        np.testing.assert_allclose(np.asarray(faithful(trimmed))[only_padding],
-                                   np.asarray(faithful(padded))[only_padding], atol=1e-5)
+    result = compare(faithful, inputs, 6)
+    only_padding = lengths <= min(RETENTION)
+    np.testing.assert_allclose(result["dynamic_logits"][only_padding],
+                               result["padded_logits"][only_padding], atol=1e-5)
 
 
 @pytest.mark.parametrize("task, max_length, retention, rows", [
@@ -108,17 +92,26 @@ def test_real_dev_rows_predict_as_the_padded_run(task, max_length, retention, ro
         pytest.skip(str(err))
     examples = read_split(task, folder, "dev")
     inputs = encode_examples(load_tokenizer(model_dir), examples, max_length)
-    inputs = {key: value[:rows] for key, value in inputs.items() if key != "labels"}
+    inputs = {key: value[:rows] for key, value in inputs.items()}
     source = checkpoints.resolve_source(model_dir)
     model = PowerBertClassifier(source.config, 2, retention=retention, padding_queries=False)
     model(dummy_inputs(max_length))
     checkpoints.load_backbone_weights(model, source)
     kernel = model.classifier.kernel  # a random, seeded head: an equality test needs no training
     kernel.assign(np.random.default_rng(0).normal(size=kernel.shape).astype(np.float32))
-    removed = 0
-    for _, padded, trimmed in _sorted_batches(inputs, 16):
-        full, short = np.asarray(model(padded)), np.asarray(model(trimmed))
-        np.testing.assert_array_equal(short.argmax(-1), full.argmax(-1))
-        np.testing.assert_allclose(short, full, atol=1e-4)
-        removed += max_length - trimmed["input_ids"].shape[1]
-    assert removed > 0  # the batches really were shorter than N
+    result = compare(model, inputs, 16)
+    assert result["mean_batch_length"] < max_length
+    np.testing.assert_array_equal(result["dynamic_logits"].argmax(-1),
+                                  result["padded_logits"].argmax(-1))
+    assert result["row_blocks_keeping_other_tokens"] == 0
+    assert result["max_logit_diff"] < 1e-4
+
+
+def test_padding_tool_bad_input_is_one_line(capsys):
+    from tools import powerbert_padding
+    with pytest.raises(SystemExit) as stop:
+        powerbert_padding.main(["--task", "sst-2", "--data_dir", str(FIXTURES), "--batch_size",
+                                "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --batch_size and --rows must be >= 1"]
