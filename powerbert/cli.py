@@ -59,6 +59,10 @@ def build_parser():
     p.add_argument("--RETENTION_CONFIG",
                    help="eval/predict: comma-separated word-vectors kept per block, "
                         "non-increasing (default: the checkpoint's own, else N everywhere)")
+    p.add_argument("--LENGTH_SCALED_RETENTION", action="store_true",
+                   help="eval/predict: on a batch padded to its longest text (n tokens), block l "
+                        "keeps ceil(k_l * n / N) word-vectors instead of min(k_l, n) (default: "
+                        "fixed k_l, the reference's behaviour)")
     p.add_argument("--MODEL_FORMAT", help="eval/predict: CKPT (Google TF checkpoint or HF "
                    "folder) or HDF5 (*.weights.h5 of this toolkit); default: detected")
     p.add_argument("--PRED_GLUE", action="store_true",
@@ -95,7 +99,8 @@ def run(args, echo=print):
     model = None
     if not training:
         model = pipeline.build_powerbert(source.config, task.num_labels, max_length,
-                                         retention=retention)
+                                         retention=retention,
+                                         length_scaled=args.LENGTH_SCALED_RETENTION)
     elif args.SKIP_FINETUNE:
         model = pipeline.build_plain(source.config, task.num_labels, max_length)
     if model is not None and not load_backbone_weights(model, source):
@@ -149,6 +154,8 @@ def _check_flags(args, training):
                         "TF checkpoint or HF folder) or HDF5 (*.weights.h5 of this toolkit)")
     if args.PRED_GLUE and not args.PREDICT_ONLY:
         raise UserError("--PRED_GLUE only applies to --PREDICT_ONLY; add --PREDICT_ONLY")
+    if args.LENGTH_SCALED_RETENTION and training:
+        raise UserError("--LENGTH_SCALED_RETENTION only applies to --EVAL_ONLY / --PREDICT_ONLY")
     if not training:
         return
     for flag in ("LAMBDA", "LR_SOFT_EXTRACT"):

@@ -110,8 +110,10 @@ def build_plain(config, num_labels, max_length):
 
 
 def build_powerbert(config, num_labels, max_length, **kwargs):
-    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens."""
-    model = PowerBertClassifier(reference_config(config), num_labels, **kwargs)
+    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens (the N of
+    a length-scaled retention)."""
+    model = PowerBertClassifier(reference_config(config), num_labels, max_length=max_length,
+                                **kwargs)
     model(dummy_inputs(max_length))
     return model
 

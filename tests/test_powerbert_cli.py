@@ -129,6 +129,17 @@ def test_eval_only_appends_to_the_log(trained, capsys):
     assert "retention configuration: 16,16,16" in capsys.readouterr().out
 
 
+def test_length_scaled_retention_on_padded_batches(trained, capsys):
+    """Evaluation batches padded to N: ceil(k_l * N / N) = k_l, the same metrics."""
+    common = ["--TASK", "mrpc", "--DATA_DIR", trained["data"], "--TASK_CONFIG_PATH",
+              trained["config"], "--EVAL_ONLY", "--CHECKPOINT_PATH",
+              trained["out"] / "retrained", "--OUTPUT_DIR", trained["out"]]
+    assert _run(common) == 0
+    fixed = [l for l in capsys.readouterr().out.splitlines() if " : " in l]
+    assert _run(common + ["--LENGTH_SCALED_RETENTION"]) == 0
+    assert [l for l in capsys.readouterr().out.splitlines() if " : " in l] == fixed != []
+
+
 def test_predict_only_writes_glue_files(trained):
     out = trained["out"]
     assert _run(["--TASK", "mrpc", "--CHECKPOINT_PATH", out / "retrained", "--DATA_DIR",
@@ -194,6 +205,8 @@ BAD_INPUTS = [
     (["--EVAL_ONLY", "--MODEL_FORMAT", "CKPT"], "pass --MODEL_FORMAT HDF5"),
     (["--EVAL_ONLY", "--BATCH_SIZE", "abc"], "argument --BATCH_SIZE: invalid int value"),
     (["--EVAL_ONLY", "--SEQ", "3"], "unrecognized arguments: --SEQ 3"),
+    (["--LENGTH_SCALED_RETENTION", "--LAMBDA", "0.01", "--LR_SOFT_EXTRACT", "0.01"],
+     "--LENGTH_SCALED_RETENTION only applies to --EVAL_ONLY / --PREDICT_ONLY"),
 ]
 
 
