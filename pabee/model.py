@@ -4,7 +4,8 @@ The internal classifiers are PABEE's seam (`InternalClassifiers`, `after_block`)
 the pooled output (the backbone's own, shared pooler) goes through dropout (training only, a
 fresh mask per layer) and classifier i, a `ClassificationHead` named `classifiers_{i-1}`, and its
 logits are recorded under `LOGITS`. The last one is the final classifier (the model's `head`);
-there is no separate head. Heads start at N(0, initializer_range) / zero bias (the HF init rule).
+there is no separate head. Heads start at N(0, initializer_range) / zero bias (the HF init rule); for
+regression, fresh heads' biases start at the mean training score (`start_at_mean_score`).
 
 Dropout rate: BERT `hidden_dropout_prob`, ALBERT `classifier_dropout_prob` (0.1 unless the
 checkpoint's config says otherwise), as in the original.
@@ -59,7 +60,8 @@ class PabeeClassifier(SeamClassifier):
 
     def __init__(self, config, num_labels, head_dropout=None, pooling="cls", **kwargs):
         if head_dropout is None:
-            head_dropout = ALBERT_CLASSIFIER_DROPOUT if config.is_albert else config.hidden_dropout_prob
+            head_dropout = (ALBERT_CLASSIFIER_DROPOUT if config.is_albert
+                            else config.hidden_dropout_prob)
         exits = InternalClassifiers(config, num_labels, float(head_dropout), pool=None,
                                     name="internal_classifiers")
         super().__init__(config, num_labels, seam=exits, head=exits.classifiers[-1],
@@ -84,6 +86,19 @@ class PabeeClassifier(SeamClassifier):
         if all_layers:
             return self.forward(inputs, training)[1].records[LOGITS]
         return self.classify(self.bert.encode(inputs, training=training), training)
+
+    def start_at_mean_score(self, scores):
+        """Regression: every internal classifier's bias starts at the mean training score.
+
+        From a zero bias, all L heads must reach scores around 2.7 (STS-B: 0-5), and Adam moves
+        a bias by about one learning rate per update; the fast way there is through the pooler
+        they share and the layers below, which learn to give every input the same pooled
+        vector, and from there nothing input-dependent is learned (Spearman near 0). Started
+        at the mean, the heads only have to learn what varies with the input."""
+        mean = float(np.mean(scores))
+        for head in self.classifiers:
+            head.bias.assign(np.full(head.bias.shape, mean, np.float32))
+        return mean
 
     # ------------------------------------------------------------ sizes
     def head_parameters(self):

@@ -111,6 +111,9 @@ def train_and_save(args, task, log):
     log(f"internal classifiers loaded from the checkpoint: {loaded} of {model.num_layers} "
         "(the others start fresh)")
     train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length)
+    if task.is_regression and loaded == 0:
+        mean = model.start_at_mean_score(train_arrays["labels"])
+        log(f"regression: the internal classifiers start at the mean training score {mean:.3f}")
     start_step, optimizer_state = _resume_point(args.model_name_or_path)
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
