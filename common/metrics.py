@@ -53,8 +53,8 @@ def single_class_warning(task, predictions, what="the classifier"):
     if task.is_regression or len(predictions) < 2 or (predictions != predictions[0]).any():
         return None
     return (f"warning: {what} predicts class {task.labels[int(predictions[0])]} for all "
-            f"{len(predictions)} {task.glue_name} examples; it has learned nothing about the "
-            "input (for a mean-pooled backbone such as MiniLM, try --pooling mean)")
+            f"{len(predictions)} {task.glue_name} examples; it reads nothing from the input "
+            "(a backbone trained with mean pooling, such as MiniLM, needs mean pooling)")
 
 
 def main_metric(task):

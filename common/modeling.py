@@ -260,7 +260,7 @@ class SeamClassifier(keras.Model):
         self.config, self.num_labels, self.seam = config, num_labels, seam
         self.bert = BertBackbone(config, pooling, name="bert")
         rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
-        self.classifier = head or ClassificationHead(
+        self.classifier = head if head is not None else ClassificationHead(
             num_labels, rate, kernel_initializer=head_initializer or initializer(config),
             name="classifier")
 
