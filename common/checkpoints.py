@@ -351,7 +351,7 @@ def save_checkpoint(model, folder, meta, name="model", tokenizer=None):
     weights = os.path.join(folder, f"{name}.weights.h5")
     save_weights(model, weights)
     sidecar = {"format": FORMAT_TAG, "weights": os.path.basename(weights),
-               "backbone": model.config.to_dict(), **meta}
+               "backbone": model.config.to_dict(), "pooling": model.bert.pooling, **meta}
     handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump(sidecar, out, indent=2)
@@ -379,15 +379,54 @@ def model_optional_keys(model):
     return tuple(getattr(model, "optional_checkpoint_keys", ())) + ("classifier/",)
 
 
+def recorded_pooling(source):
+    """The pooling a source asks for: our sidecar's `pooling` key, or `mean` / `cls` from the
+    sentence-transformers pooling config (`1_Pooling/config.json`) of a model folder; None
+    when it says nothing."""
+    if source.kind == "own":
+        pooling = (source.sidecar or {}).get("pooling")
+        if pooling not in (None, "cls", "mean"):
+            raise UserError(f"the sidecar of {source.path} records pooling {pooling!r}; "
+                            "expected 'cls' or 'mean'")
+        return pooling
+    path = os.path.join(source.folder, "1_Pooling", "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if config.get("pooling_mode_cls_token") else None
+
+
+def choose_pooling(source, requested=None, log=print):
+    """`requested` if given, else the source's recorded pooling (a model folder's mean pooling
+    is announced in one line), else `cls`."""
+    if requested:
+        return requested
+    recorded = recorded_pooling(source)
+    if recorded == "mean" and source.kind != "own":
+        log(f"pooling: mean (the sentence-transformers pooling config of {source.folder} says "
+            "mean; pass --pooling cls for the [CLS] vector)")
+    return recorded or "cls"
+
+
 def load_classifier(path, num_labels=None, config_path=None, classifier_dropout=None,
-                    max_length=None):
-    """A `SequenceClassifier` built from any source; returns (model, source, head_loaded)."""
+                    max_length=None, pooling=None):
+    """A `SequenceClassifier` built from any source; returns (model, source, head_loaded).
+    `pooling`: `cls` or `mean`; default the pooling our checkpoint recorded, else `cls`."""
     from common.modeling import SequenceClassifier, dummy_inputs
     source = resolve_source(path, config_path)
     if num_labels is None:
         num_labels = (source.sidecar or {}).get("num_labels", 2)
     check_max_length(source.config, max_length)
-    model = SequenceClassifier(source.config, num_labels, classifier_dropout)
+    if pooling is None and source.kind == "own":
+        pooling = recorded_pooling(source)
+    model = SequenceClassifier(source.config, num_labels, classifier_dropout,
+                               pooling=pooling or "cls")
     model(dummy_inputs())
     head_loaded = load_backbone_weights(model, source)
     return model, source, head_loaded

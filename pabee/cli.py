@@ -40,6 +40,11 @@ def build_parser():
     p.add_argument("--regression_threshold", type=float, default=None,
                    help="regression (STS-B): outputs closer than this count as unchanged "
                         "(default 0, which never exits early; the README suggests 0.1)")
+    p.add_argument("--pooling", choices=("cls", "mean"), default=None,
+                   help="what the shared pooler reads: the [CLS] vector (cls, the paper's) or the "
+                        "mean of the real tokens' vectors (mean); default: mean when the model "
+                        "folder's sentence-transformers pooling config says mean, else cls; "
+                        "evaluation uses the pooling the checkpoint was trained with")
     p.add_argument("--config_name", default="", help="config to use instead of the model's own")
     p.add_argument("--tokenizer_name", default="",
                    help="vocab.txt or folder to use instead of the model's own at start-up")

@@ -31,7 +31,7 @@ import tensorflow as tf
 from common import checkpoints
 from common.data import encode_examples, read_split
 from common.errors import UserError
-from common.metrics import compute_metrics
+from common.metrics import compute_metrics, single_class_warning
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from common.training import logits_to_predictions, set_seed
@@ -100,7 +100,8 @@ def train_and_save(args, task, log):
     _check_model_type(args, source)
     checkpoints.check_max_length(source.config, args.max_seq_length)
     tokenizer = load_tokenizer(args.tokenizer_name or source.folder, cased=not args.do_lower_case)
-    model = build_model(source, task.num_labels, name=WEIGHTS_NAME)
+    pooling = checkpoints.choose_pooling(source, args.pooling, log)
+    model = build_model(source, task.num_labels, name=WEIGHTS_NAME, pooling=pooling)
     loaded = load_weights(model, source)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
     heads, added = model.head_parameters()
@@ -110,6 +111,9 @@ def train_and_save(args, task, log):
     log(f"internal classifiers loaded from the checkpoint: {loaded} of {model.num_layers} "
         "(the others start fresh)")
     train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length)
+    if task.is_regression and loaded == 0:
+        mean = model.start_at_mean_score(train_arrays["labels"])
+        log(f"regression: the internal classifiers start at the mean training score {mean:.3f}")
     start_step, optimizer_state = _resume_point(args.model_name_or_path)
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
@@ -217,12 +221,21 @@ def find_checkpoints(output_dir, eval_all):
     return sorted(found, key=_natural_key)
 
 
-def load_for_eval(path, task, model_type=None, previous=None):
-    """A PABEE model with all its internal classifiers from `path` (else one UserError).
+def load_for_eval(path, task, model_type=None, previous=None, pooling=None, log=print):
+    """A PABEE model with all its internal classifiers from `path` (else one UserError), with
+    the pooling it was trained with (`pooling`, if given, must agree).
 
     `previous` (a model of the same shape, e.g. the last checkpoint's) is reloaded in place,
     so its compiled inference functions stay valid."""
     source = checkpoints.resolve_source(path)
+    if source.kind == "own":
+        trained = checkpoints.recorded_pooling(source) or "cls"  # older checkpoints: cls
+        if pooling and pooling != trained:
+            raise UserError(f"{path} was trained with --pooling {trained}, not {pooling}; "
+                            f"drop --pooling or pass --pooling {trained}")
+        pooling = trained
+    else:
+        pooling = checkpoints.choose_pooling(source, pooling, log)
     if model_type and source.config.model_type != model_type:
         raise UserError(f"{path} is a {source.config.model_type.upper()} model but "
                         f"--model_type is {model_type}")
@@ -231,19 +244,26 @@ def load_for_eval(path, task, model_type=None, previous=None):
         raise UserError(f"{path} was trained for {(source.sidecar or {}).get('task')} with "
                         f"{trained_for} labels, not {task.glue_name}; pass the matching "
                         "--task_name")
-    reuse = previous is not None and previous.config == source.config
-    model = previous if reuse else build_model(source, task.num_labels, name=WEIGHTS_NAME)
+    reuse = (previous is not None and previous.config == source.config
+             and previous.bert.pooling == pooling)
+    model = previous if reuse else build_model(source, task.num_labels, name=WEIGHTS_NAME,
+                                               pooling=pooling)
     load_weights(model, source, require_heads=True)
     return model
 
 
-def _score(task, logits, labels, num_labels):
-    metrics = compute_metrics(task, logits_to_predictions(np.asarray(logits), num_labels), labels)
+def _score(task, logits, labels, num_labels, log=None, what="the classifier"):
+    """The task's metrics; `log` also gets a warning when `what` predicts one class for all."""
+    predictions = logits_to_predictions(np.asarray(logits), num_labels)
+    metrics = compute_metrics(task, predictions, labels)
     metrics.pop("glue_score")
+    warning = single_class_warning(task, predictions, what) if log else None
+    if warning:
+        log(warning)
     return metrics
 
 
-def run_patience(engine, task, arrays, patience, threshold, batch_size):
+def run_patience(engine, task, arrays, patience, threshold, batch_size, log=None):
     """One evaluation: (metrics, exit layers or None for patience 0, seconds)."""
     started = time.perf_counter()
     if patience == 0:
@@ -254,7 +274,8 @@ def run_patience(engine, task, arrays, patience, threshold, batch_size):
         result = engine.run_all(arrays, rule, batch_size, progress)
         logits, exits = result.logits, result.exit_layers
     seconds = time.perf_counter() - started
-    return _score(task, logits, arrays["labels"], engine.model.num_labels), exits, seconds
+    return (_score(task, logits, arrays["labels"], engine.model.num_labels, log,
+                   f"PABEE at patience {patience}"), exits, seconds)
 
 
 def _result_lines(values):
@@ -274,7 +295,8 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
         prefix = name if "checkpoint" in path else ""
         step = path.split("-")[-1] if len(paths) > 1 else ""
         log(f"Evaluation for checkpoint {prefix}")
-        loaded = load_for_eval(path, task, args.model_type, previous=model)
+        loaded = load_for_eval(path, task, args.model_type, previous=model, pooling=args.pooling,
+                               log=log)
         checkpoints.check_max_length(loaded.config, args.max_seq_length)
         if loaded is not model:
             model, engine = loaded, EarlyExitEngine(loaded, jit_compile=args.jit_compile)
@@ -284,7 +306,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                 arrays = data[eval_task.name]
                 metrics, task_exits, seconds = run_patience(
                     engine, eval_task, arrays, patience, args.regression_threshold or 0.0,
-                    args.per_gpu_eval_batch_size)
+                    args.per_gpu_eval_batch_size, log)
                 log(f"***** Eval results {prefix} ({eval_task.glue_name}, patience {patience}, "
                     f"{seconds:.1f} s) *****")
                 for key in sorted(metrics):
@@ -334,7 +356,8 @@ def evaluate_each_layer(engine, task, arrays, patience_list, args, folder, log=p
     layer_logits = np.concatenate(
         map_batches(engine.all_layers, arrays, max(args.per_gpu_eval_batch_size, 32)), axis=1)
     labels = arrays["labels"]
-    rows = [{"row": f"layer {i + 1}", **_score(task, z, labels, model.num_labels)}
+    rows = [{"row": f"layer {i + 1}",
+             **_score(task, z, labels, model.num_labels, log, f"internal classifier {i + 1}")}
             for i, z in enumerate(layer_logits)]
     if not task.is_regression:
         right = np.argmax(layer_logits, -1) == labels[None, :]
