@@ -27,6 +27,7 @@ from common.checkpoints import (check_max_length, load_backbone_weights, load_we
                                 read_sidecar, resolve_source, save_checkpoint)
 from common.errors import UserError
 from common.modeling import SequenceClassifier, dummy_inputs
+from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.training import fine_tune
@@ -76,6 +77,7 @@ def build_model(config, num_labels, max_length):
 def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, learning_rate,
                  warmup_ratio, epochs, seed, dirs, max_train_examples=None, log=print):
     """Stage A: the stock classifier (attention dropout on), every epoch saved, ft_logs.json."""
+    set_seed(seed)
     task_def = get_task(task)
     source = resolve_source(model_name_or_path)
     check_max_length(source.config, max_length)
@@ -216,8 +218,6 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
                 best_finetuned_score=None, max_train_examples=None, arguments=None,
                 eta_learning_rate=ETA_LEARNING_RATE, echo=print):
     """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
-    from common.training import set_seed
-
     task_def = get_task(task)
     set_seed(seed)
     if saliency_files is None:

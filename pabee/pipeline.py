@@ -34,7 +34,8 @@ from common.errors import UserError
 from common.metrics import compute_metrics
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from common.training import logits_to_predictions, set_seed
+from common.seeding import set_seed
+from common.training import logits_to_predictions
 from pabee import cli
 from pabee.model import build_model, load_weights
 from pabee.patience import (EarlyExitEngine, ExitRule, exit_statistics, map_batches, ratio_line,

@@ -22,8 +22,8 @@ from keras import ops
 from common import checkpoints, flops
 from common.data import encode_examples, read_split
 from common.modeling import SequenceClassifier, dummy_inputs
-from common.training import (classification_loss, evaluate_classifier, fine_tune, predict,
-                             set_seed, train)
+from common.seeding import set_seed
+from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
 from powerbert.model import PowerBertClassifier, reference_config
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention, format_retention, movement_warning
@@ -124,6 +124,7 @@ def load_stage(model, path):
 
 def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
     """Stage 1. Returns the checkpoint path of the best dev epoch."""
+    set_seed(run.seed)
     model = build_plain(source.config, run.task.num_labels, run.max_length)
     if not checkpoints.load_backbone_weights(model, source):
         # The reference's fresh classifier: Keras Dense defaults.
@@ -151,6 +152,7 @@ def adopt_finetuned(run, model, dev_arrays, source_path):
 def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, lam, lr_bert,
                                lr_soft_extract):
     """Stage 2. Returns (checkpoint path, retention configuration, per-block masses)."""
+    set_seed(run.seed)
     model = build_powerbert(run.config, run.task.num_labels, run.max_length,
                             search_length=run.max_length, lam=lam)
     load_stage(model, finetune_path)
@@ -162,7 +164,6 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
         return record
 
-    set_seed(run.seed)
     history = train(model, train_arrays, epochs=run.epochs, batch_size=run.batch_size,
                     groups=search_groups(model, lr_bert, lr_soft_extract), loss_fn=search_loss,
                     evaluate=evaluate, seed=run.seed,
@@ -204,6 +205,7 @@ def search_loss(model, features, labels, training):
 
 def retrain_stage(run, search_path, retention, train_arrays, dev_arrays, lr_bert):
     """Stage 3. Returns (checkpoint path, dev metrics of the best epoch)."""
+    set_seed(run.seed)
     model = build_powerbert(run.config, run.task.num_labels, run.max_length, retention=retention)
     load_stage(model, search_path)
     saved = {}

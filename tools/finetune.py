@@ -67,6 +67,9 @@ def run(args, log=print):
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
 
+    from common.seeding import set_seed
+
+    set_seed(args.seed)  # before the model (head, dropout) is built
     task = get_task(args.task)
     data_dir = args.data_dir or default_data_dir()
     model_path = args.model or default_model_dir()
