@@ -96,7 +96,7 @@ def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, 
         logs.append({"validation": ordered_metrics(task_def, metrics)})
         save_checkpoint(model, dirs.finetuned(epoch), {
             "task": task_def.name, "num_labels": task_def.num_labels, "max_length": max_length,
-            "method": "finetune", "epoch": epoch, "data_seed": seed, "dev": metrics},
+            "method": "vanilla", "epoch": epoch, "data_seed": seed, "dev": metrics},
             tokenizer=tokenizer)
         write_json(dirs.ft_logs, logs)
         log(f"saved {dirs.finetuned(epoch)}; dev {logs[-1]['validation']}")
@@ -314,7 +314,7 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
     if sidecar.get("max_length") not in (None, max_length):
         log(f"note: {folder} was trained with MAX_LENGTH {sidecar['max_length']}, evaluating "
             f"with {max_length}")
-    if sidecar.get("checkpoint_rule_met") is False:
+    if sidecar["training"].get("checkpoint_rule_met") is False:
         log(f"note: {folder} did not meet the checkpoint rule (final epoch's model)")
     if not lr_model:
         model.eta.assign(np.full(model.eta.shape, NO_REMOVAL_ETA, np.float32))

@@ -42,7 +42,6 @@ from pabee.patience import (EarlyExitEngine, ExitRule, exit_statistics, map_batc
                             simulate, stats_line)
 from pabee.train import save_optimizer, train
 
-WEIGHTS_NAME = "pabee"
 TABLE = "eval_results_patience.tsv"
 
 
@@ -82,12 +81,11 @@ def _check_model_type(args, source):
                         f"{source.config.model_type}")
 
 
-def _resume_point(path):
+def _resume_point(path, source):
     """(global step, optimizer file) when `path` is one of our checkpoint-<step> folders."""
     match = re.search(r"-(\d+)/?$", path)
-    folder = os.path.dirname(path) if path.endswith(".weights.h5") else path
-    state = os.path.join(folder, "optimizer.weights.h5")
-    if match and os.path.isfile(state):
+    state = os.path.join(source.folder, checkpoints.OPTIMIZER_NAME)
+    if match and source.kind == "own" and os.path.isfile(state):
         return int(match.group(1)), state
     return 0, None
 
@@ -101,7 +99,7 @@ def train_and_save(args, task, log):
     _check_model_type(args, source)
     checkpoints.check_max_length(source.config, args.max_seq_length)
     tokenizer = load_tokenizer(args.tokenizer_name or source.folder, cased=not args.do_lower_case)
-    model = build_model(source, task.num_labels, name=WEIGHTS_NAME)
+    model = build_model(source, task.num_labels)
     loaded = load_weights(model, source)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
     heads, added = model.head_parameters()
@@ -111,7 +109,7 @@ def train_and_save(args, task, log):
     log(f"internal classifiers loaded from the checkpoint: {loaded} of {model.num_layers} "
         "(the others start fresh)")
     train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length)
-    start_step, optimizer_state = _resume_point(args.model_name_or_path)
+    start_step, optimizer_state = _resume_point(args.model_name_or_path, source)
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
     os.makedirs(args.output_dir, exist_ok=True)
@@ -149,50 +147,41 @@ def train_and_save(args, task, log):
         start_step=start_step, optimizer_state=optimizer_state, on_log=on_log, on_save=on_save,
         log=log)
     checkpoints.save_checkpoint(model, args.output_dir, dict(meta, global_step=step),
-                                name=WEIGHTS_NAME, tokenizer=tokenizer)
-    _write_text(os.path.join(args.output_dir, "training_args.json"),
-                json.dumps(vars(args), indent=2, sort_keys=True))
+                                tokenizer=tokenizer, extra_files={
+                                    "training_args.json": _training_args_writer(args)})
     log(f"Saving model checkpoint to {args.output_dir}")
 
 
 def _meta(args, task, model):
     return {"method": "pabee", "task": task.name, "num_labels": task.num_labels,
-            "max_length": args.max_seq_length, "model_type": args.model_type,
-            "num_layers": model.num_layers, "head_dropout": model.head_dropout,
-            "do_lower_case": args.do_lower_case, "patience": args.patience,
-            "regression_threshold": args.regression_threshold}
+            "max_length": args.max_seq_length, "lower_case": bool(args.do_lower_case),
+            "method_state": {"model_type": args.model_type, "num_layers": model.num_layers,
+                             "head_dropout": model.head_dropout, "patience": args.patience,
+                             "regression_threshold": args.regression_threshold},
+            "training": {"seed": args.seed}}
+
+
+def _training_args_writer(args):
+    text = json.dumps(vars(args), indent=2, sort_keys=True)
+
+    def write(path):
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    return write
 
 
 def _save_folder(model, folder, meta, tokenizer, args, optimizer):
-    """A complete checkpoint folder, built aside and renamed into place (never half-written)."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.")
-    try:
-        checkpoints.save_checkpoint(model, staging, meta, name=WEIGHTS_NAME, tokenizer=tokenizer)
-        save_optimizer(optimizer, os.path.join(staging, "optimizer.weights.h5"))
-        _write_text(os.path.join(staging, "training_args.json"),
-                    json.dumps(vars(args), indent=2, sort_keys=True))
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
-
-
-def _write_text(path, text):
-    """Write a small text file atomically (temp file + rename)."""
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    """A complete checkpoint-<step> folder with the optimizer state, committed as one set."""
+    checkpoints.save_checkpoint(model, folder, meta, tokenizer=tokenizer, extra_files={
+        checkpoints.OPTIMIZER_NAME: lambda path: save_optimizer(optimizer, path),
+        "training_args.json": _training_args_writer(args)})
 
 
 # ---------------------------------------------------------------- evaluation
 
 def _holds_model(folder):
     names = os.listdir(folder)
-    return (any(n.endswith(".weights.h5") and n != "optimizer.weights.h5" for n in names)
+    return (any(n.endswith(".weights.h5") and n != checkpoints.OPTIMIZER_NAME for n in names)
             and "config.json" in names) or "model.safetensors" in names or (
         "pytorch_model.bin" in names)
 
@@ -233,7 +222,7 @@ def load_for_eval(path, task, model_type=None, previous=None):
                         f"{trained_for} labels, not {task.glue_name}; pass the matching "
                         "--task_name")
     reuse = previous is not None and previous.config == source.config
-    model = previous if reuse else build_model(source, task.num_labels, name=WEIGHTS_NAME)
+    model = previous if reuse else build_model(source, task.num_labels)
     load_weights(model, source, require_heads=True)
     return model
 

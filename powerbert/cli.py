@@ -207,7 +207,7 @@ def _inference_retention(args, source, task, max_length):
     layers = source.config.num_hidden_layers
     if args.RETENTION_CONFIG is not None:
         return parse_retention(args.RETENTION_CONFIG, layers, max_length)
-    return sidecar.get("retention_config") or [max_length] * layers
+    return sidecar.get("method_state", {}).get("retention_config") or [max_length] * layers
 
 
 def _tokenizer(args, source):

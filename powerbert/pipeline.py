@@ -76,12 +76,12 @@ class Run:
 
     def meta(self, stage, **extra):
         return {"task": self.task.name, "num_labels": self.task.num_labels,
-                "max_length": self.max_length, "cased": self.cased, "method": "powerbert",
+                "max_length": self.max_length, "lower_case": not self.cased, "method": "powerbert",
                 "stage": stage, **extra}
 
     def save(self, model, stage, **extra):
         folder = os.path.join(self.output_dir, stage)
-        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra), name=stage,
+        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra),
                                            tokenizer=self.tokenizer)
 
     def monitored(self, history, stage_title):

@@ -38,7 +38,8 @@ def test_powerbert_stages(stage):
     folder = OLD / "powerbert" / stage
     source = checkpoints.resolve_source(str(folder))
     sidecar = source.sidecar
-    kwargs = ({"retention": sidecar["retention_config"]} if stage == "retrained" else
+    state = sidecar["method_state"]
+    kwargs = ({"retention": state["retention_config"]} if stage == "retrained" else
               {"search_length": 16} if stage == "configuration_search_model" else
               {"retention": [16, 16]})
     model = build_powerbert(source.config, 2, 16, **kwargs)
@@ -63,3 +64,21 @@ def test_pabee(kind):
     model = load_for_eval(str(folder), get_task("sst-2"), "bert")
     _check(model, folder, lambda m, f: np.stack(
         [np.asarray(z) for z in m(f, training=False, all_layers=True)]))
+
+
+@pytest.mark.parametrize("kind, method, weights", [
+    ("finetune", "vanilla", "model.weights.h5"),
+    ("adapler/finetuned", "vanilla", "model.weights.h5"),
+    ("adapler/adapler", "adapler", "model.weights.h5"),
+    ("powerbert/retrained", "powerbert", "retrained.weights.h5"),
+    ("pabee/checkpoint-2", "pabee", "pabee.weights.h5")])
+def test_old_sidecars_read_in_the_one_layout(kind, method, weights):
+    sidecar = checkpoints.read_sidecar(str(OLD / kind))
+    assert (sidecar["method"], sidecar["weights"]) == (method, weights)
+    assert sidecar["task"] == "sst-2" and sidecar["num_labels"] == 2
+    assert sidecar["max_length"] == 16 and sidecar["lower_case"] is True
+    assert sidecar["training"]["epoch" if method != "pabee" else "global_step"] >= 1
+    state = sidecar["method_state"]
+    assert {"adapler": "eta", "powerbert": "retention_config", "pabee": "head_dropout"}.get(
+        method, "stage") in state or method == "vanilla"
+    assert not set(state) & {"epoch", "dev", "cased", "do_lower_case", "weights", "format"}

@@ -92,7 +92,7 @@ def run(args, log=print):
             f"{len(dev['input_ids'])} dev rows, max length {max_length}")
         os.makedirs(args.output_dir, exist_ok=True)
         meta = {"task": task.name, "num_labels": task.num_labels, "max_length": max_length,
-                "cased": args.cased, "method": "vanilla"}
+                "lower_case": not args.cased, "method": "vanilla"}
         best = {}
 
         def save_best(epoch, record):
