@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from adapler.data import trim
-from adapler.files import atomic_write
+from common.files import atomic_write
 from adapler.soft_removal import EVAL_SHARPNESS
 from adapler.speedup import is_bert_base, per_example_flops, total_speedup
 from common.metrics import compute_metrics

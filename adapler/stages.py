@@ -17,7 +17,6 @@ import numpy as np
 from adapler import paths
 from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
-from adapler.files import write_json, write_pickle
 from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
@@ -26,6 +25,7 @@ from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 read_sidecar, resolve_source, save_checkpoint)
 from common.errors import UserError
+from common.files import write_json, write_pickle
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task

@@ -19,8 +19,6 @@ folder name for checkpoint folders, empty for output_dir itself.
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import keras
@@ -29,8 +27,9 @@ import pandas as pd
 import tensorflow as tf
 
 from common import checkpoints
-from common.data import encode_examples, read_split
+from common.data import load_split
 from common.errors import UserError
+from common.files import write_text
 from common.metrics import compute_metrics
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -90,8 +89,8 @@ def _resume_point(path, source):
     return 0, None
 
 
-def _encode_split(tokenizer, task, data_dir, split, max_length):
-    return encode_examples(tokenizer, read_split(task, data_dir, split), max_length)
+def _encode_split(tokenizer, task, data_dir, split, max_length, log=None):
+    return load_split(task, data_dir, split, tokenizer, max_length, log=log)[0]
 
 
 def train_and_save(args, task, log):
@@ -108,7 +107,8 @@ def train_and_save(args, task, log):
     log(f"Added Output Layers Parameters: {added}")
     log(f"internal classifiers loaded from the checkpoint: {loaded} of {model.num_layers} "
         "(the others start fresh)")
-    train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length)
+    train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length,
+                                 log)
     start_step, optimizer_state = _resume_point(args.model_name_or_path, source)
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
@@ -290,8 +290,8 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                                                model.num_labels))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
-                _write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
-                _write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
+                write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
+                write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
                             _result_lines({k: v for k, v in row.items() if k != "checkpoint"}))
                 rows.append(row)
             if exits:  # MNLI m and mm pooled, as the original counts them
@@ -309,7 +309,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
     if "exit_histogram" in table:
         table["exit_histogram"] = table["exit_histogram"].map(
             lambda h: " ".join(map(str, h)) if isinstance(h, list) else "")
-    _write_text(os.path.join(args.output_dir, TABLE), table.to_csv(sep="\t", index=False))
+    write_text(os.path.join(args.output_dir, TABLE), table.to_csv(sep="\t", index=False))
     log(f"results of every checkpoint and patience: {os.path.join(args.output_dir, TABLE)}")
     return results
 
@@ -340,6 +340,6 @@ def evaluate_each_layer(engine, task, arrays, patience_list, args, folder, log=p
     table = pd.DataFrame(rows)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "eval_results_layers.tsv")
-    _write_text(path, table.to_csv(sep="\t", index=False))
+    write_text(path, table.to_csv(sep="\t", index=False))
     log(f"per-layer results ({task.glue_name}):\n{table.to_string(index=False)}")
     return table

@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from common import checkpoints, flops
-from common.data import encode_examples, read_split
+from common.files import write_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
@@ -93,12 +93,6 @@ class Run:
         if self.task.metric != monitor:
             self.record(f"{stage_title} {self.task.metric} for all epochs on the Dev set:"
                         f"{[round(r[self.task.metric], 4) for r in history]}")
-
-
-def load_split_arrays(task, data_dir, tokenizer, max_length, split):
-    """Encoded arrays of one split (with 'labels' unless it is a test split) and the row ids."""
-    examples = read_split(task, data_dir, split)
-    return encode_examples(tokenizer, examples, max_length), examples.ids
 
 
 def build_plain(config, num_labels, max_length):
@@ -247,13 +241,13 @@ def predict_stage(run, model, test_arrays, ids, glue=False):
     outputs = predict(model, test_arrays, run.batch_size)
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
-    _write_atomically(os.path.join(run.output_dir, PREDICTION_FILE),
+    write_text(os.path.join(run.output_dir, PREDICTION_FILE),
                       "".join(f"{row}\n" for row in outputs))
     written = [PREDICTION_FILE]
     if glue:
         labels = outputs[:, 0] if run.task.is_regression else outputs.argmax(-1)
         rows = [f"{i}\t{run.task.format_prediction(p)}\n" for i, p in zip(ids, labels)]
-        _write_atomically(os.path.join(run.output_dir, run.task.submission_file),
+        write_text(os.path.join(run.output_dir, run.task.submission_file),
                           "index\tprediction\n" + "".join(rows))
         written.append(run.task.submission_file)
     run.echo(f"wrote {', '.join(written)} to {run.output_dir}")
@@ -270,9 +264,3 @@ def _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best):
 def _dev_metrics(record):
     return {k: v for k, v in record.items() if k not in ("epoch", "train_loss", "seconds")}
 
-
-def _write_atomically(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)

@@ -5,7 +5,6 @@ is compared exactly."""
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 

@@ -46,23 +46,10 @@ def parse_args(argv):
     return args
 
 
-def load_split(task, data_dir, tokenizer, max_length, split, limit=None, seed=0):
-    """Encoded arrays of one split; `limit` keeps a seeded random subset of rows."""
-    import numpy as np
-    from common.data import encode_examples, read_split
-
-    examples = read_split(task, data_dir, split)
-    arrays = encode_examples(tokenizer, examples, max_length)
-    if limit is not None and limit < len(examples):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:limit])
-        arrays = {k: v[keep] for k, v in arrays.items()}
-    return arrays
-
-
 def run(args, log=print):
     """Fine-tune (or evaluate) and return the dev metrics of the kept model."""
     from common import checkpoints, training
-    from common.data import default_data_dir, default_model_dir
+    from common.data import default_data_dir, default_model_dir, load_split
     from common.metrics import compute_metrics
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
@@ -77,7 +64,7 @@ def run(args, log=print):
     model, source, head_loaded = checkpoints.load_classifier(
         model_path, task.num_labels, max_length=max_length)
     tokenizer = load_tokenizer(source.folder, cased=args.cased)
-    dev = load_split(task, data_dir, tokenizer, max_length, "dev")
+    dev, _ = load_split(task, data_dir, "dev", tokenizer, max_length, log=log)
     if args.eval_only:
         if not head_loaded:
             raise UserError(f"{model_path} has no {task.glue_name} classification head; "
@@ -86,8 +73,9 @@ def run(args, log=print):
         metrics = compute_metrics(task, training.logits_to_predictions(logits, task.num_labels),
                                   dev["labels"])
     else:
-        train = load_split(task, data_dir, tokenizer, max_length, "train", args.train_limit,
-                           args.seed)
+        train, _ = load_split(task, data_dir, "train", tokenizer, max_length, log=log,
+                              seed=args.seed if args.train_limit else None,
+                              limit=args.train_limit, keep_order=True)
         log(f"fine-tuning {model_path} on {task.glue_name}: {len(train['input_ids'])} train / "
             f"{len(dev['input_ids'])} dev rows, max length {max_length}")
         os.makedirs(args.output_dir, exist_ok=True)
