@@ -26,6 +26,7 @@ from common.checkpoints import (check_max_length, load_backbone_weights, load_we
                                 read_sidecar, resolve_source, save_checkpoint)
 from common.errors import UserError
 from common.files import write_json, write_pickle
+from common.runlog import RunLog
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
@@ -197,20 +198,6 @@ def saliency_files_for(dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage C
 
-class RunLog:
-    """The run's `.log` file (truncated on start) mirrored to stdout."""
-
-    def __init__(self, path, echo=print):
-        self.path, self.echo = path, echo
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        open(path, "w", encoding="utf-8").close()
-
-    def __call__(self, line):
-        self.echo(line)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-
 def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_length, seed,
                 gamma, phi, epochs, batch_size, learning_rate, warmup_ratio, acc_steps,
                 eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
@@ -239,7 +226,9 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     dev, _ = load_split(task_def, data_dir, "dev", tokenizer, max_length, log=echo)
     saliency = read_saliencies(saliency_files, ids, max_length)
     run_stem = paths.stem(save_name, gamma, phi)
-    log = RunLog(dirs.log_file(run_stem), echo)  # inputs are checked: start the run's log
+    # Inputs are checked: start the run's log (the original's `.log`, afresh) and its JSON lines.
+    log = RunLog(dirs.log_file(run_stem), dirs.log_file(run_stem, ".jsonl"), fresh=True,
+                 echo=echo)
     log(f"arguments: {arguments or {}}")
     rule = CheckpointRule(best_finetuned_score)
     log(f"initial weights: {folder or model_name_or_path}; {len(ids)} training examples; "
@@ -261,6 +250,8 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
         log(f"---------- epoch {epoch} ----------")
         result = evaluate(model, task_def, dev, eval_batch_size, counting)
         log(f"validation: {summary(result)}")
+        log.event("validation", epoch=epoch, metrics=result["metrics"],
+                  speedup=result["speedup"], eta=rounded(model.eta))
         if eval_current_lambda:
             current = evaluate(model, task_def, dev, eval_batch_size, counting,
                                sharpness=float(model.sharpness.numpy()))

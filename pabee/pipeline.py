@@ -2,16 +2,19 @@
 
 Files (mirroring the original's layout, in this toolkit's formats):
 
-    output_dir/pabee.weights.h5, config.json   final model (after --do_train) + sidecar
-    output_dir/tokenizer files, training_args.json
+    output_dir/model.weights.h5, config.json   final model (after --do_train) + sidecar,
+    output_dir/tokenizer files, training_args.json     committed as one set (common.checkpoints)
     output_dir/checkpoint-<step>/              every --save_steps updates: the same, plus
                                                optimizer.weights.h5 (resumable)
     <eval dir>/<prefix>/eval_results.txt       metrics of the LAST patience evaluated (original)
     <eval dir>/<prefix>/eval_results_patience<t>.txt   one per patience: metrics + exit stats
     <eval dir>/<prefix>/eval_results_layers.tsv        --eval_each_layer: every classifier alone
-    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience in one table
-    output_dir/log_history.jsonl               the JSON line of every logging step (the original
-                                               also sent them to TensorBoard)
+    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience of the last
+                                               evaluation in one table
+    output_dir/log_history.jsonl               the run log's JSON lines (common.runlog): every
+                                               logging step (the original also sent them to
+                                               TensorBoard) and every evaluation row, each with
+                                               its run id: no evaluation replaces another
 
 <eval dir> is output_dir, and output_dir-MM for MNLI mismatched; <prefix> is the checkpoint
 folder name for checkpoint folders, empty for output_dir itself.
@@ -31,6 +34,7 @@ from common.data import load_split
 from common.errors import UserError
 from common.files import write_text
 from common.metrics import compute_metrics
+from common.runlog import RunLog
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from common.seeding import set_seed
@@ -42,6 +46,7 @@ from pabee.patience import (EarlyExitEngine, ExitRule, exit_statistics, map_batc
 from pabee.train import save_optimizer, train
 
 TABLE = "eval_results_patience.tsv"
+HISTORY = "log_history.jsonl"
 
 
 def run(args, log=print):
@@ -116,7 +121,7 @@ def train_and_save(args, task, log):
     meta = _meta(args, task, model)
     dev = [(t, _encode_split(tokenizer, t, args.data_dir, "dev", args.max_seq_length))
            for t, _ in eval_tasks(task, args.output_dir)] if args.evaluate_during_training else []
-    history = os.path.join(args.output_dir, "log_history.jsonl")
+    history = RunLog(None, os.path.join(args.output_dir, HISTORY), echo=None)
     engine = EarlyExitEngine(model) if dev else None
 
     def on_log(step, record):
@@ -127,10 +132,8 @@ def train_and_save(args, task, log):
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
         record["step"] = step
-        line = json.dumps(record, sort_keys=True)
-        log(line)
-        with open(history, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+        log(json.dumps(record, sort_keys=True))
+        history.event("log", **record)
 
     def on_save(step, optimizer):
         folder = os.path.join(args.output_dir, f"checkpoint-{step}")
@@ -258,6 +261,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
     pairs = eval_tasks(task, args.output_dir)
     data = {t.name: _encode_split(tokenizer, t, args.data_dir, "dev", args.max_seq_length)
             for t, _ in pairs}
+    history = RunLog(None, os.path.join(args.output_dir, HISTORY), echo=None)
     results, rows, model, engine = {}, [], None, None
     for path in paths:
         name = os.path.basename(os.path.normpath(path))
@@ -294,6 +298,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                 write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
                             _result_lines({k: v for k, v in row.items() if k != "checkpoint"}))
                 rows.append(row)
+                history.event("evaluation", **row)
             if exits:  # MNLI m and mm pooled, as the original counts them
                 stats = exit_statistics(model.config, np.concatenate(exits),
                                         args.max_seq_length, model.num_labels)
@@ -310,7 +315,8 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
         table["exit_histogram"] = table["exit_histogram"].map(
             lambda h: " ".join(map(str, h)) if isinstance(h, list) else "")
     write_text(os.path.join(args.output_dir, TABLE), table.to_csv(sep="\t", index=False))
-    log(f"results of every checkpoint and patience: {os.path.join(args.output_dir, TABLE)}")
+    log(f"results of every checkpoint and patience: {os.path.join(args.output_dir, TABLE)} "
+        f"(this evaluation; every evaluation's rows stay in {HISTORY}, run {history.run_id})")
     return results
 
 

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import checkpoints, flops
+from common import checkpoints, flops, runlog
 from common.files import write_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
@@ -29,29 +29,31 @@ from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDeca
 from powerbert.retention import derive_retention, format_retention, movement_warning
 
 LOG_FILE = "log_file.txt"
+EVENTS_FILE = "run_log.jsonl"
 PREDICTION_FILE = "prediction.txt"
 FINETUNE, SEARCH, RETRAINED = "finetune", "configuration_search_model", "retrained"
 
 
-class RunLog:
-    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (spec §1.6).
+class RunLog(runlog.RunLog):
+    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (spec §1.6),
+    written from the shared run log (common.runlog) whose JSON lines go to `run_log.jsonl`.
 
-    A training run starts the file afresh, as the reference does; evaluation and prediction runs
-    append to it instead of wiping the training log (the reference truncates it in every mode)."""
+    A training run starts log_file.txt afresh, as the reference does; evaluation and prediction
+    runs append to it instead of wiping the training log (the reference truncates it in every
+    mode). run_log.jsonl keeps every run."""
 
     def __init__(self, output_dir, args, append=False):
-        self.path = os.path.join(output_dir, LOG_FILE)
-        start = "\n" if append and os.path.isfile(self.path) else ""
-        with open(self.path, "a" if append else "w", encoding="utf-8") as out:
-            out.write(f"{start}Command-Line arguments :{args}")
+        path = os.path.join(output_dir, LOG_FILE)
+        start = "\n" if append and os.path.isfile(path) else ""
+        super().__init__(path, os.path.join(output_dir, EVENTS_FILE), fresh=not append,
+                         echo=None)
+        self.write(f"{start}Command-Line arguments :{args}")
+        self.event("start", arguments=str(args))
 
-    def write(self, text):
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(text)
-
-    def record(self, text):
-        """A training record: a new line starting with one space."""
+    def record(self, text, **values):
+        """A training record: a new line starting with one space (+ its JSON line)."""
         self.write("\n " + text)
+        self.event("record", text=text, **values)
 
 
 @dataclasses.dataclass
@@ -69,10 +71,10 @@ class Run:
     log: RunLog | None = None
     echo: object = print
 
-    def record(self, text):
+    def record(self, text, **values):
         self.echo(text)
         if self.log is not None:
-            self.log.record(text)
+            self.log.record(text, **values)
 
     def meta(self, stage, **extra):
         return {"task": self.task.name, "num_labels": self.task.num_labels,
@@ -89,7 +91,8 @@ class Run:
         task's own metric when it differs (MCC, F1, Spearman)."""
         monitor = "pearson" if self.task.is_regression else "acc"
         self.record(f"{stage_title} accuracies for all epochs on the Dev set:"
-                    f"{[round(r[monitor], 4) for r in history]}")
+                    f"{[round(r[monitor], 4) for r in history]}", stage=stage_title,
+                    epochs=history)
         if self.task.metric != monitor:
             self.record(f"{stage_title} {self.task.metric} for all epochs on the Dev set:"
                         f"{[round(r[self.task.metric], 4) for r in history]}")
@@ -232,6 +235,7 @@ def evaluate_stage(run, model, dev_arrays):
     for line in lines:
         run.echo(line)
         run.log.write("\n" + line)
+    run.log.event("evaluation", split="dev", metrics=metrics)
     return metrics
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common import checkpoints
+from common.runlog import read_events
 from conftest import FIXTURES, REPO
 from pabee.cli import main
 
@@ -93,8 +94,8 @@ def test_training_writes_checkpoints_and_final_model(trained):
     assert "optimizer.weights.h5" in os.listdir(out / "checkpoint-3")
     assert checkpoints.read_sidecar(str(out))["training"]["global_step"] == 6
     assert not [n for n in os.listdir(out) if n.startswith(".")]  # no staging leftovers
-    history = (out / "log_history.jsonl").read_text().splitlines()
-    assert len(history) == 2 and '"eval_acc"' in history[0] and '"step": 3' in history[0]
+    history = read_events(out / "log_history.jsonl", "log")
+    assert len(history) == 2 and "eval_acc" in history[0] and history[0]["step"] == 3
 
 
 def test_patience_list_over_all_checkpoints(trained):
