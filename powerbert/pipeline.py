@@ -5,8 +5,8 @@
              configuration comes from its final epoch   -> OUTPUT_DIR/configuration_search_model/
     stage 3  re-train with Extract, from the stage-2 weights    -> OUTPUT_DIR/retrained/
 
-Each checkpoint is `<stage>/<stage>.weights.h5` + `config.json` (task, max length, retention
-configuration...) + tokenizer files; the next stage loads it from disk by variable key, like the
+Each checkpoint is `<stage>/model.weights.h5` + `config.json` (task, max length, retention
+configuration...) + tokenizer files, committed as one set; the next stage loads it from disk by variable key, like the
 reference's by-name HDF5 loading. Every stage trains with the reference's Adam (powerbert.optimizer)
 for the same number of epochs; stages 1 and 3 keep their best dev epoch by the task's metric.
 `log_file.txt` gets the reference's records (spec §1.6) plus the task metric per epoch, the
