@@ -121,7 +121,8 @@ def set_problem(folder, manifest):
 
 def remove_stale(folder):
     """Remove what an interrupted save left in `folder`: the staging folder and temporary files
-    of this module, and the `tmp*.tmp` files of earlier versions of the toolkit."""
+    of this module, and what earlier versions of the toolkit left (`tmp*.tmp` files, PABEE's
+    `.checkpoint-<step>.<random>` staging folders)."""
     if not os.path.isdir(folder):
         return
     shutil.rmtree(os.path.join(folder, STAGING), ignore_errors=True)
@@ -129,6 +130,8 @@ def remove_stale(folder):
         path = os.path.join(folder, name)
         if name.endswith(".tmp") and name.startswith((".", "tmp")) and os.path.isfile(path):
             os.remove(path)
+        elif name.startswith(".checkpoint-") and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def staging_folder(folder):

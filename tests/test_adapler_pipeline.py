@@ -15,6 +15,7 @@ import pytest
 from adapler.cli import (evaluation_main, finetune_main, glue_prediction_main, glue_train_main,
                          saliency_main, train_main)
 from adapler.inference import main as infer_main
+from common.runlog import read_events
 from tests.test_adapler_data import eraser_fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,6 +106,8 @@ def test_stages_run_as_in_the_readme(workdir, capsys):
     sidecar = json.loads((model / "config.json").read_text())
     assert sidecar["method"] == "adapler" and len(sidecar["method_state"]["eta"]) == 2
     log = (TASK_DIR / f"logs/{STEM}.log").read_text()
+    events = read_events(TASK_DIR / f"logs/{STEM}.jsonl", "validation")
+    assert [e["epoch"] for e in events] == [1] and "speedup" in events[0]
     assert "SPEEDUP (TOTAL)" in log and "Confidence Ratios" in log and "completed!" in log
     history = pickle.loads((TASK_DIR / f"logs/{STEM}.pkl").read_bytes())
     assert set(history) == {"loss", "head_loss", "lambda", "gamma"}

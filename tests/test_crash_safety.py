@@ -86,6 +86,7 @@ def test_next_save_cleans_up_and_uses_normal_permissions(first, tmp_path):
     shutil.copytree(first, folder)
     save(folder, 2, crash_at="first-replaced")
     (folder / "tmpab12cd.tmp").write_text("left by an older version")
+    (folder / ".checkpoint-3.x1y2").mkdir()  # an older PABEE staging folder
     assert {files.STAGING, files.PREVIOUS} <= set(os.listdir(folder))
     save(folder, 3)
     assert loaded_epoch(folder) == 3
