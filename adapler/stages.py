@@ -23,7 +23,7 @@ from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.speedup import check_counting
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
-                                read_sidecar, resolve_source, save_checkpoint)
+                                resolve_source, save_checkpoint)
 from common.errors import UserError
 from common.files import write_json, write_pickle
 from common.runlog import RunLog
@@ -137,7 +137,8 @@ def finetuned_checkpoint(dirs, epoch, task_name, seed, max_length):
 
 def load_checkpoint_into(model, folder, require_adapler=False):
     """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
-    sidecar = read_sidecar(folder)
+    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
+    sidecar = source.sidecar
     if require_adapler and sidecar.get("method") != "adapler":
         raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
                         f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
@@ -145,7 +146,6 @@ def load_checkpoint_into(model, folder, require_adapler=False):
     if sidecar.get("num_labels", model.num_labels) != model.num_labels:
         raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
                         f"{model.num_labels}; pass the checkpoint of this task")
-    source = resolve_source(folder)
     optional = () if require_adapler else model.optional_checkpoint_keys
     load_weights(model, source.path, optional=optional)
     return sidecar
