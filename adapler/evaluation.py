@@ -11,8 +11,8 @@ import numpy as np
 from keras import ops
 
 from adapler.data import trim
-from adapler.files import atomic_write
 from adapler.flops import is_bert_base, per_example_flops, total_speedup
+from common.files import atomic_write
 from adapler.soft_removal import EVAL_SHARPNESS
 from common.metrics import compute_metrics
 from common.training import logits_to_predictions, predict

@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from common.checkpoints import read_sidecar, resolve_source
+from common.checkpoints import resolve_source
 from common.errors import UserError, cli_entry
 from common.inference import compile_forward
 from common.tasks import get_task
@@ -40,12 +40,11 @@ def load_model(model_path):
     from adapler.paths import checkpoint_folder
     from adapler.stages import build_model, load_checkpoint_into, tokenizer_for
 
-    folder = checkpoint_folder(model_path)
-    sidecar = read_sidecar(folder)
-    config = resolve_source(folder).config
-    model = build_model(config, sidecar.get("num_labels", 2), sidecar.get("max_length") or 1)
-    load_checkpoint_into(model, folder, require_adapler=True)
-    return model, tokenizer_for(folder, folder), sidecar
+    source = resolve_source(checkpoint_folder(model_path))
+    sidecar = source.sidecar
+    model = build_model(source.config, sidecar.get("num_labels", 2), sidecar.get("max_length") or 1)
+    load_checkpoint_into(model, source.folder, require_adapler=True)
+    return model, tokenizer_for(source.folder, source.folder), sidecar
 
 
 def encode_text(tokenizer, text, text_b=None, max_length=None, truncate=False):

@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from adapler.data import trim
-from adapler.files import atomic_write, write_json
+from common.files import atomic_write, write_json
 from adapler.soft_removal import NO_REMOVAL_ETA
 from common.errors import UserError
 from common.training import predict

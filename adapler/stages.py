@@ -17,16 +17,18 @@ import numpy as np
 from adapler import paths
 from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
-from adapler.files import write_json, write_pickle
 from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
-                                read_sidecar, resolve_source, save_checkpoint)
+                                resolve_source, save_checkpoint)
 from common.errors import UserError
+from common.files import write_json, write_pickle
+from common.runlog import RunLog
 from common.modeling import SequenceClassifier, dummy_inputs
+from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.training import fine_tune
@@ -76,6 +78,7 @@ def build_model(config, num_labels, max_length):
 def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, learning_rate,
                  warmup_ratio, epochs, seed, dirs, max_train_examples=None, log=print):
     """Stage A: the stock classifier (attention dropout on), every epoch saved, ft_logs.json."""
+    set_seed(seed)
     task_def = get_task(task)
     source = resolve_source(model_name_or_path)
     check_max_length(source.config, max_length)
@@ -94,7 +97,7 @@ def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, 
         logs.append({"validation": ordered_metrics(task_def, metrics)})
         save_checkpoint(model, dirs.finetuned(epoch), {
             "task": task_def.name, "num_labels": task_def.num_labels, "max_length": max_length,
-            "method": "finetune", "epoch": epoch, "data_seed": seed, "dev": metrics},
+            "method": "vanilla", "epoch": epoch, "data_seed": seed, "dev": metrics},
             tokenizer=tokenizer)
         write_json(dirs.ft_logs, logs)
         log(f"saved {dirs.finetuned(epoch)}; dev {logs[-1]['validation']}")
@@ -134,7 +137,8 @@ def finetuned_checkpoint(dirs, epoch, task_name, seed, max_length):
 
 def load_checkpoint_into(model, folder, require_adapler=False):
     """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
-    sidecar = read_sidecar(folder)
+    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
+    sidecar = source.sidecar
     if require_adapler and sidecar.get("method") != "adapler":
         raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
                         f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
@@ -142,7 +146,6 @@ def load_checkpoint_into(model, folder, require_adapler=False):
     if sidecar.get("num_labels", model.num_labels) != model.num_labels:
         raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
                         f"{model.num_labels}; pass the checkpoint of this task")
-    source = resolve_source(folder)
     optional = () if require_adapler else model.optional_checkpoint_keys
     load_weights(model, source.path, optional=optional)
     return sidecar
@@ -195,20 +198,6 @@ def saliency_files_for(dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage C
 
-class RunLog:
-    """The run's `.log` file (truncated on start) mirrored to stdout."""
-
-    def __init__(self, path, echo=print):
-        self.path, self.echo = path, echo
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        open(path, "w", encoding="utf-8").close()
-
-    def __call__(self, line):
-        self.echo(line)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-
 def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_length, seed,
                 gamma, phi, epochs, batch_size, learning_rate, warmup_ratio, acc_steps,
                 eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
@@ -216,8 +205,6 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
                 best_finetuned_score=None, max_train_examples=None, arguments=None,
                 eta_learning_rate=ETA_LEARNING_RATE, echo=print):
     """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
-    from common.training import set_seed
-
     task_def = get_task(task)
     set_seed(seed)
     if saliency_files is None:
@@ -239,7 +226,9 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     dev, _ = load_split(task_def, data_dir, "dev", tokenizer, max_length, log=echo)
     saliency = read_saliencies(saliency_files, ids, max_length)
     run_stem = paths.stem(save_name, gamma, phi)
-    log = RunLog(dirs.log_file(run_stem), echo)  # inputs are checked: start the run's log
+    # Inputs are checked: start the run's log (the original's `.log`, afresh) and its JSON lines.
+    log = RunLog(dirs.log_file(run_stem), dirs.log_file(run_stem, ".jsonl"), fresh=True,
+                 echo=echo)
     log(f"arguments: {arguments or {}}")
     rule = CheckpointRule(best_finetuned_score)
     log(f"initial weights: {folder or model_name_or_path}; {len(ids)} training examples; "
@@ -261,6 +250,8 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
         log(f"---------- epoch {epoch} ----------")
         result = evaluate(model, task_def, dev, eval_batch_size, counting)
         log(f"validation: {summary(result)}")
+        log.event("validation", epoch=epoch, metrics=result["metrics"],
+                  speedup=result["speedup"], eta=rounded(model.eta))
         if eval_current_lambda:
             current = evaluate(model, task_def, dev, eval_batch_size, counting,
                                sharpness=float(model.sharpness.numpy()))
@@ -314,7 +305,7 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
     if sidecar.get("max_length") not in (None, max_length):
         log(f"note: {folder} was trained with MAX_LENGTH {sidecar['max_length']}, evaluating "
             f"with {max_length}")
-    if sidecar.get("checkpoint_rule_met") is False:
+    if sidecar["training"].get("checkpoint_rule_met") is False:
         log(f"note: {folder} did not meet the checkpoint rule (final epoch's model)")
     if not lr_model:
         model.eta.assign(np.full(model.eta.shape, NO_REMOVAL_ETA, np.float32))

@@ -149,6 +149,41 @@ def encode_examples(tokenizer, examples, max_length):
     return arrays
 
 
+def count_truncated(tokenizer, examples, max_length):
+    """How many examples encode to more than `max_length` tokens (and are cut)."""
+    lengths = [len(ids) for ids in tokenizer(examples.text_a, examples.text_b,
+                                             truncation=False)["input_ids"]]
+    return int(np.sum(np.asarray(lengths) > max_length))
+
+
+def load_split(task, data_dir, split, tokenizer, max_length, *, seed=None, limit=None,
+               keep_order=False, log=None):
+    """(arrays, ids) of one split, encoded to `max_length`: the split loader of every pipeline.
+
+    `seed` puts the rows in the order of `default_rng(seed).permutation` (what HF datasets'
+    `shuffle(seed)` gives), `limit` keeps the first `limit` rows of that order, `keep_order`
+    puts the kept rows back in file order (a fixed random subset). `log` is told how many
+    texts were cut at `max_length`."""
+    task = get_task(task)
+    examples = read_split(task, data_dir, split)
+    if not len(examples):
+        raise UserError(f"the {task.glue_name} {split} split in {data_dir} is empty")
+    arrays = encode_examples(tokenizer, examples, max_length)
+    ids = [str(i) for i in examples.ids]
+    if log is not None:
+        truncated = count_truncated(tokenizer, examples, max_length)
+        if truncated:
+            log(f"{truncated} of {len(examples)} {split} examples are longer than max length "
+                f"{max_length} tokens and were truncated")
+    rows = np.arange(len(ids)) if seed is None else np.random.default_rng(seed).permutation(
+        len(ids))
+    if limit:
+        rows = rows[:limit]
+    if keep_order:
+        rows = np.sort(rows)
+    return {key: value[rows] for key, value in arrays.items()}, [ids[i] for i in rows]
+
+
 def to_dataset(arrays, batch_size, shuffle=False, seed=0):
     """tf.data.Dataset of (features dict, labels) batches; features alone when unlabeled."""
     import tensorflow as tf

@@ -17,13 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
+from common.seeding import set_seed
 
 NO_DECAY = ("layer_norm", "bias")
-
-
-def set_seed(seed):
-    """Seed Python, numpy and TensorFlow (and Keras' dropout) in one call."""
-    keras.utils.set_random_seed(int(seed))
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):

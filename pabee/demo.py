@@ -9,7 +9,7 @@ batch-1 latency against the full model on the same dev sentences.
 """
 import numpy as np
 
-from common.data import encode_examples, read_split
+from common.data import load_split
 from common.metrics import compute_metrics
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -31,7 +31,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     task = get_task("sst-2")
     model = pipeline.load_for_eval(work_dir, task)
     engine = EarlyExitEngine(model)
-    arrays = encode_examples(load_tokenizer(work_dir), read_split(task, data_dir, "dev"), LENGTH)
+    arrays, _ = load_split(task, data_dir, "dev", load_tokenizer(work_dir), LENGTH)
     layer_logits = np.concatenate(map_batches(engine.all_layers, arrays, 64), axis=1)
     results = {t: simulate(layer_logits, ExitRule(t)) for t in range(model.num_layers)}
     accuracy = {t: compute_metrics(task, np.argmax(r.logits, -1), arrays["labels"])["acc"]

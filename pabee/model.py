@@ -126,7 +126,7 @@ def loss_fn(model, features, labels, training=True):
 def head_dropout_of(source):
     """The head dropout a source's config asks for (None: the model's default rule)."""
     if source.kind == "own":
-        return source.sidecar.get("head_dropout")
+        return source.sidecar["method_state"].get("head_dropout")
     if not source.config.is_albert:
         return None
     path = os.path.join(source.folder, "config.json")

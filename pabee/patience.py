@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from common import flops
-from common.errors import UserError
+from common.errors import UserError, parse_int_list
 from common.seams import EncoderState
 from common.training import batches
 from pabee.model import LOGITS
@@ -49,18 +49,8 @@ class ExitResult:
 
 
 def parse_patience_list(text):
-    """'3,4, 5' -> [3, 4, 5]; UserError for anything but non-negative integers."""
-    values = []
-    for part in str(text).split(","):
-        try:
-            value = int(part)
-        except ValueError:
-            raise UserError(f"--patience must be comma-separated non-negative integers such as "
-                            f"3,4,5; got '{text}'") from None
-        if value < 0:
-            raise UserError(f"--patience values must be >= 0 (0 = full model), got {value}")
-        values.append(value)
-    return values
+    """'3,4, 5' -> [3, 4, 5]; UserError for anything but non-negative integers (0 = full model)."""
+    return parse_int_list(text, "--patience", minimum=0)
 
 
 def _exit_loop(rule, num_layers, count, layer_logits, keep_rows):

@@ -2,16 +2,19 @@
 
 Files (mirroring the original's layout, in this toolkit's formats):
 
-    output_dir/pabee.weights.h5, config.json   final model (after --do_train) + sidecar
-    output_dir/tokenizer files, training_args.json
+    output_dir/model.weights.h5, config.json   final model (after --do_train) + sidecar,
+    output_dir/tokenizer files, training_args.json     committed as one set (common.checkpoints)
     output_dir/checkpoint-<step>/              every --save_steps updates: the same, plus
                                                optimizer.weights.h5 (resumable)
     <eval dir>/<prefix>/eval_results.txt       metrics of the LAST patience evaluated (original)
     <eval dir>/<prefix>/eval_results_patience<t>.txt   one per patience: metrics + exit stats
     <eval dir>/<prefix>/eval_results_layers.tsv        --eval_each_layer: every classifier alone
-    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience in one table
-    output_dir/log_history.jsonl               the JSON line of every logging step (the original
-                                               also sent them to TensorBoard)
+    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience of the last
+                                               evaluation in one table
+    output_dir/log_history.jsonl               the run log's JSON lines (common.runlog): every
+                                               logging step (the original also sent them to
+                                               TensorBoard) and every evaluation row, each with
+                                               its run id: no evaluation replaces another
 
 <eval dir> is output_dir, and output_dir-MM for MNLI mismatched; <prefix> is the checkpoint
 folder name for checkpoint folders, empty for output_dir itself.
@@ -19,8 +22,6 @@ folder name for checkpoint folders, empty for output_dir itself.
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import keras
@@ -29,20 +30,23 @@ import pandas as pd
 import tensorflow as tf
 
 from common import checkpoints
-from common.data import encode_examples, read_split
+from common.data import load_split
 from common.errors import UserError
+from common.files import write_text
 from common.metrics import compute_metrics, single_class_warning
+from common.runlog import RunLog
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from common.training import logits_to_predictions, set_seed
+from common.seeding import set_seed
+from common.training import logits_to_predictions
 from pabee import cli
 from pabee.model import build_model, load_weights
 from pabee.patience import (EarlyExitEngine, ExitRule, exit_statistics, map_batches, ratio_line,
                             simulate, stats_line)
 from pabee.train import save_optimizer, train
 
-WEIGHTS_NAME = "pabee"
 TABLE = "eval_results_patience.tsv"
+HISTORY = "log_history.jsonl"
 
 
 def run(args, log=print):
@@ -81,18 +85,17 @@ def _check_model_type(args, source):
                         f"{source.config.model_type}")
 
 
-def _resume_point(path):
+def _resume_point(path, source):
     """(global step, optimizer file) when `path` is one of our checkpoint-<step> folders."""
     match = re.search(r"-(\d+)/?$", path)
-    folder = os.path.dirname(path) if path.endswith(".weights.h5") else path
-    state = os.path.join(folder, "optimizer.weights.h5")
-    if match and os.path.isfile(state):
+    state = os.path.join(source.folder, checkpoints.OPTIMIZER_NAME)
+    if match and source.kind == "own" and os.path.isfile(state):
         return int(match.group(1)), state
     return 0, None
 
 
-def _encode_split(tokenizer, task, data_dir, split, max_length):
-    return encode_examples(tokenizer, read_split(task, data_dir, split), max_length)
+def _encode_split(tokenizer, task, data_dir, split, max_length, log=None):
+    return load_split(task, data_dir, split, tokenizer, max_length, log=log)[0]
 
 
 def train_and_save(args, task, log):
@@ -101,7 +104,7 @@ def train_and_save(args, task, log):
     checkpoints.check_max_length(source.config, args.max_seq_length)
     tokenizer = load_tokenizer(args.tokenizer_name or source.folder, cased=not args.do_lower_case)
     pooling = checkpoints.choose_pooling(source, args.pooling, log)
-    model = build_model(source, task.num_labels, name=WEIGHTS_NAME, pooling=pooling)
+    model = build_model(source, task.num_labels, pooling=pooling)
     loaded = load_weights(model, source)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
     heads, added = model.head_parameters()
@@ -110,18 +113,19 @@ def train_and_save(args, task, log):
     log(f"Added Output Layers Parameters: {added}")
     log(f"internal classifiers loaded from the checkpoint: {loaded} of {model.num_layers} "
         "(the others start fresh)")
-    train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length)
+    train_arrays = _encode_split(tokenizer, task, args.data_dir, "train", args.max_seq_length,
+                                 log)
     if task.is_regression and loaded == 0:
         mean = model.start_at_mean_score(train_arrays["labels"])
         log(f"regression: the internal classifiers start at the mean training score {mean:.3f}")
-    start_step, optimizer_state = _resume_point(args.model_name_or_path)
+    start_step, optimizer_state = _resume_point(args.model_name_or_path, source)
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
     os.makedirs(args.output_dir, exist_ok=True)
     meta = _meta(args, task, model)
     dev = [(t, _encode_split(tokenizer, t, args.data_dir, "dev", args.max_seq_length))
            for t, _ in eval_tasks(task, args.output_dir)] if args.evaluate_during_training else []
-    history = os.path.join(args.output_dir, "log_history.jsonl")
+    history = RunLog(None, os.path.join(args.output_dir, HISTORY), echo=None)
     engine = EarlyExitEngine(model) if dev else None
 
     def on_log(step, record):
@@ -132,10 +136,8 @@ def train_and_save(args, task, log):
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
         record["step"] = step
-        line = json.dumps(record, sort_keys=True)
-        log(line)
-        with open(history, "a", encoding="utf-8") as out:
-            out.write(line + "\n")
+        log(json.dumps(record, sort_keys=True))
+        history.event("log", **record)
 
     def on_save(step, optimizer):
         folder = os.path.join(args.output_dir, f"checkpoint-{step}")
@@ -152,50 +154,41 @@ def train_and_save(args, task, log):
         start_step=start_step, optimizer_state=optimizer_state, on_log=on_log, on_save=on_save,
         log=log)
     checkpoints.save_checkpoint(model, args.output_dir, dict(meta, global_step=step),
-                                name=WEIGHTS_NAME, tokenizer=tokenizer)
-    _write_text(os.path.join(args.output_dir, "training_args.json"),
-                json.dumps(vars(args), indent=2, sort_keys=True))
+                                tokenizer=tokenizer, extra_files={
+                                    "training_args.json": _training_args_writer(args)})
     log(f"Saving model checkpoint to {args.output_dir}")
 
 
 def _meta(args, task, model):
     return {"method": "pabee", "task": task.name, "num_labels": task.num_labels,
-            "max_length": args.max_seq_length, "model_type": args.model_type,
-            "num_layers": model.num_layers, "head_dropout": model.head_dropout,
-            "do_lower_case": args.do_lower_case, "patience": args.patience,
-            "regression_threshold": args.regression_threshold}
+            "max_length": args.max_seq_length, "lower_case": bool(args.do_lower_case),
+            "method_state": {"model_type": args.model_type, "num_layers": model.num_layers,
+                             "head_dropout": model.head_dropout, "patience": args.patience,
+                             "regression_threshold": args.regression_threshold},
+            "training": {"seed": args.seed}}
+
+
+def _training_args_writer(args):
+    text = json.dumps(vars(args), indent=2, sort_keys=True)
+
+    def write(path):
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    return write
 
 
 def _save_folder(model, folder, meta, tokenizer, args, optimizer):
-    """A complete checkpoint folder, built aside and renamed into place (never half-written)."""
-    parent = os.path.dirname(os.path.abspath(folder))
-    staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.")
-    try:
-        checkpoints.save_checkpoint(model, staging, meta, name=WEIGHTS_NAME, tokenizer=tokenizer)
-        save_optimizer(optimizer, os.path.join(staging, "optimizer.weights.h5"))
-        _write_text(os.path.join(staging, "training_args.json"),
-                    json.dumps(vars(args), indent=2, sort_keys=True))
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
-
-
-def _write_text(path, text):
-    """Write a small text file atomically (temp file + rename)."""
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    """A complete checkpoint-<step> folder with the optimizer state, committed as one set."""
+    checkpoints.save_checkpoint(model, folder, meta, tokenizer=tokenizer, extra_files={
+        checkpoints.OPTIMIZER_NAME: lambda path: save_optimizer(optimizer, path),
+        "training_args.json": _training_args_writer(args)})
 
 
 # ---------------------------------------------------------------- evaluation
 
 def _holds_model(folder):
     names = os.listdir(folder)
-    return (any(n.endswith(".weights.h5") and n != "optimizer.weights.h5" for n in names)
+    return (any(n.endswith(".weights.h5") and n != checkpoints.OPTIMIZER_NAME for n in names)
             and "config.json" in names) or "model.safetensors" in names or (
         "pytorch_model.bin" in names)
 
@@ -246,8 +239,7 @@ def load_for_eval(path, task, model_type=None, previous=None, pooling=None, log=
                         "--task_name")
     reuse = (previous is not None and previous.config == source.config
              and previous.bert.pooling == pooling)
-    model = previous if reuse else build_model(source, task.num_labels, name=WEIGHTS_NAME,
-                                               pooling=pooling)
+    model = previous if reuse else build_model(source, task.num_labels, pooling=pooling)
     load_weights(model, source, require_heads=True)
     return model
 
@@ -289,6 +281,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
     pairs = eval_tasks(task, args.output_dir)
     data = {t.name: _encode_split(tokenizer, t, args.data_dir, "dev", args.max_seq_length)
             for t, _ in pairs}
+    history = RunLog(None, os.path.join(args.output_dir, HISTORY), echo=None)
     results, rows, model, engine = {}, [], None, None
     for path in paths:
         name = os.path.basename(os.path.normpath(path))
@@ -322,10 +315,11 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                                                model.num_labels))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
-                _write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
-                _write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
+                write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
+                write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
                             _result_lines({k: v for k, v in row.items() if k != "checkpoint"}))
                 rows.append(row)
+                history.event("evaluation", **row)
             if exits:  # MNLI m and mm pooled, as the original counts them
                 stats = exit_statistics(model.config, np.concatenate(exits),
                                         args.max_seq_length, model.num_labels)
@@ -341,8 +335,9 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
     if "exit_histogram" in table:
         table["exit_histogram"] = table["exit_histogram"].map(
             lambda h: " ".join(map(str, h)) if isinstance(h, list) else "")
-    _write_text(os.path.join(args.output_dir, TABLE), table.to_csv(sep="\t", index=False))
-    log(f"results of every checkpoint and patience: {os.path.join(args.output_dir, TABLE)}")
+    write_text(os.path.join(args.output_dir, TABLE), table.to_csv(sep="\t", index=False))
+    log(f"results of every checkpoint and patience: {os.path.join(args.output_dir, TABLE)} "
+        f"(this evaluation; every evaluation's rows stay in {HISTORY}, run {history.run_id})")
     return results
 
 
@@ -373,6 +368,6 @@ def evaluate_each_layer(engine, task, arrays, patience_list, args, folder, log=p
     table = pd.DataFrame(rows)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "eval_results_layers.tsv")
-    _write_text(path, table.to_csv(sep="\t", index=False))
+    write_text(path, table.to_csv(sep="\t", index=False))
     log(f"per-layer results ({task.glue_name}):\n{table.to_string(index=False)}")
     return table

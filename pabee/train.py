@@ -27,7 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
-from common.training import ParamGroup, batches, set_seed, split_features
+from common.seeding import set_seed
+from common.training import ParamGroup, batches, split_features
 from pabee.model import loss_fn
 
 

@@ -11,6 +11,7 @@ import os
 import tempfile
 
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
+from common.data import load_split
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -94,7 +95,7 @@ def run(args, echo=print):
     retention = None if training else _inference_retention(args, source, task, max_length)
     tokenizer = _tokenizer(args, source)
     splits = ("train", "dev") if training else ("dev",) if args.EVAL_ONLY else ("test",)
-    data = {split: pipeline.load_split_arrays(task, args.DATA_DIR, tokenizer, max_length, split)
+    data = {split: load_split(task, args.DATA_DIR, split, tokenizer, max_length, log=echo)
             for split in splits}
     model = None
     if not training:
@@ -214,7 +215,7 @@ def _inference_retention(args, source, task, max_length):
     layers = source.config.num_hidden_layers
     if args.RETENTION_CONFIG is not None:
         return parse_retention(args.RETENTION_CONFIG, layers, max_length)
-    return sidecar.get("retention_config") or [max_length] * layers
+    return sidecar.get("method_state", {}).get("retention_config") or [max_length] * layers
 
 
 def _tokenizer(args, source):

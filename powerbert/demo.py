@@ -7,6 +7,7 @@ travel at all (spec §10 item 10).
 """
 import os
 
+from common.data import load_split
 from common.checkpoints import load_backbone_weights, resolve_source
 from common.flops import powerbert_flops, speedup, vanilla_flops
 from common.tasks import get_task
@@ -29,9 +30,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     task = get_task("sst-2")
     source = resolve_source(finetuned_dir)
     tokenizer = load_tokenizer(source.folder)
-    train, _ = pipeline.load_split_arrays(task, data_dir, tokenizer, MAX_LENGTH, "train")
-    train = {key: value[:TRAIN_ROWS] for key, value in train.items()}
-    dev, _ = pipeline.load_split_arrays(task, data_dir, tokenizer, MAX_LENGTH, "dev")
+    train, _ = load_split(task, data_dir, "train", tokenizer, MAX_LENGTH, limit=TRAIN_ROWS)
+    dev, _ = load_split(task, data_dir, "dev", tokenizer, MAX_LENGTH)
     os.makedirs(work_dir, exist_ok=True)
     settings = (f"demo_row(finetuned_dir={finetuned_dir!r}, train rows={TRAIN_ROWS}, "
                 f"epochs={epochs}, LR_BERT={LR_BERT}, LR_SOFT_EXTRACT={LR_SOFT_EXTRACT}, "

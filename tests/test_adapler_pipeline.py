@@ -15,6 +15,7 @@ import pytest
 from adapler.cli import (evaluation_main, finetune_main, glue_prediction_main, glue_train_main,
                          saliency_main, train_main)
 from adapler.inference import main as infer_main
+from common.runlog import read_events
 from tests.test_adapler_data import eraser_fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,8 +104,10 @@ def test_stages_run_as_in_the_readme(workdir, capsys):
     train_main(train)
     model = TASK_DIR / f"models/adaptive_lr/{STEM}_lr"
     sidecar = json.loads((model / "config.json").read_text())
-    assert sidecar["method"] == "adapler" and len(sidecar["eta"]) == 2
+    assert sidecar["method"] == "adapler" and len(sidecar["method_state"]["eta"]) == 2
     log = (TASK_DIR / f"logs/{STEM}.log").read_text()
+    events = read_events(TASK_DIR / f"logs/{STEM}.jsonl", "validation")
+    assert [e["epoch"] for e in events] == [1] and "speedup" in events[0]
     assert "SPEEDUP (TOTAL)" in log and "Confidence Ratios" in log and "completed!" in log
     history = pickle.loads((TASK_DIR / f"logs/{STEM}.pkl").read_bytes())
     assert set(history) == {"loss", "head_loss", "lambda", "gamma"}
@@ -146,8 +149,8 @@ def test_glue_variant_and_checkpoint_fallback(workdir, capsys):
                               "--HEAD_LEARNING_RATE", "1e-4"])
     stem = "glue_GAMMA0.001_PHI0.002"
     sidecar = json.loads((TASK_DIR / f"models/adaptive_lr/{stem}_lr/config.json").read_text())
-    assert sidecar["checkpoint_rule_met"] is False
-    assert sidecar["eta_learning_rate"] == 5e-4  # the original's rate unless --ETA_LEARNING_RATE
+    assert sidecar["training"]["checkpoint_rule_met"] is False
+    assert sidecar["method_state"]["eta_learning_rate"] == 5e-4  # the original's rate unless --ETA_LEARNING_RATE
     log = (TASK_DIR / f"logs/{stem}.log").read_text()
     assert "WARNING: no epoch reached" in log and "(lambda 10)" in log
     fails(glue_train_main, COMMON + ["--SOFT_EXTRACT_TYPE", "tanh"], capsys, "does not exist")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common import checkpoints
+from common.runlog import read_events
 from conftest import FIXTURES, REPO
 from pabee.cli import main
 
@@ -86,15 +87,15 @@ def test_training_writes_checkpoints_and_final_model(trained):
     out, _ = trained
     for folder in (out, out / "checkpoint-3", out / "checkpoint-6"):
         names = set(os.listdir(folder))
-        assert {"pabee.weights.h5", "config.json", "tokenizer.json",
+        assert {"model.weights.h5", "config.json", "tokenizer.json",
                 "training_args.json"} <= names, folder
         sidecar = checkpoints.read_sidecar(str(folder))
-        assert sidecar["method"] == "pabee" and sidecar["num_layers"] == 3
+        assert sidecar["method"] == "pabee" and sidecar["method_state"]["num_layers"] == 3
     assert "optimizer.weights.h5" in os.listdir(out / "checkpoint-3")
-    assert checkpoints.read_sidecar(str(out))["global_step"] == 6
+    assert checkpoints.read_sidecar(str(out))["training"]["global_step"] == 6
     assert not [n for n in os.listdir(out) if n.startswith(".")]  # no staging leftovers
-    history = (out / "log_history.jsonl").read_text().splitlines()
-    assert len(history) == 2 and '"eval_acc"' in history[0] and '"step": 3' in history[0]
+    history = read_events(out / "log_history.jsonl", "log")
+    assert len(history) == 2 and "eval_acc" in history[0] and history[0]["step"] == 3
 
 
 def test_patience_list_over_all_checkpoints(trained):
@@ -147,7 +148,7 @@ def test_albert_regression_and_mnli(data, tmp_path, capsys):
     out = tmp_path / "albert"
     main(flags(data, out, *QUICK, "--do_eval", "--patience", "1", model="tiny_albert",
                model_type="albert"))
-    assert checkpoints.read_sidecar(str(out))["model_type"] == "albert"
+    assert checkpoints.read_sidecar(str(out))["method_state"]["model_type"] == "albert"
     out = tmp_path / "stsb"
     main(flags(data, out, *QUICK, "--do_eval", "--patience", "1", task="STS-B"))
     assert "regression_threshold not given" in capsys.readouterr().err

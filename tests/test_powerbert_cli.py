@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from common import checkpoints
+from common.runlog import read_events
 from common.modeling import SequenceClassifier, dummy_inputs
 from conftest import FIXTURES, REPO
 from powerbert import cli
@@ -83,8 +84,8 @@ def trained(tmp_path_factory):
 def test_training_writes_three_checkpoints_and_the_log(trained):
     out = trained["out"]
     for stage in ("finetune", "configuration_search_model", "retrained"):
-        assert (out / stage / f"{stage}.weights.h5").is_file()
-        assert checkpoints.read_sidecar(str(out / stage))["stage"] == stage
+        assert (out / stage / "model.weights.h5").is_file()
+        assert checkpoints.read_sidecar(str(out / stage))["method_state"]["stage"] == stage
     log = (out / "log_file.txt").read_text()
     lines = log.split("\n")
     assert lines[0].startswith("Command-Line arguments :Namespace(EPOCHS=2, ")
@@ -100,7 +101,10 @@ def test_training_writes_three_checkpoints_and_the_log(trained):
     assert lines[-1].startswith(" FLOPs speed-up : ")
     assert not log.endswith("\n")
     retrained = checkpoints.read_sidecar(str(out / "retrained"))
-    assert retrained["retention_config"] == retention and retrained["max_length"] == N
+    assert retrained["method_state"]["retention_config"] == retention
+    assert retrained["max_length"] == N
+    events = read_events(out / "run_log.jsonl", "record")
+    assert [e["text"] for e in events] == [line[1:] for line in lines[1:]]
     # The search ran 8 steps at LR_SOFT_EXTRACT 0.02: far too little to move (spec §10.10).
     assert any(l.startswith(" Warning: the retention configuration barely moved") and
                "raise --LR_SOFT_EXTRACT" in l for l in lines)
@@ -120,11 +124,11 @@ def test_eval_only_appends_to_the_log(trained, capsys):
     assert any(l.startswith("f1 : ") for l in record)
     accuracy = float(record[3].split(" : ")[1])
     sidecar = checkpoints.read_sidecar(str(out / "retrained"))
-    assert accuracy == pytest.approx(100 * sidecar["dev"]["acc"], abs=1e-3)
-    assert f"retention configuration: {','.join(map(str, sidecar['retention_config']))}" in (
-        capsys.readouterr().out)
+    assert accuracy == pytest.approx(100 * sidecar["training"]["dev"]["acc"], abs=1e-3)
+    retention = sidecar["method_state"]["retention_config"]
+    assert f"retention configuration: {','.join(map(str, retention))}" in capsys.readouterr().out
     # An explicit configuration in the comma form of the log, and the full-length default.
-    weights = out / "retrained" / "retrained.weights.h5"
+    weights = out / "retrained" / "model.weights.h5"
     assert _run(["--CHECKPOINT_PATH", weights, "--RETENTION_CONFIG", "16,16,16"] + common) == 0
     assert "retention configuration: 16,16,16" in capsys.readouterr().out
 

@@ -197,4 +197,4 @@ def test_penalty_only_parameters_travel_the_summed_learning_rate(tmp_path):
         np.testing.assert_allclose(r[6:], 1 - travel, atol=1e-4)
     assert masses == pytest.approx(searched.retention_masses(), rel=1e-6)
     sidecar = checkpoints.read_sidecar(str(tmp_path / pipeline.SEARCH))
-    assert sidecar["retention_config"] == retention == derive_retention(masses)
+    assert sidecar["method_state"]["retention_config"] == retention == derive_retention(masses)

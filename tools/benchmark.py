@@ -27,7 +27,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 import warnings
 from importlib import metadata
@@ -38,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from common.errors import UserError, cli_entry  # noqa: E402
+from common.files import write_text  # noqa: E402
 
 TOLERANCE = 1e-3
 BUSY_WARNING = 0.2  # background share of all cores above which the report carries a warning
@@ -430,15 +430,7 @@ def write_docs(path, text):
         raise UserError(f"{path} has only one of the markers {begin} / {end}; fix the file")
     else:
         updated = current.rstrip("\n") + ("\n\n" if current else "") + block + "\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(updated)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text(path, updated)
 
 
 # ---------------------------------------------------------------- main

@@ -77,7 +77,7 @@ def run(args, log=print):
     sidecar = read_sidecar(args.model_dir)
     model = load_for_eval(args.model_dir, task)
     length = args.max_seq_length or sidecar.get("max_length", task.max_length)
-    tokenizer = load_tokenizer(args.model_dir, cased=not sidecar.get("do_lower_case", True))
+    tokenizer = load_tokenizer(args.model_dir, cased=not sidecar["lower_case"])
     examples = read_split(task, args.data_dir, "dev")
     arrays = encode_examples(tokenizer, examples, length)
     arrays = {key: value[:args.examples] for key, value in arrays.items()}

@@ -16,18 +16,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from common.errors import UserError, cli_entry, require_file  # noqa: E402
+from common.files import write_text  # noqa: E402
 
 DEFAULT_SOURCE = "/work/shared/data/glue/SST-2/train.tsv"
 DEFAULT_OUT = os.path.join(REPO, "common", "default_data", "SST-2")
 HEADER = "sentence\tlabel\n"
 SAMPLE_SIZE = 2000
 SEED = 13
-
-
-def write_atomic(path, lines):
-    with open(path + ".tmp", "w", encoding="utf-8", newline="") as handle:
-        handle.writelines(lines)
-    os.replace(path + ".tmp", path)
 
 
 @cli_entry
@@ -47,7 +42,7 @@ def main(argv=None):
     rows = [row if row.endswith("\n") else row + "\n" for row in lines[1:]]
     picked = np.sort(np.random.default_rng(SEED).choice(len(rows), SAMPLE_SIZE, replace=False))
     os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "train.tsv"), [HEADER] + [rows[i] for i in picked])
+    write_text(os.path.join(args.out, "train.tsv"), "".join([HEADER] + [rows[i] for i in picked]))
     shutil.copyfile(dev, os.path.join(args.out, "dev.tsv"))
     print(f"wrote {SAMPLE_SIZE} train rows and the full dev.tsv to {args.out}")
 
