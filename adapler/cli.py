@@ -7,19 +7,16 @@ compatibility; this build runs on TensorFlow's default device. Extra: --MAX_TRAI
 fixed training subset: the first rows of the seeded shuffle; give the same value to stages A-C),
 --PAPER_FLOPS (count FLOPs as the original did, bugs included) and --SPLIT for the evaluation.
 """
-import argparse
-
-from adapler import paths, stages
-from adapler.data import default_data_dir_for
-from adapler.training import ETA_LEARNING_RATE
-from common.errors import UserError, cli_entry
+from adapler import paths
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 from common.tasks import get_task
 
 DEFAULT_MODEL = "bert-base-uncased"
 
 
 def _parser(description, max_length=128, batch_size=32, seed=True):
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--TASK", required=True, help="task key, e.g. sst2, mrpc, ag_news")
     parser.add_argument("--MAX_LENGTH", type=int, default=max_length)
     parser.add_argument("--BATCH_SIZE", type=int, default=batch_size)
@@ -42,6 +39,8 @@ def _train_subset(parser):
 
 def _parse(parser, argv):
     args = parser.parse_args(argv)
+    from adapler.data import default_data_dir_for  # registers AdapLeR's tasks; imports TF
+
     args.task = get_task(args.TASK)  # unknown task: one clear error line
     args.data_dir = args.DATA_DIR or default_data_dir_for(args.task)
     if args.MAX_LENGTH < 3:
@@ -69,10 +68,12 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
     return parser
 
 
-@cli_entry
+@command
 def finetune_main(argv=None):
     args = _parse(finetune_parser(), argv)
     print(f"arguments: {_flags(args)}")
+    from adapler import stages
+
     stages.run_finetune(task=args.task, data_dir=args.data_dir,
                         model_name_or_path=args.MODEL_NAME_OR_PATH, max_length=args.MAX_LENGTH,
                         batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
@@ -90,10 +91,12 @@ def saliency_parser():
     return parser
 
 
-@cli_entry
+@command
 def saliency_main(argv=None):
     args = _parse(saliency_parser(), argv)
     print(f"arguments: {_flags(args)}")
+    from adapler import stages
+
     stages.run_saliencies(task=args.task, data_dir=args.data_dir,
                           model_name_or_path=args.MODEL_NAME_OR_PATH,
                           split="dev" if args.SPLIT == "val" else args.SPLIT,
@@ -128,9 +131,9 @@ def train_parser(glue=False):
         parser.add_argument("--EVAL_BATCH_SIZE", type=int, default=32)
         parser.add_argument("--ACC_STEPS", type=int, default=1,
                             help="gradient accumulation micro-batches per update")
-    parser.add_argument("--ETA_LEARNING_RATE", type=float, default=ETA_LEARNING_RATE,
-                        help="peak Adam rate of eta and theta (the original hard-codes 5e-4, "
-                             "which bounds how far eta moves in a short run)")
+    parser.add_argument("--ETA_LEARNING_RATE", type=float, default=None,
+                        help="peak Adam rate of eta and theta (default: the original's "
+                             "hard-coded 5e-4, which bounds how far eta moves in a short run)")
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
@@ -145,8 +148,12 @@ def _train(argv, glue):
     for flag in ("EPOCHS", "BATCH_SIZE"):
         if getattr(args, flag) < 1:
             raise UserError(f"--{flag} must be at least 1")
-    if args.ETA_LEARNING_RATE <= 0:
+    if args.ETA_LEARNING_RATE is not None and not args.ETA_LEARNING_RATE > 0:
         raise UserError(f"--ETA_LEARNING_RATE must be positive, got {args.ETA_LEARNING_RATE}")
+    eta_rate = {} if args.ETA_LEARNING_RATE is None else {
+        "eta_learning_rate": args.ETA_LEARNING_RATE}
+    from adapler import stages
+
     stages.run_adapler(
         task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
         initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
@@ -157,16 +164,15 @@ def _train(argv, glue):
         dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
         divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
         head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
-        max_train_examples=args.MAX_TRAIN_EXAMPLES, eta_learning_rate=args.ETA_LEARNING_RATE,
-        arguments=_flags(args))
+        max_train_examples=args.MAX_TRAIN_EXAMPLES, arguments=_flags(args), **eta_rate)
 
 
-@cli_entry
+@command
 def train_main(argv=None):
     _train(argv, glue=False)
 
 
-@cli_entry
+@command
 def glue_train_main(argv=None):
     _train(argv, glue=True)
 
@@ -187,18 +193,22 @@ def evaluation_parser(glue=False):
     return parser
 
 
-@cli_entry
+@command
 def evaluation_main(argv=None):
     args = _parse(evaluation_parser(), argv)
+    from adapler import stages
+
     stages.run_evaluation(task=args.task, data_dir=args.data_dir, model_path=args.MODEL_PATH,
                           model_name_or_path=args.MODEL_NAME_OR_PATH, lr_model=args.LR_MODEL,
                           max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
                           split=args.SPLIT, counting="paper" if args.PAPER_FLOPS else "exact")
 
 
-@cli_entry
+@command
 def glue_prediction_main(argv=None):
     args = _parse(evaluation_parser(glue=True), argv)
+    from adapler import stages
+
     stages.run_glue_prediction(task=args.task, data_dir=args.data_dir,
                                model_path=args.MODEL_PATH,
                                model_name_or_path=args.MODEL_NAME_OR_PATH,

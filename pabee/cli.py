@@ -8,11 +8,10 @@ Every flag of the original parses. Flags for hardware this toolkit does not driv
 --fp16_opt_level, --local_rank, --server_ip, --server_port) and --cache_dir / --overwrite_cache
 (features are never cached) are accepted and ignored with a one-line notice.
 """
-import argparse
 import sys
 
-from common.errors import UserError, cli_entry
-from pabee.patience import parse_patience_list
+from common.cli import ArgumentParser, command
+from common.errors import UserError, parse_int_list
 
 MODEL_TYPES = ("bert", "albert")
 IGNORED = {"fp16": False, "fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
@@ -20,8 +19,8 @@ IGNORED = {"fp16": False, "fp16_opt_level": "O1", "local_rank": -1, "server_ip":
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        description="PABEE: train BERT/ALBERT with an internal classifier per layer and "
+    p = ArgumentParser(
+        prog="run_glue_with_pabee.py", description="PABEE: train BERT/ALBERT with an internal classifier per layer and "
                     "evaluate with patience-based early exit (GLUE tasks).")
     required = p.add_argument_group("required")
     required.add_argument("--data_dir", required=True,
@@ -95,7 +94,7 @@ def validate(args, task, warn=None):
     if args.model_type not in MODEL_TYPES:
         raise UserError(f"--model_type {args.model_type} is not supported by PABEE; use bert or "
                         "albert")
-    patience = parse_patience_list(args.patience)
+    patience = parse_int_list(args.patience, "--patience", minimum=0)
     if not (args.do_train or args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     for flag in ("per_gpu_train_batch_size", "per_gpu_eval_batch_size",
@@ -120,9 +119,10 @@ def validate(args, task, warn=None):
     return patience
 
 
-@cli_entry
+@command
 def main(argv=None):
-    from pabee import pipeline
     args = build_parser().parse_args(argv)
+    from pabee import pipeline
+
     pipeline.run(args)
     return 0

@@ -5,30 +5,22 @@ Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evalu
 Every flag of the reference works (`--EPOCH` too); added: --SEED and --SKIP_FINETUNE. Every input
 is checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
 """
-import argparse
 import json
 import os
 import tempfile
 
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
-from common.errors import UserError, cli_entry
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from powerbert import pipeline
 from powerbert.retention import format_retention, parse_retention
 
 MODEL_FORMATS = ("CKPT", "HDF5")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become one-line UserErrors (exit code 2 via cli_entry)."""
-
-    def error(self, message):
-        raise UserError(f"{message}; see `python -m powerbert --help`")
-
-
 def build_parser():
-    p = _Parser(prog="powerbert", description="PoWER-BERT: fine-tune, search the retention "
+    p = ArgumentParser(prog="powerbert", description="PoWER-BERT: fine-tune, search the retention "
                 "configuration and re-train with word-vector elimination; or evaluate/predict.")
     p.add_argument("--EPOCHS", "--EPOCH", dest="EPOCHS", type=int, default=5,
                    help="epochs of each of the three stages (default 5)")
@@ -70,7 +62,7 @@ def build_parser():
     return p
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(build_parser().parse_args(argv))
     return 0
@@ -78,6 +70,8 @@ def main(argv=None):
 
 def run(args, echo=print):
     """Check every input, then train, evaluate or predict. Returns a summary dict."""
+    from powerbert import pipeline
+
     training = not (args.EVAL_ONLY or args.PREDICT_ONLY)
     _check_flags(args, training)
     task = get_task(args.TASK)
@@ -118,6 +112,8 @@ def run(args, echo=print):
 
 
 def _train(args, run_, source, data, finetuned_model=None):
+    from powerbert import pipeline
+
     (train, _), (dev, _) = data["train"], data["dev"]
     run_.echo(f"PoWER-BERT on {run_.task.glue_name}: {len(train['input_ids'])} train / "
               f"{len(dev['input_ids'])} dev rows, sequence length {run_.max_length}")

@@ -10,7 +10,6 @@ method from that checkpoint and prints one row per method: dev accuracy, FLOPs s
 measured wall-clock speed-up. The table is also written to `<work_dir>/results.md` and
 `results.json`.
 """
-import argparse
 import importlib
 import json
 import os
@@ -20,7 +19,8 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 METHODS = ("powerbert", "adapler", "pabee")
 COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured_speedup",
@@ -28,7 +28,7 @@ COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default=os.path.join("runs", "demo"))
     parser.add_argument("--model", help="backbone to fine-tune: HF folder, bert_model.ckpt or "
                                         "our checkpoint (default: the bundled MiniLM)")
@@ -99,7 +99,7 @@ def run(args, log=print):
     return rows
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(parse_args(argv))
 

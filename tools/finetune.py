@@ -9,7 +9,6 @@ id (online) or a checkpoint written by this toolkit. The best dev epoch (task me
 `<output_dir>/model.weights.h5` + `config.json` + tokenizer files; metrics go to
 `<output_dir>/eval_results.json`.
 """
-import argparse
 import json
 import os
 import sys
@@ -17,11 +16,12 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
+    parser = ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
     parser.add_argument("--model", help="HF folder, bert_model.ckpt, hub id or our checkpoint "
                                         "(default: the bundled MiniLM)")
     parser.add_argument("--task", default="sst-2")
@@ -110,7 +110,7 @@ def run(args, log=print):
     return metrics
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(parse_args(argv))
 
