@@ -46,12 +46,6 @@ def take(arrays, ids, rows):
     return {key: value[rows] for key, value in arrays.items()}, [ids[i] for i in rows]
 
 
-def _truncated(tokenizer, examples, max_length):
-    lengths = [len(ids) for ids in tokenizer(examples.text_a, examples.text_b,
-                                             truncation=False)["input_ids"]]
-    return int(np.sum(np.asarray(lengths) > max_length))
-
-
 def load_split(task, data_dir, split, tokenizer, max_length, seed=None, limit=None, log=print):
     """(arrays, ids) of one split; `seed` shuffles it (training), `limit` keeps the first rows."""
     task = get_task(task)
@@ -63,12 +57,9 @@ def load_split(task, data_dir, split, tokenizer, max_length, seed=None, limit=No
         examples = read_split(task, data_dir, split)
         if not len(examples):
             raise UserError(f"the {task.glue_name} {split} split in {data_dir} is empty")
-        arrays = encode_examples(tokenizer, examples, max_length)
+        arrays = encode_examples(tokenizer, examples, max_length, log=log,
+                                 what=f"{task.glue_name} {split} texts")
         ids = [str(i) for i in examples.ids]
-        truncated = _truncated(tokenizer, examples, max_length)
-        if truncated:
-            log(f"{truncated} of {len(examples)} {split} examples are longer than MAX_LENGTH "
-                f"{max_length} and were truncated")
     if seed is not None:
         arrays, ids = take(arrays, ids, data_order(len(ids), seed))
     if limit:

@@ -16,6 +16,7 @@ from common.checkpoints import read_sidecar, resolve_source
 from common.cli import ArgumentParser, command
 from common.errors import UserError
 from common.tasks import get_task
+from common.validation import check_model_files, check_numbers
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -84,6 +85,10 @@ def build_parser():
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("MAX_LENGTH",))
+    from adapler.paths import checkpoint_folder
+
+    check_model_files(checkpoint_folder(args.MODEL_PATH))
     model, tokenizer, sidecar = load_model(args.MODEL_PATH)
     result = infer(model, tokenizer, args.TEXT, args.TEXT_B,
                    args.MAX_LENGTH or sidecar.get("max_length"), args.TRUNCATE)

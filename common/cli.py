@@ -38,6 +38,7 @@ QUIET_ENVIRONMENT = {
     "TF_CPP_MIN_LOG_LEVEL": "3",   # TensorFlow's C++ log (the cuInit 'error' of CPU machines)
     "GRPC_VERBOSITY": "ERROR",
     "GLOG_minloglevel": "3",
+    "TRANSFORMERS_VERBOSITY": "error",  # truncation is reported by common.data instead
 }
 NOISY_MODULES = r"(tensorflow|keras|tf_keras|absl|h5py|transformers)(\.|$)"
 RUNNER_FLAGS = ("--debug", "--verbose")

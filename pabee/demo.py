@@ -27,11 +27,13 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
             "--learning_rate", "1e-4", "--num_train_epochs", str(epochs),
             "--logging_steps", "0", "--save_steps", "0", "--output_dir", work_dir,
             "--overwrite_output_dir"]
-    pipeline.run(cli.build_parser().parse_args(argv))
     task = get_task("sst-2")
+    args = cli.build_parser().parse_args(argv)
+    pipeline.run(args, cli.validate(args, task))
     model = pipeline.load_for_eval(work_dir, task)
     engine = EarlyExitEngine(model)
-    arrays = encode_examples(load_tokenizer(work_dir), read_split(task, data_dir, "dev"), LENGTH)
+    arrays = encode_examples(load_tokenizer(work_dir), read_split(task, data_dir, "dev"), LENGTH,
+                             what="SST-2 dev texts")
     layer_logits = np.concatenate(map_batches(engine.all_layers, arrays, 64), axis=1)
     results = {t: simulate(layer_logits, ExitRule(t)) for t in range(model.num_layers)}
     accuracy = {t: compute_metrics(task, np.argmax(r.logits, -1), arrays["labels"])["acc"]

@@ -35,7 +35,7 @@ from common.metrics import compute_metrics
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from common.training import logits_to_predictions, set_seed
-from pabee import cli
+from common.validation import check_checkpoint_task, check_model_files
 from pabee.model import build_model, load_weights
 from pabee.patience import (EarlyExitEngine, ExitRule, exit_statistics, map_batches, ratio_line,
                             simulate, stats_line)
@@ -45,16 +45,12 @@ WEIGHTS_NAME = "pabee"
 TABLE = "eval_results_patience.tsv"
 
 
-def run(args, log=print):
-    """Do what the flags ask; returns the results dict (`<metric>_<step>` keys, as the original)."""
+def run(args, patience_list, log=print):
+    """Do what the flags ask (checked by `pabee.cli.validate`, which gives `patience_list`);
+    returns the results dict (`<metric>_<step>` keys, as the original)."""
     task = get_task(args.task_name)
-    patience_list = cli.validate(args, task)
     if args.no_cuda:
         tf.config.set_visible_devices([], "GPU")
-    if (args.do_train and os.path.isdir(args.output_dir) and os.listdir(args.output_dir)
-            and not args.overwrite_output_dir):
-        raise UserError(f"output directory {args.output_dir} already exists and is not empty; "
-                        "use --overwrite_output_dir to train into it, or pick another folder")
     log("Training/evaluation parameters " + json.dumps(vars(args), sort_keys=True))
     set_seed(args.seed)
     if args.do_train:
@@ -92,7 +88,8 @@ def _resume_point(path):
 
 
 def _encode_split(tokenizer, task, data_dir, split, max_length):
-    return encode_examples(tokenizer, read_split(task, data_dir, split), max_length)
+    return encode_examples(tokenizer, read_split(task, data_dir, split), max_length,
+                           what=f"{task.glue_name} {split} texts")
 
 
 def train_and_save(args, task, log):
@@ -217,7 +214,7 @@ def find_checkpoints(output_dir, eval_all):
     return sorted(found, key=_natural_key)
 
 
-def load_for_eval(path, task, model_type=None, previous=None):
+def load_for_eval(path, task, model_type=None, previous=None, allow_other_task=False):
     """A PABEE model with all its internal classifiers from `path` (else one UserError).
 
     `previous` (a model of the same shape, e.g. the last checkpoint's) is reloaded in place,
@@ -226,6 +223,7 @@ def load_for_eval(path, task, model_type=None, previous=None):
     if model_type and source.config.model_type != model_type:
         raise UserError(f"{path} is a {source.config.model_type.upper()} model but "
                         f"--model_type is {model_type}")
+    check_checkpoint_task(source.sidecar, task, path, allow_other_task)
     trained_for = (source.sidecar or {}).get("num_labels")
     if trained_for is not None and trained_for != task.num_labels:
         raise UserError(f"{path} was trained for {(source.sidecar or {}).get('task')} with "
@@ -263,6 +261,8 @@ def _result_lines(values):
 
 def evaluate_checkpoints(args, task, patience_list, log=print):
     paths = find_checkpoints(args.output_dir, args.eval_all_checkpoints)
+    for path in paths:  # a damaged one is found before any result file is rewritten
+        check_model_files(path)
     tokenizer = load_tokenizer(args.output_dir if _has_vocab(args.output_dir) else paths[0],
                                cased=not args.do_lower_case)
     pairs = eval_tasks(task, args.output_dir)
@@ -274,7 +274,8 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
         prefix = name if "checkpoint" in path else ""
         step = path.split("-")[-1] if len(paths) > 1 else ""
         log(f"Evaluation for checkpoint {prefix}")
-        loaded = load_for_eval(path, task, args.model_type, previous=model)
+        loaded = load_for_eval(path, task, args.model_type, previous=model,
+                               allow_other_task=args.allow_other_task)
         checkpoints.check_max_length(loaded.config, args.max_seq_length)
         if loaded is not model:
             model, engine = loaded, EarlyExitEngine(loaded, jit_compile=args.jit_compile)

@@ -14,6 +14,8 @@ from common.cli import ArgumentParser, command
 from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
+from common.validation import (check_checkpoint_task, check_model_files, check_numbers,
+                               check_output_dir)
 from powerbert.retention import format_retention, parse_retention
 
 MODEL_FORMATS = ("CKPT", "HDF5")
@@ -59,6 +61,11 @@ def build_parser():
     p.add_argument("--SKIP_FINETUNE", action="store_true",
                    help="training: --CHECKPOINT_PATH is already fine-tuned on the task; use it "
                         "as the stage-1 result")
+    p.add_argument("--OVERWRITE_OUTPUT_DIR", action="store_true",
+                   help="training: allow a non-empty --OUTPUT_DIR (its stage folders and "
+                        "log_file.txt are replaced); evaluation and prediction always append")
+    p.add_argument("--ALLOW_OTHER_TASK", action="store_true",
+                   help="run a checkpoint trained on another task with the same labels")
     return p
 
 
@@ -79,8 +86,14 @@ def run(args, echo=print):
     if num_classes != task.num_labels:
         raise UserError(f"{args.TASK_CONFIG_PATH} gives {task.glue_name} {num_classes} classes but "
                         f"the task has {task.num_labels}; fix num_classes there")
+    # Training starts OUTPUT_DIR afresh; evaluation and prediction append to its log.
+    check_output_dir(args.OUTPUT_DIR, overwrite=args.OVERWRITE_OUTPUT_DIR or not training,
+                     flag="--OVERWRITE_OUTPUT_DIR", what="--OUTPUT_DIR")
     source = resolve_source(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
+    check_checkpoint_task(source.sidecar, task, args.CHECKPOINT_PATH, args.ALLOW_OTHER_TASK,
+                          flag="--ALLOW_OTHER_TASK")
     check_max_length(source.config, max_length)
+    check_model_files(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
     retention = None if training else _inference_retention(args, source, task, max_length)
     tokenizer = _tokenizer(args, source)
     splits = ("train", "dev") if training else ("dev",) if args.EVAL_ONLY else ("test",)
@@ -137,9 +150,7 @@ def _check_flags(args, training):
     for flag in ("TASK", "DATA_DIR", "CHECKPOINT_PATH", "OUTPUT_DIR"):
         if not getattr(args, flag):
             raise UserError(f"--{flag} is required")
-    for flag in ("EPOCHS", "BATCH_SIZE"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    check_numbers(args, counts=("EPOCHS", "BATCH_SIZE"), seeds=("SEED",))
     if args.MODEL_FORMAT is not None and args.MODEL_FORMAT.upper() not in MODEL_FORMATS:
         raise UserError(f"--MODEL_FORMAT '{args.MODEL_FORMAT}' is not supported; use CKPT (Google "
                         "TF checkpoint or HF folder) or HDF5 (*.weights.h5 of this toolkit)")
@@ -152,11 +163,7 @@ def _check_flags(args, training):
             raise UserError(f"--{flag} is required for training (e.g. the README's MRPC values "
                             "--LR_SOFT_EXTRACT 0.003 --LAMBDA 0.003); or pass --EVAL_ONLY / "
                             "--PREDICT_ONLY")
-    for flag in ("LR_BERT", "LR_SOFT_EXTRACT"):
-        if not getattr(args, flag) > 0:
-            raise UserError(f"--{flag} must be positive, got {getattr(args, flag)}")
-    if not args.LAMBDA >= 0:
-        raise UserError(f"--LAMBDA must be >= 0, got {args.LAMBDA}")
+    check_numbers(args, rates=("LR_BERT", "LR_SOFT_EXTRACT"), non_negative=("LAMBDA",))
 
 
 def _task_settings(args, task):

@@ -98,7 +98,8 @@ class Run:
 def load_split_arrays(task, data_dir, tokenizer, max_length, split):
     """Encoded arrays of one split (with 'labels' unless it is a test split) and the row ids."""
     examples = read_split(task, data_dir, split)
-    return encode_examples(tokenizer, examples, max_length), examples.ids
+    return encode_examples(tokenizer, examples, max_length,
+                           what=f"{task.glue_name} {split} texts"), examples.ids
 
 
 def build_plain(config, num_labels, max_length):

@@ -77,8 +77,11 @@ def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
     argv = flags(data, out, *TRAIN, "--do_eval", "--evaluate_during_training",
                  "--eval_all_checkpoints", "--patience", "0,1,2")
+    from common.tasks import get_task
     from pabee import cli, pipeline
-    results = pipeline.run(cli.build_parser().parse_args(argv), log=lambda line: None)
+    args = cli.build_parser().parse_args(argv)
+    patience_list = cli.validate(args, get_task(args.task_name))
+    results = pipeline.run(args, patience_list, log=lambda line: None)
     return out, results
 
 
@@ -188,7 +191,7 @@ def test_bad_inputs(trained, data, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(flags(data, empty, "--do_eval"), capsys, "no model in")
-    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "pass the matching --task_name")
+    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "whose labels differ from STS-B")
     assert not (tmp_path / "x").exists()
 
 

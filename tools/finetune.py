@@ -18,6 +18,8 @@ if __package__ in (None, ""):
 
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
+from common.validation import (check_checkpoint_task, check_model_files,  # noqa: E402
+                               check_new_files, check_numbers, check_output_dir)
 
 
 def parse_args(argv):
@@ -36,13 +38,22 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="allow a non-empty --output_dir (its checkpoint and "
+                             "eval_results.json are replaced)")
+    parser.add_argument("--allow_other_task", action="store_true",
+                        help="--eval_only: evaluate a checkpoint trained on another task with "
+                             "the same labels")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "max_length", "train_limit"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name} must be positive, got {value}")
+    check_numbers(args, counts=("epochs", "batch_size", "max_length", "train_limit"),
+                  rates=("learning_rate",), seeds=("seed",))
     if not args.eval_only and not args.output_dir:
         raise UserError("--output_dir is required for training (or pass --eval_only)")
+    if args.eval_only and args.output_dir:
+        check_new_files([os.path.join(args.output_dir, "eval_results.json")],
+                        args.overwrite_output_dir)
+    elif args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
     return args
 
 
@@ -52,7 +63,8 @@ def load_split(task, data_dir, tokenizer, max_length, split, limit=None, seed=0)
     from common.data import encode_examples, read_split
 
     examples = read_split(task, data_dir, split)
-    arrays = encode_examples(tokenizer, examples, max_length)
+    arrays = encode_examples(tokenizer, examples, max_length,
+                             what=f"{task.glue_name} {split} texts")
     if limit is not None and limit < len(examples):
         keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:limit])
         arrays = {k: v[keep] for k, v in arrays.items()}
@@ -71,6 +83,10 @@ def run(args, log=print):
     data_dir = args.data_dir or default_data_dir()
     model_path = args.model or default_model_dir()
     max_length = args.max_length or task.max_length
+    check_model_files(model_path)
+    if args.eval_only:
+        check_checkpoint_task(checkpoints.resolve_source(model_path).sidecar, task, model_path,
+                              args.allow_other_task)
     model, source, head_loaded = checkpoints.load_classifier(
         model_path, task.num_labels, max_length=max_length)
     tokenizer = load_tokenizer(source.folder, cased=args.cased)

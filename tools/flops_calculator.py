@@ -10,6 +10,7 @@ from common import flops  # noqa: E402
 from common.config import BertConfig  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError, parse_int_list  # noqa: E402
+from common.validation import check_numbers  # noqa: E402
 
 
 def build_parser():
@@ -30,6 +31,7 @@ def build_parser():
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("max_length", "num_labels", "exit_layer"))
     config = BertConfig.from_json(args.config) if args.config else BertConfig()
     if args.lengths is not None and args.exit_layer is not None:
         raise UserError("give either --lengths or --exit_layer, not both")

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
+from common.validation import check_model_files, check_new_files, check_numbers  # noqa: E402
 
 
 def build_parser():
@@ -34,9 +35,15 @@ def build_parser():
 @command
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("MAX_LENGTH", "LAYER", "BATCH_SIZE"))
+    if args.OUTPUT:
+        check_new_files([args.OUTPUT], overwrite=True)
+    from adapler.paths import checkpoint_folder
+
+    for path in filter(None, (args.MODEL_PATH, args.BASELINE_MODEL_PATH)):
+        check_model_files(checkpoint_folder(path))
     from adapler.data import default_data_dir_for
     from adapler.inference import load_model
-    from adapler.paths import checkpoint_folder
     from adapler.rationales import evaluate_rationales, read_documents
     from adapler.stages import build_model, load_checkpoint_into
     from common.checkpoints import resolve_source
