@@ -14,6 +14,7 @@ from common.cli import ArgumentParser, command
 from common.errors import UserError, parse_int_list
 from common.tasks import get_task
 from common.validation import check_model_files, check_numbers, check_output_dir
+from pabee.settings import PabeeSettings
 
 MODEL_TYPES = ("bert", "albert")
 IGNORED = {"fp16": False, "fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
@@ -129,11 +130,17 @@ def validate(args, task, warn=None):
     return patience
 
 
+def settings(argv, warn=None):
+    """Parse and check the flags: the PabeeSettings the pipeline runs with."""
+    args = build_parser().parse_args(argv)
+    patience_list = validate(args, get_task(args.task_name), warn)
+    return PabeeSettings(**vars(args), patience_list=patience_list)
+
+
 @command
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    patience_list = validate(args, get_task(args.task_name))
+    run_settings = settings(argv)
     from pabee import pipeline
 
-    pipeline.run(args, patience_list)
+    pipeline.run(run_settings)
     return 0

@@ -28,8 +28,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
             "--logging_steps", "0", "--save_steps", "0", "--output_dir", work_dir,
             "--overwrite_output_dir"]
     task = get_task("sst-2")
-    args = cli.build_parser().parse_args(argv)
-    pipeline.run(args, cli.validate(args, task))
+    pipeline.run(cli.settings(argv))
     model = pipeline.load_for_eval(work_dir, task)
     engine = EarlyExitEngine(model)
     arrays = encode_examples(load_tokenizer(work_dir), read_split(task, data_dir, "dev"), LENGTH,

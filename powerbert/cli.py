@@ -114,7 +114,8 @@ def run(args, echo=print):
                         tokenizer=tokenizer, output_dir=args.OUTPUT_DIR,
                         batch_size=args.BATCH_SIZE, epochs=args.EPOCHS, seed=args.SEED,
                         cased=args.CASED, echo=echo,
-                        log=pipeline.RunLog(args.OUTPUT_DIR, args, append=not training))
+                        log=pipeline.RunLog(args.OUTPUT_DIR, str(args),
+                                            append=not training))
     if training:
         return _train(args, run_, source, data, finetuned_model=model)
     echo(f"retention configuration: {format_retention(retention)}")

@@ -39,11 +39,13 @@ class RunLog:
     A training run starts the file afresh, as the reference does; evaluation and prediction runs
     append to it instead of wiping the training log (the reference truncates it in every mode)."""
 
-    def __init__(self, output_dir, args, append=False):
+    def __init__(self, output_dir, command_line, append=False):
+        """`command_line`: how the run was asked for, as text (the reference writes its
+        argparse Namespace there)."""
         self.path = os.path.join(output_dir, LOG_FILE)
         start = "\n" if append and os.path.isfile(self.path) else ""
         with open(self.path, "a" if append else "w", encoding="utf-8") as out:
-            out.write(f"{start}Command-Line arguments :{args}")
+            out.write(f"{start}Command-Line arguments :{command_line}")
 
     def write(self, text):
         with open(self.path, "a", encoding="utf-8") as out:

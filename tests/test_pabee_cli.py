@@ -77,11 +77,8 @@ def trained(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "out"
     argv = flags(data, out, *TRAIN, "--do_eval", "--evaluate_during_training",
                  "--eval_all_checkpoints", "--patience", "0,1,2")
-    from common.tasks import get_task
     from pabee import cli, pipeline
-    args = cli.build_parser().parse_args(argv)
-    patience_list = cli.validate(args, get_task(args.task_name))
-    results = pipeline.run(args, patience_list, log=lambda line: None)
+    results = pipeline.run(cli.settings(argv), log=lambda line: None)
     return out, results
 
 
