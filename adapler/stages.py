@@ -31,6 +31,7 @@ from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
+from common.validation import check_checkpoint_task
 from common.training import fine_tune
 
 BEST_EPOCHS = 3
@@ -289,7 +290,8 @@ def _initial_folder(initial_model_path, dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage D
 
-def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
+def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print,
+                        allow_other_task=False):
     """An AdapLeR model from an AdapLeR checkpoint (--LR_MODEL), or a fine-tuned BERT run through
     the same path with eta = 1e-10 (nothing removed; fresh CPs only add their FLOPs)."""
     folder = paths.checkpoint_folder(model_path)
@@ -300,6 +302,8 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
     if source.kind != "own":
         raise UserError(f"{model_path} is not a bert-speedup checkpoint; pass a folder written "
                         "by run_classification_w_lr.py or run_classification_bert.py")
+    check_checkpoint_task(source.sidecar, task_def, model_path, allow_other_task,
+                          flag="--ALLOW_OTHER_TASK")
     model = build_model(source.config, task_def.num_labels, max_length)
     sidecar = load_checkpoint_into(model, source.folder, require_adapler=lr_model)
     if sidecar.get("max_length") not in (None, max_length):
@@ -313,10 +317,12 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
 
 
 def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, max_length,
-                   batch_size, split="test", counting="exact", log=print):
+                   batch_size, split="test", counting="exact", log=print,
+                   allow_other_task=False):
     """Stage D1: metrics + COUNT + SPEEDUP on a labelled split; writes flops_per_example.pickle."""
     task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log)
+    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
+                                        allow_other_task)
     check_counting(model.config, counting)
     tokenizer = tokenizer_for(model_name_or_path, folder)
     arrays, _ = load_split(task_def, data_dir, split, tokenizer, max_length, log=log)
@@ -333,10 +339,12 @@ def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, 
 
 
 def run_glue_prediction(*, task, data_dir, model_path, model_name_or_path, lr_model,
-                        max_length, batch_size, counting="exact", log=print):
+                        max_length, batch_size, counting="exact", log=print,
+                        allow_other_task=False):
     """Stage D2: GLUE test predictions as `glue_prediction_<model>_<split>.tsv`."""
     task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log)
+    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
+                                        allow_other_task)
     check_counting(model.config, counting)
     tokenizer = tokenizer_for(model_name_or_path, folder)
     arrays, ids = load_split(task_def, data_dir, "test", tokenizer, max_length, log=log)

@@ -9,6 +9,7 @@ optional. Tasks in other formats name another `reader`; a package registers it w
 import csv
 import dataclasses
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -104,7 +105,10 @@ def read_split(task, data_dir, split="train"):
         return _READERS[task.reader](task, data_dir, split)
     path = split_path(task, data_dir, split)
     layout = task.split_layout(split)
-    rows = _tsv_rows(path)[1 if layout.header else 0:]
+    rows = _tsv_rows(path)
+    if layout.header:
+        _check_header(task, layout, path, rows)
+    rows = rows[1 if layout.header else 0:]
     if not rows:
         raise UserError(f"{path} has no data rows; check that it is the {task.glue_name} "
                         f"{split} file")
@@ -124,16 +128,61 @@ def read_split(task, data_dir, split="train"):
         labels = None
     else:
         labels = np.asarray(labels, np.float32 if task.is_regression else np.int64)
+    _check_text_column(task, path, text_a)
     return Examples(text_a, text_b if layout.text_b is not None else None, labels, ids)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_header(task, layout, path, rows):
+    """A file whose format has a header row must start with one: a first row that parses as
+    data means the header is missing (its first example would be dropped) or the file belongs
+    to another task (SST-2 pointed at CoLA's headerless train.tsv)."""
+    if not rows:
+        return
+    line, first = rows[0]
+    looks_like_data = False
+    if layout.label is not None and len(first) >= layout.min_columns:
+        try:
+            _parse_label(task, first[layout.label].strip(), path, line)
+            looks_like_data = True
+        except UserError:
+            pass
+    elif layout.id is not None and len(first) > layout.id:
+        looks_like_data = _is_number(first[layout.id])
+    if looks_like_data:
+        raise UserError(f"{path} line {line} is a data row, but {task.glue_name} files start with "
+                        "a header row; add the header, or check that the folder holds "
+                        f"{task.glue_name}'s files")
+
+
+def _check_text_column(task, path, texts):
+    """A text column of numbers or nothing: the file's columns are not this task's."""
+    numeric = sum(1 for text in texts if not text.strip() or _is_number(text))
+    if numeric > len(texts) // 2:
+        raise UserError(f"{path}: {numeric} of {len(texts)} rows have no text where "
+                        f"{task.glue_name} expects the sentence (a number or nothing); check "
+                        f"that the folder holds {task.glue_name}'s files")
 
 
 def _parse_label(task, value, path, line):
     if task.is_regression:
         try:
-            return float(value)
+            score = float(value)
         except ValueError:
             raise UserError(f"{path} line {line}: score '{value}' is not a number; "
                             f"{task.glue_name} needs a numeric score column") from None
+        low, high = task.score_range or (-math.inf, math.inf)
+        if not (math.isfinite(score) and low <= score <= high):
+            raise UserError(f"{path} line {line}: score {value} is outside {task.glue_name}'s "
+                            f"range {low:g}-{high:g}; fix the file")
+        return score
     try:
         return task.labels.index(value)
     except ValueError:
@@ -141,19 +190,30 @@ def _parse_label(task, value, path, line):
                         f"valid labels: {', '.join(task.labels)}") from None
 
 
-def encode_examples(tokenizer, examples, max_length):
-    """input_ids / token_type_ids / attention_mask (n, max_length) int32, plus `labels` if known."""
+def encode_examples(tokenizer, examples, max_length, log=print, what="texts"):
+    """input_ids / token_type_ids / attention_mask (n, max_length) int32, plus `labels` if known.
+    How many texts were cut to `max_length`, and by how much, goes to `log` (once per call)."""
     arrays = encode(tokenizer, examples.text_a, examples.text_b, max_length=max_length)
     if examples.labels is not None:
         arrays["labels"] = examples.labels
+    note = truncation_note(tokenizer, examples, max_length, what)
+    if note and log is not None:
+        log(note)
     return arrays
 
 
-def count_truncated(tokenizer, examples, max_length):
-    """How many examples encode to more than `max_length` tokens (and are cut)."""
-    lengths = [len(ids) for ids in tokenizer(examples.text_a, examples.text_b,
-                                             truncation=False)["input_ids"]]
-    return int(np.sum(np.asarray(lengths) > max_length))
+def truncation_note(tokenizer, examples, max_length, what="texts"):
+    """'note: 3 of 872 dev texts ... cut ...' when some examples exceed `max_length`, else None."""
+    if not len(examples):
+        return None
+    full = tokenizer(examples.text_a, examples.text_b, truncation=False)["input_ids"]
+    excess = np.asarray([len(ids) for ids in full]) - max_length
+    cut = excess[excess > 0]
+    if not len(cut):
+        return None
+    return (f"note: {len(cut)} of {len(excess)} {what} are longer than the max length "
+            f"{max_length} and were cut by {int(cut.min())}-{int(cut.max())} word pieces "
+            f"({float(cut.mean()):.1f} on average)")
 
 
 def load_split(task, data_dir, split, tokenizer, max_length, *, seed=None, limit=None,
@@ -163,18 +223,14 @@ def load_split(task, data_dir, split, tokenizer, max_length, *, seed=None, limit
     `seed` puts the rows in the order of `default_rng(seed).permutation` (what HF datasets'
     `shuffle(seed)` gives), `limit` keeps the first `limit` rows of that order, `keep_order`
     puts the kept rows back in file order (a fixed random subset). `log` is told how many
-    texts were cut at `max_length`."""
+    texts were cut at `max_length`, and by how much."""
     task = get_task(task)
     examples = read_split(task, data_dir, split)
     if not len(examples):
         raise UserError(f"the {task.glue_name} {split} split in {data_dir} is empty")
-    arrays = encode_examples(tokenizer, examples, max_length)
+    arrays = encode_examples(tokenizer, examples, max_length, log=log,
+                             what=f"{task.glue_name} {split} texts")
     ids = [str(i) for i in examples.ids]
-    if log is not None:
-        truncated = count_truncated(tokenizer, examples, max_length)
-        if truncated:
-            log(f"{truncated} of {len(examples)} {split} examples are longer than max length "
-                f"{max_length} tokens and were truncated")
     rows = np.arange(len(ids)) if seed is None else np.random.default_rng(seed).permutation(
         len(ids))
     if limit:

@@ -1,25 +1,9 @@
-"""User-facing errors and the command-line wrapper that turns them into one line and exit code 2."""
-import functools
+"""User-facing errors (printed as one `error:` line by the runner of common/cli.py)."""
 import os
-import sys
 
 
 class UserError(Exception):
     """A problem the user can fix (bad flag, missing file, wrong shape). Printed as one line."""
-
-
-def cli_entry(main):
-    """Wrap a `main(argv=None)` so a UserError prints `error: ...` on stderr and exits with code 2."""
-
-    @functools.wraps(main)
-    def wrapper(argv=None):
-        try:
-            return main(argv)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-
-    return wrapper
 
 
 def require_file(path, what, fix=""):

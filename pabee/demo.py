@@ -27,8 +27,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
             "--learning_rate", "1e-4", "--num_train_epochs", str(epochs),
             "--logging_steps", "0", "--save_steps", "0", "--output_dir", work_dir,
             "--overwrite_output_dir"]
-    pipeline.run(cli.build_parser().parse_args(argv))
     task = get_task("sst-2")
+    pipeline.run(cli.settings(argv))
     model = pipeline.load_for_eval(work_dir, task)
     engine = EarlyExitEngine(model)
     arrays, _ = load_split(task, data_dir, "dev", load_tokenizer(work_dir), LENGTH)

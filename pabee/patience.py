@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import ops
 
 from common import flops
-from common.errors import UserError, parse_int_list
+from common.errors import parse_int_list
 from common.seams import EncoderState
 from common.training import batches
 from pabee.model import LOGITS

@@ -155,7 +155,7 @@ def test_glue_variant_and_checkpoint_fallback(workdir, capsys):
     assert "WARNING: no epoch reached" in log and "(lambda 10)" in log
     fails(glue_train_main, COMMON + ["--SOFT_EXTRACT_TYPE", "tanh"], capsys, "does not exist")
     fails(glue_train_main, COMMON + ["--ETA_LEARNING_RATE", "0"], capsys,
-          "--ETA_LEARNING_RATE must be positive")
+          "--ETA_LEARNING_RATE must be a finite number > 0")
 
 
 def test_bad_inputs(workdir, capsys):

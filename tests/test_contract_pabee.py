@@ -81,7 +81,7 @@ def test_pabee_checkpoint_round_trips(tmp_path):
     task = get_task("sst-2")
     model = pabee_model("tiny_bert", 2, "mean", seed=3)
     meta = {"method": "pabee", "task": task.name, "num_labels": 2, "max_length": 16}
-    checkpoints.save_checkpoint(model, str(tmp_path / "a"), meta, name="pabee")
+    checkpoints.save_checkpoint(model, str(tmp_path / "a"), meta)
     sidecar = json.loads((tmp_path / "a" / "config.json").read_text())
     assert {"format", "backbone", "task", "num_labels", "max_length", "method"} <= set(sidecar)
     assert sidecar["pooling"] == "mean"
@@ -111,8 +111,8 @@ def test_pabee_checkpoint_from_before_the_seams_loads_and_computes_the_same(tmp_
     layer_logits = np.stack([np.asarray(z) for z in model(features, all_layers=True)])
     np.testing.assert_allclose(layer_logits, reference["layer_logits"], atol=1e-5)
     # Saved again by today's code, it keeps the same keys and records its pooling.
-    checkpoints.save_checkpoint(model, str(tmp_path / "new"), {"task": "sst-2"}, name="pabee")
-    assert stored_keys(tmp_path / "new" / "pabee.weights.h5") == stored_keys(
+    checkpoints.save_checkpoint(model, str(tmp_path / "new"), {"task": "sst-2"})
+    assert stored_keys(tmp_path / "new" / checkpoints.WEIGHTS_NAME) == stored_keys(
         OLD_PABEE / "pabee.weights.h5")
     assert json.loads((tmp_path / "new" / "config.json").read_text())["pooling"] == "cls"
 

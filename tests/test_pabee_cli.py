@@ -79,7 +79,7 @@ def trained(data, tmp_path_factory):
     argv = flags(data, out, *TRAIN, "--do_eval", "--evaluate_during_training",
                  "--eval_all_checkpoints", "--patience", "0,1,2")
     from pabee import cli, pipeline
-    results = pipeline.run(cli.build_parser().parse_args(argv), log=lambda line: None)
+    results = pipeline.run(cli.settings(argv), log=lambda line: None)
     return out, results
 
 
@@ -189,7 +189,7 @@ def test_bad_inputs(trained, data, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(flags(data, empty, "--do_eval"), capsys, "no model in")
-    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "pass the matching --task_name")
+    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "whose labels differ from STS-B")
     assert not (tmp_path / "x").exists()
 
 

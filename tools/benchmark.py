@@ -20,7 +20,6 @@ of medians to PyTorch, the median of the per-repeat (paired) ratios, and with --
 range of the per-round ratios. It also reports how busy the other processes kept the CPU while
 we timed. All sides get --threads intra-op threads and one inter-op thread.
 """
-import argparse
 import io
 import json
 import os
@@ -36,7 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.files import write_text  # noqa: E402
 
 TOLERANCE = 1e-3
@@ -66,7 +66,7 @@ def parse_shapes(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="HF model folder, Google bert_model.ckpt or our *.weights.h5 "
                                    "(default: random weights)")
     p.add_argument("--config", help="config.json / bert_config.json for random weights "
@@ -466,7 +466,7 @@ def run(args, compare, command):
             "notes": notes, "agreement": agreement, "background_cpu": background, "rows": rows}
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     compare = check_args(args)

@@ -8,7 +8,6 @@ BERT-base shape with random weights (CPs scaled so that eta removes tokens; timi
 
 Writes a JSON record with --OUTPUT; prints a markdown table.
 """
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,8 @@ from adapler import benchmark  # noqa: E402
 from adapler.data import default_data_dir_for, load_split  # noqa: E402
 from common.config import BertConfig  # noqa: E402
 from common.data import default_model_dir  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.inference import configure_threads  # noqa: E402
 from common.tasks import get_task  # noqa: E402
 from common.tokenization import load_tokenizer  # noqa: E402
@@ -44,7 +44,7 @@ def random_bert_base(eta, seed):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--MODEL_PATH", help="AdapLeR checkpoint folder")
     source.add_argument("--RANDOM_BERT_BASE", action="store_true",
@@ -89,7 +89,7 @@ def table(single, batched):
     return "\n".join(lines)
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     task = get_task(args.TASK)

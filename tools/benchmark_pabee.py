@@ -10,14 +10,14 @@ predictions and exit layers equal the batch-1 ones. Prints a markdown table (med
 --repeats runs after warm-up) with the layer ratio L/X and the analytic FLOPs ratio beside the
 measured speed-up; --output also writes the rows as JSON.
 """
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, parse_int_list  # noqa: E402
 
 COLUMNS = (("patience", "t"), ("batch_size", "batch"), ("examples", "examples"),
            ("avg_exit_layer", "avg exit layer"), ("layer_ratio", "L/X"),
@@ -28,7 +28,7 @@ COLUMNS = (("patience", "t"), ("batch_size", "batch"), ("examples", "examples"),
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_dir", required=True, help="a trained PABEE checkpoint folder")
     p.add_argument("--task_name", required=True)
     p.add_argument("--data_dir", required=True, help="folder with the task's dev.tsv")
@@ -108,7 +108,7 @@ def run(args, log=print):
     return rows
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(build_parser().parse_args(argv))
 

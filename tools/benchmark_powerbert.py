@@ -12,7 +12,6 @@ per-repeat ratios, which is less sensitive to background load), the analytic FLO
 (`common.flops`) and measured / FLOPs. The default retention configuration is the paper's RTE
 configuration (N = 256) halved for N = 128: 3.2x fewer FLOPs.
 """
-import argparse
 import json
 import os
 import sys
@@ -20,7 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, parse_int_list  # noqa: E402
 
 PAPER_RTE_HALVED = "77,63,56,53,43,40,36,24,18,14,11,3"
 COLUMNS = (("batch_size", "batch"), ("vanilla_ms", "vanilla ms"), ("powerbert_ms", "PoWER ms"),
@@ -29,7 +29,7 @@ COLUMNS = (("batch_size", "batch"), ("vanilla_ms", "vanilla ms"), ("powerbert_ms
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", help="model config.json / bert_config.json (default BERT-base)")
     p.add_argument("--max_length", type=int, default=128)
     p.add_argument("--retention", default=PAPER_RTE_HALVED,
@@ -82,7 +82,7 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from common.config import BertConfig

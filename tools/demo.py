@@ -10,7 +10,6 @@ method from that checkpoint and prints one row per method: dev accuracy, FLOPs s
 measured wall-clock speed-up. The table is also written to `<work_dir>/results.md` and
 `results.json`.
 """
-import argparse
 import importlib
 import json
 import os
@@ -20,7 +19,9 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.validation import check_model_files, check_numbers, check_output_dir  # noqa: E402
 
 METHODS = ("powerbert", "adapler", "pabee")
 COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured_speedup",
@@ -28,7 +29,7 @@ COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work_dir", default=os.path.join("runs", "demo"))
     parser.add_argument("--model", help="backbone to fine-tune: HF folder, bert_model.ckpt or "
                                         "our checkpoint (default: the bundled MiniLM)")
@@ -39,14 +40,20 @@ def parse_args(argv):
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma list of methods to run after fine-tuning")
     parser.add_argument("--reuse", action="store_true",
-                        help="reuse <work_dir>/finetune if it already holds a checkpoint")
+                        help="reuse <work_dir>/finetune if it already holds a checkpoint (the "
+                             "methods' folders are replaced)")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="allow a non-empty --work_dir: every result in it is replaced")
     args = parser.parse_args(argv)
+    check_output_dir(args.work_dir, args.reuse or args.overwrite_output_dir,
+                     flag="--reuse or --overwrite_output_dir", what="--work_dir")
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
-    if args.epochs <= 0 or args.method_epochs <= 0:
-        raise UserError("--epochs and --method_epochs must be positive")
+    check_numbers(args, counts=("epochs", "method_epochs"))
+    if args.model:
+        check_model_files(args.model)
     return args
 
 
@@ -73,7 +80,8 @@ def run(args, log=print):
         model = ["--model", args.model] if args.model else []
         metrics = finetune.run(finetune.parse_args(model + [
             "--task", "sst-2", "--data_dir", data_dir, "--output_dir", finetuned,
-            "--epochs", str(args.epochs), "--max_length", "64", "--learning_rate", "1e-4"]),
+            "--epochs", str(args.epochs), "--max_length", "64", "--learning_rate", "1e-4",
+            "--overwrite_output_dir"]),
             log=log)
     from common.checkpoints import resolve_source
     layers = resolve_source(finetuned).config.num_hidden_layers
@@ -99,7 +107,7 @@ def run(args, log=print):
     return rows
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(parse_args(argv))
 

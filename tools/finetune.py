@@ -9,20 +9,22 @@ id (online) or a checkpoint written by this toolkit. The best dev epoch (task me
 `<output_dir>/model.weights.h5` + `config.json` + tokenizer files; metrics go to
 `<output_dir>/eval_results.json` (this run) and `run_log.jsonl` (every run, one JSON line each).
 """
-import argparse
 import os
 import sys
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.validation import (check_checkpoint_task, check_model_files,  # noqa: E402
+                               check_new_files, check_numbers, check_output_dir)
 
 RUN_LOG = "run_log.jsonl"
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
+    parser = ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
     parser.add_argument("--model", help="HF folder, bert_model.ckpt, hub id or our checkpoint "
                                         "(default: the bundled MiniLM)")
     parser.add_argument("--task", default="sst-2")
@@ -37,13 +39,22 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="allow a non-empty --output_dir (its checkpoint and "
+                             "eval_results.json are replaced)")
+    parser.add_argument("--allow_other_task", action="store_true",
+                        help="--eval_only: evaluate a checkpoint trained on another task with "
+                             "the same labels")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "max_length", "train_limit"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name} must be positive, got {value}")
+    check_numbers(args, counts=("epochs", "batch_size", "max_length", "train_limit"),
+                  rates=("learning_rate",), seeds=("seed",))
     if not args.eval_only and not args.output_dir:
         raise UserError("--output_dir is required for training (or pass --eval_only)")
+    if args.eval_only and args.output_dir:
+        check_new_files([os.path.join(args.output_dir, "eval_results.json")],
+                        args.overwrite_output_dir)
+    elif args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
     return args
 
 
@@ -64,6 +75,10 @@ def run(args, log=print):
     data_dir = args.data_dir or default_data_dir()
     model_path = args.model or default_model_dir()
     max_length = args.max_length or task.max_length
+    check_model_files(model_path)
+    if args.eval_only:
+        check_checkpoint_task(checkpoints.resolve_source(model_path).sidecar, task, model_path,
+                              args.allow_other_task)
     model, source, head_loaded = checkpoints.load_classifier(
         model_path, task.num_labels, max_length=max_length)
     tokenizer = load_tokenizer(source.folder, cased=args.cased)
@@ -107,7 +122,7 @@ def run(args, log=print):
     return metrics
 
 
-@cli_entry
+@command
 def main(argv=None):
     run(parse_args(argv))
 

@@ -5,7 +5,6 @@ numpy default_rng(13) (kept in file order) and the full dev.tsv, both with the G
 
 Rows are copied byte for byte; dev.tsv is taken from the folder of the given train.tsv.
 """
-import argparse
 import os
 import shutil
 import sys
@@ -15,7 +14,8 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from common.errors import UserError, cli_entry, require_file  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, require_file  # noqa: E402
 from common.files import write_text  # noqa: E402
 
 DEFAULT_SOURCE = "/work/shared/data/glue/SST-2/train.tsv"
@@ -25,9 +25,9 @@ SAMPLE_SIZE = 2000
 SEED = 13
 
 
-@cli_entry
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", nargs="?", default=DEFAULT_SOURCE, help="GLUE SST-2 train.tsv")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     args = parser.parse_args(argv)
