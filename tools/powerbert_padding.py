@@ -13,21 +13,20 @@ accuracy of both runs is printed too. Prints one JSON object: rows, predictions 
 (row, block) pairs whose kept real tokens differ, the largest logit difference, the mean batch
 length. No timing: speed goes through the benchmark tools.
 """
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True)
     p.add_argument("--data_dir", required=True, help="folder with the task's dev file")
     p.add_argument("--checkpoint", help="a PoWER-BERT checkpoint (default: MiniLM, random head)")
@@ -84,7 +83,7 @@ def compare(model, arrays, batch_size):
             "padded_logits": padded_logits, "dynamic_logits": dynamic_logits}
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.batch_size < 1 or (args.rows is not None and args.rows < 1):
