@@ -250,6 +250,11 @@ def summarise(measurement, sides, references=None, headline=None):
     return rows
 
 
+def row_of(rows, side):
+    """The row of the named side."""
+    return next(row for row in rows if row["side"] == side)
+
+
 def run_sides(local, remote=(), repeats=5, warmup=1, references=None, headline=None,
               check=None, notes=None):
     """Build the remote sides (a missing package skips them with one note saying what to
@@ -481,7 +486,7 @@ def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph
 
 
 REFERENCES = {"padded": ["dense-padded"], "dynamic": ["dense-dynamic-graph", "dense-dynamic-xla"],
-              "unpadded": ["dense-unpadded"]}
+              "unpadded": ["dense-unpadded", "dense-unpadded-xla"]}
 
 
 def headline(batch_size):
