@@ -387,6 +387,17 @@ def load_lines(environment):
     return lines
 
 
+class Stopwatch:
+    """Wall-clock seconds since it was made: the duration of a stage (not a speed figure)."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.started
+
+
 def overhead_per_call(calls=2000):
     """Seconds the harness adds per timed call: a pass of no-op calls through `measure`."""
     side = Side("noop", lambda item: None, [None] * calls, examples=calls)
@@ -467,7 +478,7 @@ def item_lengths(items):
 
 
 def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph", "xla")):
-    """The baselines: dense-padded (XLA), dense-dynamic-graph and -xla at `batch_size`, or
+    """The baselines: dense-padded (XLA), and dense-dynamic-graph and -xla at `batch_size` > 1,
     dense-unpadded (graph) at batch 1. `model` is a Keras classifier or a callable of the
     features dict; `vanilla_flops(n)` counts one example of n tokens. Returns the sides."""
     from common.inference import compile_forward
@@ -477,9 +488,9 @@ def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph
         flops = sum(vanilla_flops(n) for n in item_lengths(items)) if vanilla_flops else None
         return Side(name, run, items, flops=flops, order=order)
 
-    if batch_size == 1:
-        return [side("dense-unpadded", unpadded_examples(arrays), False)]
     sides = [side("dense-padded", padded_batches(arrays, batch_size), True)]
+    if batch_size == 1:
+        return sides + [side("dense-unpadded", unpadded_examples(arrays), False)]
     batches, order = dynamic_batches(arrays, batch_size)
     sides += [side(f"dense-dynamic-{mode}", batches, mode == "xla", order) for mode in jit_modes]
     return sides

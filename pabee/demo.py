@@ -48,6 +48,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     return {"method": f"PABEE (patience {chosen})", "dev_metric_name": "acc",
             "dev_metric": accuracy[chosen], "flops_speedup": stats["flops_ratio"],
             "measured_speedup": benchmark.row_of(rows, speed.side_name(1, chosen))["speedup"],
+            "speedup_vs_padded": benchmark.row_of(
+                rows, speed.side_name(1, chosen))["speedup_vs_padded"],
             "notes": (f"avg exit layer {stats['avg_exit_layer']:.2f} of {model.num_layers} "
                       f"(L/X {stats['layer_ratio']:.2f}x); last layer alone acc "
                       f"{accuracy[0]:.3f}; {epochs} epoch(s) on the 2,000-row sample; "

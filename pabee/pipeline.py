@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -29,6 +28,7 @@ import pandas as pd
 import tensorflow as tf
 
 from common import checkpoints
+from common.benchmark import Stopwatch
 from common.data import encode_examples, map_length_sorted, read_split, real_lengths
 from common.errors import UserError
 from common.metrics import compute_metrics
@@ -245,7 +245,7 @@ def _score(task, logits, labels, num_labels):
 def run_patience(engine, task, arrays, patience, threshold, batch_size):
     """One evaluation on length-sorted, dynamically padded batches (at batch size 1: each text
     unpadded): (metrics, exit layers or None for patience 0, seconds)."""
-    started = time.perf_counter()
+    watch = Stopwatch()
     if patience == 0:
         logits, exits = map_length_sorted(engine.full, arrays, batch_size), None
     else:
@@ -258,7 +258,7 @@ def run_patience(engine, task, arrays, patience, threshold, batch_size):
             return result.logits, result.exit_layers
 
         logits, exits = map_length_sorted(run, arrays, batch_size)
-    seconds = time.perf_counter() - started
+    seconds = watch.seconds
     return _score(task, logits, arrays["labels"], engine.model.num_labels), exits, seconds
 
 
