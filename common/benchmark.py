@@ -563,15 +563,28 @@ def markdown_table(rows, columns):
     return "\n".join(lines)
 
 
-def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, **options):
+def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, only=None,
+                     **options):
     """`run_sides(make_sides(b), ...)` for each batch size against the baselines (speed-up =
-    vs dense-dynamic batched, vs dense-unpadded at batch 1); groups of rows, one per size."""
+    vs dense-dynamic batched, vs dense-unpadded at batch 1); groups of rows, one per size.
+    `only`: the side names to time (an unknown name is a UserError naming the known ones)."""
     check_counts(repeats=repeats, warmup=warmup)
     for size in batch_sizes:
         check_counts(batch_size=size)
+    built = {size: make_sides(size) for size in batch_sizes}
+    if only:
+        known = {side.name for sides in built.values() for side in sides}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise UserError(f"unknown side(s) {', '.join(unknown)}; at these batch sizes the "
+                            f"sides are {', '.join(sorted(known))}")
+        built = {size: [side for side in sides if side.name in only]
+                 for size, sides in built.items()}
     groups = []
     for size in batch_sizes:
-        rows, measurement = run_sides(make_sides(size), repeats=repeats, warmup=warmup,
+        if not built[size]:
+            continue
+        rows, measurement = run_sides(built[size], repeats=repeats, warmup=warmup,
                                       references=REFERENCES, headline=headline(size), **options)
         for row in rows:
             row["batch_size"] = size
@@ -579,6 +592,12 @@ def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, **op
                        "notes": measurement["notes"], "rows": rows})
         log(f"batch {size}: " + ", ".join(f"{r['side']} {r['median_ms']:.1f} ms" for r in rows))
     return groups
+
+
+def parse_names(text):
+    """'a, b' -> ['a', 'b'] (None or '' -> None: every side)."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return names or None
 
 
 def record(command, settings, groups):

@@ -68,6 +68,18 @@ def test_worker_side_is_timed_beside_local_ones_and_missing_packages_skip():
                      "`pip install torch transformers` enables it)"]
 
 
+def test_over_batch_sizes_keeps_the_named_sides():
+    def make(size):
+        return [benchmark.Side(f"dense-{'unpadded' if size == 1 else 'dynamic-xla'}",
+                               sleeper(0.002), [None]), benchmark.Side("m", sleeper(0.001), [None])]
+    groups = benchmark.over_batch_sizes([1, 4], make, 1, 0, log=lambda line: None,
+                                        only=["m", "dense-unpadded"])
+    assert [[r["side"] for r in g["rows"]] for g in groups] == [["dense-unpadded", "m"], ["m"]]
+    assert groups[0]["rows"][1]["speedup"] > 1 and groups[1]["rows"][0]["speedup"] is None
+    with pytest.raises(UserError, match="unknown side"):
+        benchmark.over_batch_sizes([1], make, 1, 0, only=["x"])
+
+
 def test_overhead_is_far_below_one_percent_of_a_forward():
     # A MiniLM batch-32 forward takes well over 50 ms on any CPU this runs on; 1% = 0.5 ms.
     per_call, inside = benchmark.overhead_per_call(500)
@@ -198,6 +210,7 @@ def test_powerbert_tool_real_texts_give_the_metric(tmp_path):
     (["--repeats", "0"], "--repeats must be >= 1"),
     (["--examples", "0"], "--examples must be >= 1"),
     (["--task", "sst-2"], "--task needs --data_dir"),
+    (["--sides", "dense-padded,turbo"], "unknown side(s) turbo; at these batch sizes"),
 ])
 def test_powerbert_tool_bad_input(argv, message, capsys):
     from tools import benchmark_powerbert
