@@ -1,26 +1,29 @@
 """The one timing harness behind every speed figure of the toolkit.
 
 A `Side` is one way of running the same workload: a callable and the list of items (batches or
-single examples) one pass feeds it, prepared before timing. `measure(sides)` warms every side up,
+single texts) one pass feeds it, prepared before timing. `measure(sides)` warms every side up,
 then runs `repeats` passes with the sides interleaved item by item (the order rotates by one each
 item and repeat, so every side takes every position alike and background load hits all of them);
 the time of a pass is the sum of its items' call times. `summarise` gives each side's median pass
 time, spread, examples/s, and its speed-up over reference sides (ratio of medians and the median
-of the per-repeat paired ratios). `Remote(...)` is a side that lives in its own worker process:
-sides of another framework (a PyTorch model beside TensorFlow ones; both in one process
+of the per-repeat paired ratios). `Remote(factory, kwargs)` builds sides in a worker process:
+sides of another framework (a PyTorch model beside TensorFlow ones: both in one process
 crashed with a segmentation fault with PyPI's default torch build) run there, timed by the worker
-around the call itself, still interleaved with the local sides.
+around the call itself, still interleaved with the local sides; a missing package skips them with
+one note. `run_sides` does all of this for one set of sides, `over_batch_sizes` for a tool's
+batch sizes against the baselines.
 
-The baselines every speed table carries (`dense_sides`):
-    dense-padded        every batch padded to the max length, dataset order (the papers' convention)
-    dense-dynamic       length-sorted batches cut to their longest text (`common.data.
-                        length_sorted_batches`), as a graph and XLA-compiled: the faster of the two
-                        is the reference of a batched "speed-up"
+The baselines every speed table carries (`dense_sides`, `REFERENCES`):
+    dense-padded        batches padded to the max length, dataset order (the papers' convention)
+    dense-dynamic-*     length-sorted batches cut to their longest text (`common.data.
+                        length_sorted_batches`), graph and XLA: the faster of the two is the
+                        reference of an unqualified speed-up when batched
     dense-unpadded      batch 1, each text at its own length: the reference at batch 1
 
-`environment()` records what can skew a timing: /proc/loadavg before and after, the share of the
-CPU other processes took while we timed, the busiest of them, and the CPU's vector/matrix flags
-(avx512_bf16, amx_*, ...). `write_json` writes a result atomically.
+`LoadWatch` records what can skew a timing (/proc/loadavg before and after, the share of the
+CPU other processes took while we timed, the busiest of them), `machine()` the CPU and its
+vector/matrix flags (avx512_bf16, amx_*, ...) and library versions; `record` / `write_json` /
+`report` give the JSON record and the markdown. `Stopwatch` times a stage (not a speed figure).
 """
 import dataclasses
 import json
