@@ -22,7 +22,6 @@ folder name for checkpoint folders, empty for output_dir itself.
 import json
 import os
 import re
-import time
 
 import keras
 import numpy as np
@@ -30,7 +29,8 @@ import pandas as pd
 import tensorflow as tf
 
 from common import checkpoints
-from common.data import load_split
+from common.benchmark import Stopwatch
+from common.data import load_split, map_length_sorted, real_lengths
 from common.errors import UserError
 from common.files import write_text
 from common.metrics import compute_metrics, single_class_warning
@@ -126,8 +126,7 @@ def train_and_save(settings, task, log):
 
     def on_log(step, record):
         for eval_task, arrays in dev:
-            logits = np.concatenate(map_batches(engine.full, arrays,
-                                                settings.per_gpu_eval_batch_size))
+            logits = map_length_sorted(engine.full, arrays, settings.per_gpu_eval_batch_size)
             metrics = _score(eval_task, logits, arrays["labels"], model.num_labels)
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
@@ -254,16 +253,22 @@ def _score(task, logits, labels, num_labels, log=None, what="the classifier"):
 
 
 def run_patience(engine, task, arrays, patience, threshold, batch_size, log=None):
-    """One evaluation: (metrics, exit layers or None for patience 0, seconds)."""
-    started = time.perf_counter()
+    """One evaluation on length-sorted, dynamically padded batches (at batch size 1: each text
+    unpadded): (metrics, exit layers or None for patience 0, seconds)."""
+    watch = Stopwatch()
     if patience == 0:
-        logits, exits = np.concatenate(map_batches(engine.full, arrays, batch_size)), None
+        logits, exits = map_length_sorted(engine.full, arrays, batch_size), None
     else:
         rule = ExitRule(patience, threshold, task.is_regression)
         progress = keras.utils.Progbar(len(arrays["input_ids"]))
-        result = engine.run_all(arrays, rule, batch_size, progress)
-        logits, exits = result.logits, result.exit_layers
-    seconds = time.perf_counter() - started
+
+        def run(batch):
+            result = engine.run(batch, rule)
+            progress.add(len(result.logits))
+            return result.logits, result.exit_layers
+
+        logits, exits = map_length_sorted(run, arrays, batch_size)
+    seconds = watch.seconds
     return (_score(task, logits, arrays["labels"], engine.model.num_labels, log,
                    f"PABEE at patience {patience}"), exits, seconds)
 
@@ -313,7 +318,7 @@ def evaluate_checkpoints(settings, task, log=print):
                        "examples_per_second": len(arrays["input_ids"]) / seconds}
                 if task_exits is not None:
                     exits.append(task_exits)
-                    row.update(exit_statistics(model.config, task_exits, settings.max_seq_length,
+                    row.update(exit_statistics(model.config, task_exits, real_lengths(arrays),
                                                model.num_labels))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
@@ -323,8 +328,9 @@ def evaluate_checkpoints(settings, task, log=print):
                 rows.append(row)
                 history.event("evaluation", **row)
             if exits:  # MNLI m and mm pooled, as the original counts them
-                stats = exit_statistics(model.config, np.concatenate(exits),
-                                        settings.max_seq_length, model.num_labels)
+                lengths = np.concatenate([real_lengths(data[t.name]) for t, _ in pairs])
+                stats = exit_statistics(model.config, np.concatenate(exits), lengths,
+                                        model.num_labels)
                 log(stats_line(patience, stats))
                 log(ratio_line(stats))
             else:

@@ -112,6 +112,16 @@ class PowerBertClassifier(SeamClassifier):
         self.retention = seam.retention
 
     @property
+    def pads_to_max_length(self):
+        """Whether evaluation pads every batch to N (read by `common.training.predict`):
+        Soft-Extract is sized for N, and the reference's significance sums padded query rows
+        too, so on a shorter batch Extract may keep other tokens (docs/powerbert.md). With
+        length-scaled retention, or significance over real query rows only, batches are
+        dynamically padded."""
+        seam = self.seam
+        return bool(seam.soft_extracts) or (seam.padding_queries and not seam.length_scaled)
+
+    @property
     def soft_extracts(self):
         return self.seam.soft_extracts
 
