@@ -42,7 +42,7 @@ def exit_summary(side, model, arrays, reference=None):
     logits = benchmark.outputs_in_order(side, lambda result: result.logits)
     exits = benchmark.outputs_in_order(side, lambda result: result.exit_layers)
     stats = exit_statistics(model.config, exits, benchmark.real_lengths(arrays),
-                            model.num_labels)
+                            model.num_labels, model.retention)
     summary = {"avg_exit_layer": stats["avg_exit_layer"], "layer_ratio": stats["layer_ratio"],
                "flops_speedup": stats["flops_ratio"], "logits": logits, "exits": exits}
     if reference is not None:
