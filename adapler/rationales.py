@@ -168,7 +168,7 @@ def attention_scores(model, arrays, batch_size=32):
             rollout = matrix if rollout is None else ops.matmul(matrix, rollout)
         return {"last": averaged[-1][:, 0], "rollout": rollout[:, 0]}
 
-    outputs = predict(model, features, batch_size, call=call)
+    outputs = predict(model, features, batch_size, call=call, dynamic=False)  # per position
     return outputs["last"], outputs["rollout"]
 
 

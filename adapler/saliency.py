@@ -54,7 +54,8 @@ def compute_saliencies(model, arrays, batch_size=4):
     features = trim({key: arrays[key] for key in ("input_ids", "token_type_ids",
                                                   "attention_mask")})
     features[GOLD] = np.asarray(arrays["labels"])
-    values = predict(model, features, batch_size, call=saliency_step).astype(np.float32)
+    values = predict(model, features, batch_size, call=saliency_step,
+                     dynamic=False).astype(np.float32)
     return np.pad(values, ((0, 0), (0, arrays["input_ids"].shape[1] - values.shape[1])))
 
 

@@ -113,6 +113,7 @@ def build_powerbert(config, num_labels, max_length, **kwargs):
     """A PowerBertClassifier with its weights built for inputs of `max_length` tokens."""
     model = PowerBertClassifier(reference_config(config), num_labels, **kwargs)
     model(dummy_inputs(max_length))
+    model.pads_to_max_length = True  # Soft-Extract and Extract are sized for max_length
     return model
 
 

@@ -186,9 +186,18 @@ def test_rationale_and_benchmark_tools(workdir, capsys):
                             "--NUM_EXAMPLES", "6", "--REPEATS", "1", "--BATCH_SIZE", "4",
                             "--XLA_BASELINE", "--OUTPUT", "bench.json"])
     record = json.loads(Path("bench.json").read_text())
-    assert record["same_predictions"] == 6 and record["single_instance"]["flops_speedup"] > 0
-    assert record["single_instance"]["vanilla_xla_ms"] > 0
-    assert "vanilla XLA-compiled per length" in capsys.readouterr().out
+    assert [g["batch_size"] for g in record["groups"]] == [1, 4]
+    single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
+    assert set(single) == {"dense-unpadded", "dense-unpadded-xla", "adapler-unpadded"}
+    assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
+                            "adapler-dynamic"}
+    for row in list(single.values()) + list(batched.values()):
+        assert row["median_ms"] > 0 and 0 <= row["metric"] <= 1
+    assert single["adapler-unpadded"]["same_predictions"] == "6/6"
+    assert batched["adapler-dynamic"]["same_predictions"] == "6/6"
+    assert single["adapler-unpadded"]["flops_speedup"] > 0
+    assert batched["adapler-dynamic"]["reference_dynamic"].startswith("dense-dynamic-")
+    assert "| 4 | adapler-dynamic |" in capsys.readouterr().out
 
 
 def test_demo_row(workdir):
