@@ -41,7 +41,7 @@ class Budget:
     repeats: int
 
 
-# quick: the demo's settings (docs/compare.md), few points, one epoch, a 1,000-row subset.
+# quick: few points, one epoch, a 1,000-row training subset; the methods use the demo's settings.
 BUDGETS = {
     "quick": Budget(finetune_epochs=1, method_epochs=1, train_limit=1000,
                     lambdas=(0.0005, 0.002), phis=(0.05,), eta_offsets=(0.0, 0.1, 0.3),
