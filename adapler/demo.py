@@ -62,6 +62,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
             "dev_metric": float(scores["metrics"][key]),
             "flops_speedup": float(scores["speedup"]),
             "measured_speedup": benchmark.row_of(rows, "adapler-unpadded")["speedup"],
+            "speedup_vs_padded": benchmark.row_of(rows, "adapler-unpadded")["speedup_vs_padded"],
             "notes": (f"from the fine-tuned checkpoint (dev {key} {finetuned_score:.4f}); "
                       f"{settings['train_examples']} training examples, {epochs} epoch(s), "
                       f"GAMMA {settings['gamma']}, PHI {settings['phi']}, CP learning rate "

@@ -49,13 +49,16 @@ class Side:
     """One way of running the workload. `run(item)` must return only when the result exists
     (call `.numpy()` on tensors: `blocking` does). `examples` = examples per pass (default: the
     number of rows of the items, else of items); `flops` = analytic FLOPs of one pass; `order`
-    = the original index of each row of the concatenated items (None: dataset order)."""
+    = the original index of each row of the concatenated items (None: dataset order); `probe(item)`
+    = the outputs agreement checks compare (default: `run`'s); `note` = a line for the report."""
     name: str
     run: Callable
     items: Sequence
     examples: int = None
     flops: float = None
     order: np.ndarray = None
+    probe: Callable = None
+    note: str = None
 
     def __post_init__(self):
         if self.examples is None:
@@ -101,7 +104,8 @@ def _worker(connection, factory, kwargs):
     except Exception as err:  # reported to the parent as one line
         connection.send(("error", f"{type(err).__name__}: {err}"))
         return
-    connection.send(("ready", [(s.name, len(s.items), s.examples, s.flops) for s in sides]))
+    connection.send(("ready", [(s.name, len(s.items), s.examples, s.flops, s.note)
+                               for s in sides]))
     by_name = {side.name: side for side in sides}
     while True:
         command, *rest = connection.recv()
@@ -113,14 +117,15 @@ def _worker(connection, factory, kwargs):
             side.run(side.items[rest[1]])
             connection.send(time.perf_counter() - start)
         elif command == "output":
-            connection.send(side.run(side.items[rest[1]]))
+            connection.send((side.probe or side.run)(side.items[rest[1]]))
 
 
 class _RemoteSide:
     """The parent's handle of one side living in a worker."""
 
-    def __init__(self, name, count, examples, flops, connection, pid):
+    def __init__(self, name, count, examples, flops, note, connection, pid):
         self.name, self.items, self.examples, self.flops = name, [None] * count, examples, flops
+        self.note = note
         self.connection, self.pid = connection, pid
 
     def timed(self, index):
@@ -178,10 +183,11 @@ def _timed(side, index):
     return time.perf_counter() - start
 
 
-def measure(sides, repeats, warmup=1, worker_pids=()):
-    """{'times': {side: [seconds per pass]}, 'environment': ...} for `sides` (Side or worker
-    handles) interleaved item by item; `warmup` untimed passes first."""
-    check_counts(repeats=repeats, warmup=warmup)
+def measure(sides, repeats, warmup=1, worker_pids=(), rounds=1):
+    """{'times': {side: [seconds per pass]}, 'round_times': [the same per round],
+    'environment': ...} for `sides` (Side or worker handles) interleaved item by item;
+    `warmup` untimed passes first, then `rounds` x `repeats` timed passes."""
+    check_counts(repeats=repeats, warmup=warmup, rounds=rounds)
     names = [side.name for side in sides]
     if len(set(names)) != len(names):
         raise ValueError(f"side names must differ: {names}")
@@ -191,17 +197,21 @@ def measure(sides, repeats, warmup=1, worker_pids=()):
             for index in range(len(side.items)):
                 _timed(side, index)
     watch = LoadWatch(worker_pids)
-    times = {name: [] for name in names}
-    for repeat in range(repeats):
-        spent = dict.fromkeys(names, 0.0)
-        for index in range(longest):
-            shift = (repeat + index) % len(sides)
-            for side in sides[shift:] + sides[:shift]:
-                if index < len(side.items):
-                    spent[side.name] += _timed(side, index)
-        for name in names:
-            times[name].append(spent[name])
-    return {"times": times, "environment": watch.stop()}
+    round_times = []
+    for _ in range(rounds):
+        times = {name: [] for name in names}
+        for repeat in range(repeats):
+            spent = dict.fromkeys(names, 0.0)
+            for index in range(longest):
+                shift = (repeat + index) % len(sides)
+                for side in sides[shift:] + sides[:shift]:
+                    if index < len(side.items):
+                        spent[side.name] += _timed(side, index)
+            for name in names:
+                times[name].append(spent[name])
+        round_times.append(times)
+    pooled = {name: [t for times in round_times for t in times[name]] for name in names}
+    return {"times": pooled, "round_times": round_times, "environment": watch.stop()}
 
 
 def check_counts(**counts):
@@ -245,6 +255,10 @@ def summarise(measurement, sides, references=None, headline=None):
             flops = {s.name: s.flops for s in sides}
             if flops.get(reference) and side.flops:
                 row[f"flops_speedup_vs_{label}"] = flops[reference] / side.flops
+            if len(measurement.get("round_times", [])) > 1:
+                row[f"round_speedups_vs_{label}"] = [
+                    float(np.median(r[reference]) / np.median(r[side.name]))
+                    for r in measurement["round_times"]]
         row["speedup"] = row.get(f"speedup_vs_{headline}") if headline else None
         rows.append(row)
     return rows
@@ -256,10 +270,11 @@ def row_of(rows, side):
 
 
 def run_sides(local, remote=(), repeats=5, warmup=1, references=None, headline=None,
-              check=None, notes=None):
+              check=None, notes=None, rounds=1):
     """Build the remote sides (a missing package skips them with one note saying what to
-    install), measure everything together and summarise. `check(outputs)` gets {side: output
-    of the first item} before timing (agreement checks). Returns (rows, measurement)."""
+    install), measure everything together and summarise. `check(outputs)` gets {side: probe
+    (or run) output of the first item} before timing (agreement checks); its return value is
+    kept as measurement['check']. Returns (rows, measurement)."""
     notes = notes if notes is not None else []
     with Workers() as workers:
         sides = list(local)
@@ -273,10 +288,13 @@ def run_sides(local, remote=(), repeats=5, warmup=1, references=None, headline=N
                     raise
                 notes.append(f"{spec.factory}: skipped ({missing} is not installed; "
                              f"`{INSTALL[missing]}` enables it)")
+        notes += [side.note for side in sides if side.note]
+        checked = None
         if check is not None:
-            check({side.name: side.output(0) if isinstance(side, _RemoteSide)
-                   else side.run(side.items[0]) for side in sides})
-        measurement = measure(sides, repeats, warmup, workers.pids())
+            checked = check({side.name: side.output(0) if isinstance(side, _RemoteSide)
+                             else (side.probe or side.run)(side.items[0]) for side in sides})
+        measurement = measure(sides, repeats, warmup, workers.pids(), rounds)
+        measurement["check"] = checked
     measurement["notes"] = notes
     return summarise(measurement, sides, references, headline), measurement
 
@@ -387,6 +405,17 @@ def load_lines(environment):
     return lines
 
 
+class Stopwatch:
+    """Wall-clock seconds since it was made: the duration of a stage (not a speed figure)."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self):
+        return time.perf_counter() - self.started
+
+
 def overhead_per_call(calls=2000):
     """Seconds the harness adds per timed call: a pass of no-op calls through `measure`."""
     side = Side("noop", lambda item: None, [None] * calls, examples=calls)
@@ -467,7 +496,7 @@ def item_lengths(items):
 
 
 def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph", "xla")):
-    """The baselines: dense-padded (XLA), dense-dynamic-graph and -xla at `batch_size`, or
+    """The baselines: dense-padded (XLA), and dense-dynamic-graph and -xla at `batch_size` > 1,
     dense-unpadded (graph) at batch 1. `model` is a Keras classifier or a callable of the
     features dict; `vanilla_flops(n)` counts one example of n tokens. Returns the sides."""
     from common.inference import compile_forward
@@ -477,9 +506,9 @@ def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph
         flops = sum(vanilla_flops(n) for n in item_lengths(items)) if vanilla_flops else None
         return Side(name, run, items, flops=flops, order=order)
 
-    if batch_size == 1:
-        return [side("dense-unpadded", unpadded_examples(arrays), False)]
     sides = [side("dense-padded", padded_batches(arrays, batch_size), True)]
+    if batch_size == 1:
+        return sides + [side("dense-unpadded", unpadded_examples(arrays), False)]
     batches, order = dynamic_batches(arrays, batch_size)
     sides += [side(f"dense-dynamic-{mode}", batches, mode == "xla", order) for mode in jit_modes]
     return sides

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -29,7 +28,8 @@ import pandas as pd
 import tensorflow as tf
 
 from common import checkpoints
-from common.data import encode_examples, read_split
+from common.benchmark import Stopwatch
+from common.data import encode_examples, map_length_sorted, read_split, real_lengths
 from common.errors import UserError
 from common.metrics import compute_metrics
 from common.tasks import get_task
@@ -122,8 +122,7 @@ def train_and_save(args, task, log):
 
     def on_log(step, record):
         for eval_task, arrays in dev:
-            logits = np.concatenate(map_batches(engine.full, arrays,
-                                                args.per_gpu_eval_batch_size))
+            logits = map_length_sorted(engine.full, arrays, args.per_gpu_eval_batch_size)
             metrics = _score(eval_task, logits, arrays["labels"], model.num_labels)
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
@@ -244,16 +243,22 @@ def _score(task, logits, labels, num_labels):
 
 
 def run_patience(engine, task, arrays, patience, threshold, batch_size):
-    """One evaluation: (metrics, exit layers or None for patience 0, seconds)."""
-    started = time.perf_counter()
+    """One evaluation on length-sorted, dynamically padded batches (at batch size 1: each text
+    unpadded): (metrics, exit layers or None for patience 0, seconds)."""
+    watch = Stopwatch()
     if patience == 0:
-        logits, exits = np.concatenate(map_batches(engine.full, arrays, batch_size)), None
+        logits, exits = map_length_sorted(engine.full, arrays, batch_size), None
     else:
         rule = ExitRule(patience, threshold, task.is_regression)
         progress = keras.utils.Progbar(len(arrays["input_ids"]))
-        result = engine.run_all(arrays, rule, batch_size, progress)
-        logits, exits = result.logits, result.exit_layers
-    seconds = time.perf_counter() - started
+
+        def run(batch):
+            result = engine.run(batch, rule)
+            progress.add(len(result.logits))
+            return result.logits, result.exit_layers
+
+        logits, exits = map_length_sorted(run, arrays, batch_size)
+    seconds = watch.seconds
     return _score(task, logits, arrays["labels"], engine.model.num_labels), exits, seconds
 
 
@@ -296,7 +301,7 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                        "examples_per_second": len(arrays["input_ids"]) / seconds}
                 if task_exits is not None:
                     exits.append(task_exits)
-                    row.update(exit_statistics(model.config, task_exits, args.max_seq_length,
+                    row.update(exit_statistics(model.config, task_exits, real_lengths(arrays),
                                                model.num_labels))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
@@ -305,8 +310,9 @@ def evaluate_checkpoints(args, task, patience_list, log=print):
                             _result_lines({k: v for k, v in row.items() if k != "checkpoint"}))
                 rows.append(row)
             if exits:  # MNLI m and mm pooled, as the original counts them
-                stats = exit_statistics(model.config, np.concatenate(exits),
-                                        args.max_seq_length, model.num_labels)
+                lengths = np.concatenate([real_lengths(data[t.name]) for t, _ in pairs])
+                stats = exit_statistics(model.config, np.concatenate(exits), lengths,
+                                        model.num_labels)
                 log(stats_line(patience, stats))
                 log(ratio_line(stats))
             else:

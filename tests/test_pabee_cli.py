@@ -207,25 +207,37 @@ def test_speed_benchmark_tool(trained, data, tmp_path):
     from tools import benchmark_pabee
 
     out, _ = trained
-    output = tmp_path / "bench" / "rows.json"
-    rows = benchmark_pabee.run(benchmark_pabee.build_parser().parse_args(
+    output = tmp_path / "bench" / "record.json"
+    assert benchmark_pabee.main(
         ["--model_dir", str(out), "--task_name", "SST-2", "--data_dir", str(data / "SST-2"),
          "--patience", "1,2", "--batch_sizes", "1,4", "--examples", "10", "--repeats", "2",
-         "--output", str(output)]), log=lambda line: None)
-    assert [(row["patience"], row["batch_size"]) for row in rows] == [(1, 1), (1, 4), (2, 1),
-                                                                      (2, 4)]
-    for row in rows:
-        assert row["examples"] == 10 and 1.0 <= row["layer_ratio"] <= 3.0
-        assert row["measured_over_layer"] == row["measured_speedup"] / row["layer_ratio"]
-        if row["batch_size"] > 1:
-            assert row["prediction_mismatches"] == 0  # batched exit = batch-1 exit
-    assert all(row["avg_exit_layer"] == 3 for row in rows if row["patience"] == 2)
-    assert len(json.loads(output.read_text())) == 4
+         "--output", str(output)]) == 0
+    record = json.loads(output.read_text())
+    assert [g["batch_size"] for g in record["groups"]] == [1, 4]
+    single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
+    assert set(single) == {"dense-padded", "dense-unpadded", "pabee-unpadded-t1",
+                           "pabee-unpadded-t2"}
+    assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
+                            "pabee-dynamic-t1", "pabee-dynamic-t2"}
+    for rows in (single, batched):
+        for name, row in rows.items():
+            assert row["examples"] == 10 and row["median_ms"] > 0 and 0 <= row["metric"] <= 1
+            if name.startswith("pabee"):
+                assert 1.0 <= row["layer_ratio"] <= 3.0 and row["flops_speedup"] > 0
+                assert row["measured_over_layer"] == row["speedup"] / row["layer_ratio"]
+    for patience in (1, 2):
+        row = batched[f"pabee-dynamic-t{patience}"]
+        assert row["prediction_mismatches"] == 0 and row["exit_layer_mismatches"] == 0
+        assert row["reference_dynamic"] in ("dense-dynamic-graph", "dense-dynamic-xla")
+    assert single["pabee-unpadded-t2"]["avg_exit_layer"] == 3
+    assert record["settings"]["metric"] == "acc" and record["machine"]["cpu_flags"] is not None
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch_sizes", "1,x"], "--batch_sizes must be comma-separated integers"),
-    (["--batch_sizes", "0"], "must be positive"),
+    (["--batch_sizes", "0"], "--batch_sizes must be >= 1"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--data_dir", "/no/such/folder"], "data folder not found"),
     (["--patience", "0,1"], "--patience 0 is the vanilla model itself"),
     (["--patience", "a"], "patience"),
 ])
