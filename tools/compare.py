@@ -76,7 +76,8 @@ def parse_args(argv):
     from common.tasks import get_task
 
     args = build_parser().parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
@@ -254,27 +255,19 @@ def load_finetuned(path, settings):
     return model, scores, source.config, dev
 
 
-def measure(points, wanted, timing, batch_size, repeats):
+def measure(points, wanted, batch_size, repeats):
     """Time the dense baselines and the points' sides of the settings in `wanted` together;
-    returns ({side name: harness row}, seconds). At batch 1 a dense side padded to the max
-    length (baseline a, XLA as in `common.benchmark.dense_sides`) joins them.
-
-    The one place compare times anything: the sides come from the methods' timing modules and
-    all timing is `common.benchmark`."""
+    returns ({side name: harness row}, the sides, seconds). The one place compare times
+    anything: the sides come from the methods' timing modules, all timing is
+    `common.benchmark`."""
     import dataclasses
 
     from common import benchmark
-    from common.inference import compile_forward
 
     started = time.time()
     dense, methods = points.sides(batch_size)
-    sides = list(dense)
-    if batch_size == 1:
-        sides.append(benchmark.Side(
-            "dense-padded", benchmark.blocking(compile_forward(points.dense_call, True)),
-            benchmark.padded_batches(timing, 1)))
-    sides += [dataclasses.replace(side, name=setting) for setting, side in methods.items()
-              if setting in wanted]
+    sides = list(dense) + [dataclasses.replace(side, name=setting)
+                           for setting, side in methods.items() if setting in wanted]
     rows, _ = benchmark.run_sides(sides, repeats=repeats, warmup=1,
                                   references=benchmark.REFERENCES,
                                   headline=benchmark.headline(batch_size))
@@ -284,12 +277,12 @@ def measure(points, wanted, timing, batch_size, repeats):
 class DensePoints:
     """The fine-tuned model itself: its sides are the baselines."""
 
-    def __init__(self, model):
-        self.dense_call = model
+    def __init__(self, model, timing):
+        self.model, self.timing = model, timing
 
     def sides(self, batch_size):
         from common import benchmark
-        return benchmark.dense_sides(self.dense_call, self.timing, batch_size), {}
+        return benchmark.dense_sides(self.model, self.timing, batch_size), {}
 
 
 def result_row(task, method, setting, metric, flops_speedup, timed, batch_size, seconds,
@@ -315,13 +308,66 @@ def dense_flops_speedup(config, num_labels, timing, side):
     return real / run
 
 
+def plan(settings, context, log):
+    """(groups to run, notes on what is not swept) for the chosen methods."""
+    from tools.compare_methods import length_scaled_option
+
+    planned, notes = [], []
+    for method in settings["methods"]:
+        if method == "powerbert+pabee":
+            notes.append("powerbert+pabee: skipped (PABEE on PoWER-BERT does not exist yet)")
+        else:
+            planned += groups(method, context)
+    if "powerbert" in settings["methods"]:
+        notes.append("PoWER-BERT length-scaled retention: " + (
+            "not swept yet (the flag exists; compare does not pass it)" if length_scaled_option()
+            else "skipped (this powerbert has no --LENGTH_SCALED_RETENTION)"))
+    for note in notes:
+        log(note)
+    return planned, notes
+
+
+def baseline_rows(results, model, context, settings, metric):
+    """The dense baselines' rows at every batch size not yet in results.csv."""
+    done = {key[2] for key in report.done_keys(report.read_rows(results))
+            if key[0] == report.DENSE}
+    for size in settings["batch_sizes"]:
+        if size in done:
+            continue
+        timed, sides, seconds = measure(DensePoints(model, context.timing), (), size,
+                                        BUDGETS[settings["budget"]].repeats)
+        report.append_rows(results, [result_row(
+            context.task, report.DENSE, side.name, metric,
+            dense_flops_speedup(context.config, context.task.num_labels, context.timing, side),
+            timed[side.name], size, seconds / len(sides)) for side in sides])
+
+
+def group_rows(results, group, context, settings, missing, seconds, log):
+    """Evaluate a group's points and time the `missing` ones ({batch size: settings})."""
+    task, started = context.task, time.time()
+    points = group.load(context)
+    evaluated = points.evaluate()
+    share = (seconds + time.time() - started) / len(group.settings)
+    for size, wanted in missing.items():
+        if not wanted:
+            continue
+        timed, _, measured = measure(points, wanted, size, BUDGETS[settings["budget"]].repeats)
+        for setting in wanted:
+            metric, flops_speedup, detail = evaluated[setting]
+            report.append_rows(results, [result_row(
+                task, group.method, setting, metric, flops_speedup, timed[setting], size,
+                share + measured / len(wanted), detail)])
+            log(f"  {group.method} {setting} batch {size}: {task.metric} {metric:.4f}, "
+                f"{timed[setting]['speedup']:.2f}x measured, {flops_speedup:.2f}x FLOPs")
+
+
 def run(args, settings, log=print):
     """Every stage in order, skipping what an earlier run of the same command finished."""
     from common.checkpoints import resolve_source
     from common.tasks import get_task
 
-    task, budget = get_task(settings["task"]), BUDGETS[settings["budget"]]
-    output_dir = args.output_dir
+    task, budget, output_dir = get_task(settings["task"]), BUDGETS[settings["budget"]], \
+        args.output_dir
     os.makedirs(output_dir, exist_ok=True)
     settings_path = os.path.join(output_dir, SETTINGS_FILE)
     if not os.path.isfile(settings_path):
@@ -330,33 +376,18 @@ def run(args, settings, log=print):
         os.replace(settings_path + ".tmp", settings_path)
     results = os.path.join(output_dir, "results.csv")
     data_dir = training_data(settings, output_dir)
-    commands = ["python tools/compare.py " + shlex.join(sys.argv[1:] if args.argv is None
-                                                         else args.argv)]
-    notes = []
+    commands = ["python tools/compare.py " + shlex.join(args.argv)]
     finetune = None if settings["reuse"] else finetune_command(settings, data_dir, output_dir)
     finetuned = settings["model"] if finetune is None else finetune.folder
-    # Plan the groups first (their commands need only paths), so progress knows the total;
-    # dev data and scores join the context once the fine-tuned model exists.
+    # Dev data and scores join the context once the fine-tuned model exists.
     context = Context(task=task, finetuned=finetuned, cased=settings["cased"],
                       config=resolve_source(settings["model"]).config,
                       max_length=settings["max_length"], train_dir=data_dir,
                       runs=os.path.join(output_dir, "runs"), budget=budget, dev=None,
                       finetuned_scores=None, timing=None)
-    plan = []
-    for method in settings["methods"]:
-        if method == "powerbert+pabee":
-            notes.append("powerbert+pabee: skipped (PABEE on PoWER-BERT does not exist yet)")
-            log(notes[-1])
-            continue
-        plan += groups(method, context)
-    if "powerbert" in settings["methods"]:
-        from tools.compare_methods import length_scaled_option
-        notes.append("PoWER-BERT length-scaled retention: " + (
-            "not swept yet (the flag exists; compare does not pass it)" if length_scaled_option()
-            else "skipped (this powerbert has no --LENGTH_SCALED_RETENTION)"))
-        log(notes[-1])
-    trainings = list({c.folder: c for g in plan for c in g.commands}.values())
-    progress = Progress(output_dir, 2 + len(trainings) + len(plan) + (finetune is not None),
+    planned, notes = plan(settings, context, log)
+    trainings = {c.folder for group in planned for c in group.commands}
+    progress = Progress(output_dir, 2 + len(trainings) + len(planned) + (finetune is not None),
                         log)
     if finetune is not None:
         train(finetune, output_dir, progress)
@@ -368,32 +399,20 @@ def run(args, settings, log=print):
     model, scores, context.config, context.dev = load_finetuned(finetuned, settings)
     context.finetuned_scores = scores
     context.timing = {k: v[:budget.timing_examples] for k, v in context.dev.items()}
-    baseline = scores[task.metric]
-    progress.stage("fine-tuned model on dev", f"{task.metric} {baseline:.4f}")
+    metric = scores[task.metric]
+    progress.stage("fine-tuned model on dev", f"{task.metric} {metric:.4f}")
 
     def write_outputs():
         rows = report.read_rows(results)
-        report.write_plot(os.path.join(output_dir, "pareto.png"), rows, baseline, task.metric)
-        report.write_report(os.path.join(output_dir, "report.md"), rows, settings, baseline,
+        report.write_plot(os.path.join(output_dir, "pareto.png"), rows, metric, task.metric)
+        report.write_report(os.path.join(output_dir, "report.md"), rows, settings, metric,
                             commands, notes)
 
     progress.stage("dense baselines", "start")
-    dense = DensePoints(model)
-    dense.timing = context.timing
-    for size in settings["batch_sizes"]:
-        if any(key[0] == report.DENSE and key[2] == size
-               for key in report.done_keys(report.read_rows(results))):
-            continue
-        timed, sides, seconds = measure(dense, (), context.timing, size, budget.repeats)
-        for side in sides:
-            report.append_row(results, result_row(
-                task, report.DENSE, side.name, baseline,
-                dense_flops_speedup(context.config, task.num_labels, context.timing, side),
-                timed[side.name], size, seconds / len(sides)))
+    baseline_rows(results, model, context, settings, metric)
     progress.stage("dense baselines", "done")
-
     trained = set()  # a command shared by groups (AdapLeR's saliencies) runs and counts once
-    for group in plan:
+    for group in planned:
         seconds = 0.0
         for command in group.commands:
             if command.folder not in trained:
@@ -408,22 +427,7 @@ def run(args, settings, log=print):
             progress.stage(label, "skipped")
             continue
         progress.stage(label, "start")
-        started = time.time()
-        points = group.load(context)
-        evaluated = points.evaluate()
-        share = (seconds + time.time() - started) / len(group.settings)
-        for size, wanted in missing.items():
-            if not wanted:
-                continue
-            timed, _, measured = measure(points, wanted, context.timing, size, budget.repeats)
-            for setting in wanted:
-                metric, flops_speedup, detail = evaluated[setting]
-                report.append_row(results, result_row(
-                    task, group.method, setting, metric, flops_speedup, timed[setting], size,
-                    share + measured / len(wanted), detail))
-                log(f"  {group.method} {setting} batch {size}: {task.metric} {metric:.4f}, "
-                    f"{timed[setting].get('speedup', 0):.2f}x measured, "
-                    f"{flops_speedup:.2f}x FLOPs")
+        group_rows(results, group, context, settings, missing, seconds, log)
         progress.stage(label, "done")
         write_outputs()
     write_outputs()
@@ -435,7 +439,6 @@ def run(args, settings, log=print):
 @cli_entry
 def main(argv=None):
     args, settings = parse_args(argv)
-    args.argv = argv
     run(args, settings)
 
 

@@ -11,8 +11,9 @@ A `Group` is one trained model and the operating points read from it:
     pabee       one group (training from the fine-tuned model); points: every patience 1..L-1
 
 `Group.load(context)` returns a `Points` object: `evaluate()` -> {setting: (metric, FLOPs
-speed-up on the real lengths, detail)}, `dense_call` (the same backbone and head without the
-method, for the dense baselines) and `sides(batch_size)` -> (dense sides, {setting: method side}).
+speed-up on the real lengths, detail)} and `sides(batch_size)` -> (the dense baselines of the
+same backbone and head without the method, {setting: method side}), built by the methods'
+timing modules for `common.benchmark`.
 """
 import dataclasses
 import json
@@ -158,7 +159,6 @@ class PowerBertPoints:
         self.model = pipeline.build_powerbert(context.config, labels, context.max_length,
                                               retention=self.retention)
         pipeline.load_stage(self.model, retrained.folder)
-        self.dense_call = self.vanilla
 
     def evaluate(self):
         from common.data import real_lengths
@@ -241,16 +241,16 @@ class AdapLeRPoints:
     """One model per eta offset (same weights, eta + offset, at least 0)."""
 
     def __init__(self, context, model_path, offsets):
-        from adapler.benchmark import vanilla_call
         from adapler.stages import load_for_evaluation
 
         self.context, self.models = context, {}
         for setting, offset in offsets.items():
+            # Notes on the checkpoint (e.g. it missed the checkpoint rule) are printed once.
             model, _ = load_for_evaluation(model_path, context.task, context.max_length,
-                                           lr_model=True, log=lambda line: None)
+                                           lr_model=True,
+                                           log=print if not self.models else lambda line: None)
             model.eta.assign(np.maximum(model.eta.numpy() + offset, 0.0).astype(np.float32))
             self.models[setting] = model
-        self.dense_call = vanilla_call(next(iter(self.models.values())))
 
     def evaluate(self):
         from adapler.evaluation import evaluate
@@ -294,7 +294,8 @@ def pabee_groups(context):
 
 class PabeePoints:
     """Every patience from the per-layer logits of one pass over dev (the exit rule reads only
-    those), timed through the early-exit engine."""
+    those), timed through the early-exit engine (batch 1: each text alone, unpadded; batched:
+    per-example exit on length-sorted, dynamically padded batches)."""
 
     def __init__(self, context, folder, patience):
         from pabee.patience import EarlyExitEngine, ExitRule
@@ -307,7 +308,6 @@ class PabeePoints:
         # Regression exits on outputs closer than 0.1 (the value PABEE's README suggests).
         self.rules = {setting: ExitRule(t, 0.1 if regression else 0.0, regression)
                       for setting, t in patience.items()}
-        self.dense_call = lambda features: self.model(features, training=False)
 
     def evaluate(self):
         from common.data import real_lengths
@@ -332,16 +332,11 @@ class PabeePoints:
         return result
 
     def sides(self, batch_size):
-        """Batch 1: each text alone, unpadded; batched: per-example exit on the length-sorted,
-        dynamically padded batches of the dense-dynamic baseline."""
-        from common import benchmark
+        from pabee.speed import side_name, sides
 
-        timing = self.context.timing
-        dense = benchmark.dense_sides(self.dense_call, timing, batch_size)
-        if batch_size == 1:
-            items, order = benchmark.unpadded_examples(timing), None
-        else:
-            items, order = benchmark.dynamic_batches(timing, batch_size)
-        return dense, {setting: benchmark.Side(setting, lambda item, rule=rule:
-                                               self.engine.run(item, rule), items, order=order)
-                       for setting, rule in self.rules.items()}
+        patience = {setting: rule.patience for setting, rule in self.rules.items()}
+        found = sides(self.engine, self.context.timing, batch_size,
+                      {rule.patience: rule for rule in self.rules.values()})
+        dense = [side for side in found if side.name.startswith("dense")]
+        named = {side.name: side for side in found}
+        return dense, {setting: named[side_name(batch_size, t)] for setting, t in patience.items()}

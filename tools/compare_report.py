@@ -61,10 +61,10 @@ def _cell(value):
     return value
 
 
-def append_row(path, row):
-    """Add one row to results.csv: the whole file is rewritten to a temporary file and renamed,
-    so a killed run leaves either the old file or the new one, never half a row."""
-    _write_atomically(path, _csv_text(read_rows(path) + [row]))
+def append_rows(path, rows):
+    """Add rows to results.csv: the whole file is rewritten to a temporary file and renamed, so
+    a killed run leaves either the old file or the new one, never half a row."""
+    _write_atomically(path, _csv_text(read_rows(path) + list(rows)))
 
 
 def done_keys(rows):

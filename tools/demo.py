@@ -18,6 +18,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import sys
 
 if __package__ in (None, ""):
@@ -104,7 +105,10 @@ def run(args, log=print):
         json.dump(rows, out, indent=2)
     log("\n" + table)
     if not args.skip_compare:
-        run_compare(finetuned, data_dir, os.path.join(args.work_dir, "compare"), log)
+        compared = os.path.join(args.work_dir, "compare")
+        if not args.reuse and os.path.isdir(compared):
+            shutil.rmtree(compared)  # its models were trained from the previous fine-tuning
+        run_compare(finetuned, data_dir, compared, log)
     return rows
 
 
@@ -116,7 +120,6 @@ def run_compare(finetuned, data_dir, output_dir, log=print):
             output_dir, "--budget", "quick"]
     log("\nbert-speedup-compare " + " ".join(argv))
     args, settings = compare.parse_args(argv)
-    args.argv = argv
     compare.run(args, settings, log=log)
     log(f"the accuracy-vs-speed plot is {os.path.abspath(os.path.join(output_dir, 'pareto.png'))}")
 
