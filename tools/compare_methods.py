@@ -26,7 +26,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 METHODS = ("powerbert", "adapler", "pabee", "powerbert+pabee")
-ADAPLER_SEED = 42
+SEED = 42  # AdapLeR's DATA_SEED and PABEE's --seed
 ADAPLER_SAVE_NAME = "compare"
 
 
@@ -186,7 +186,7 @@ class PowerBertPoints:
 
 def _adapler_dirs(context):
     from adapler import paths
-    return paths.TaskDirs(context.task.name, ADAPLER_SEED,
+    return paths.TaskDirs(context.task.name, SEED,
                           root=os.path.join(context.runs, "adapler", paths.ROOT))
 
 
@@ -201,7 +201,7 @@ def adapler_groups(context):
     cwd = os.path.join(context.runs, "adapler")
     dirs = _adapler_dirs(context)
     common_flags = ["--TASK", task.name, "--MAX_LENGTH", context.max_length, "--DATA_SEED",
-                    ADAPLER_SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
+                    SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
                     context.train_dir]
 
     def place_finetuned():
@@ -285,7 +285,7 @@ def pabee_groups(context):
                   context.train_dir, "--max_seq_length", context.max_length,
                   "--per_gpu_train_batch_size", PABEE["batch_size"], "--learning_rate",
                   PABEE["learning_rate"], "--num_train_epochs", budget.method_epochs,
-                  "--logging_steps", 0, "--save_steps", 0, "--seed", ADAPLER_SEED,
+                  "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,
                   "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"])
     settings = {f"patience={t}": t for t in range(1, context.config.num_hidden_layers)}
     return [Group("pabee", "model", [Command("pabee", argv, folder)], list(settings),
