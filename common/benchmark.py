@@ -1,26 +1,29 @@
 """The one timing harness behind every speed figure of the toolkit.
 
 A `Side` is one way of running the same workload: a callable and the list of items (batches or
-single examples) one pass feeds it, prepared before timing. `measure(sides)` warms every side up,
+single texts) one pass feeds it, prepared before timing. `measure(sides)` warms every side up,
 then runs `repeats` passes with the sides interleaved item by item (the order rotates by one each
 item and repeat, so every side takes every position alike and background load hits all of them);
 the time of a pass is the sum of its items' call times. `summarise` gives each side's median pass
 time, spread, examples/s, and its speed-up over reference sides (ratio of medians and the median
-of the per-repeat paired ratios). `Remote(...)` is a side that lives in its own worker process:
-sides of another framework (a PyTorch model beside TensorFlow ones; both in one process
+of the per-repeat paired ratios). `Remote(factory, kwargs)` builds sides in a worker process:
+sides of another framework (a PyTorch model beside TensorFlow ones: both in one process
 crashed with a segmentation fault with PyPI's default torch build) run there, timed by the worker
-around the call itself, still interleaved with the local sides.
+around the call itself, still interleaved with the local sides; a missing package skips them with
+one note. `run_sides` does all of this for one set of sides, `over_batch_sizes` for a tool's
+batch sizes against the baselines.
 
-The baselines every speed table carries (`dense_sides`):
-    dense-padded        every batch padded to the max length, dataset order (the papers' convention)
-    dense-dynamic       length-sorted batches cut to their longest text (`common.data.
-                        length_sorted_batches`), as a graph and XLA-compiled: the faster of the two
-                        is the reference of a batched "speed-up"
+The baselines every speed table carries (`dense_sides`, `REFERENCES`):
+    dense-padded        batches padded to the max length, dataset order (the papers' convention)
+    dense-dynamic-*     length-sorted batches cut to their longest text (`common.data.
+                        length_sorted_batches`), graph and XLA: the faster of the two is the
+                        reference of an unqualified speed-up when batched
     dense-unpadded      batch 1, each text at its own length: the reference at batch 1
 
-`environment()` records what can skew a timing: /proc/loadavg before and after, the share of the
-CPU other processes took while we timed, the busiest of them, and the CPU's vector/matrix flags
-(avx512_bf16, amx_*, ...). `write_json` writes a result atomically.
+`LoadWatch` records what can skew a timing (/proc/loadavg before and after, the share of the
+CPU other processes took while we timed, the busiest of them), `machine()` the CPU and its
+vector/matrix flags (avx512_bf16, amx_*, ...) and library versions; `record` / `write_json` /
+`report` give the JSON record and the markdown. `Stopwatch` times a stage (not a speed figure).
 """
 import dataclasses
 import json
@@ -563,15 +566,28 @@ def markdown_table(rows, columns):
     return "\n".join(lines)
 
 
-def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, **options):
+def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, only=None,
+                     **options):
     """`run_sides(make_sides(b), ...)` for each batch size against the baselines (speed-up =
-    vs dense-dynamic batched, vs dense-unpadded at batch 1); groups of rows, one per size."""
+    vs dense-dynamic batched, vs dense-unpadded at batch 1); groups of rows, one per size.
+    `only`: the side names to time (an unknown name is a UserError naming the known ones)."""
     check_counts(repeats=repeats, warmup=warmup)
     for size in batch_sizes:
         check_counts(batch_size=size)
+    built = {size: make_sides(size) for size in batch_sizes}
+    if only:
+        known = {side.name for sides in built.values() for side in sides}
+        unknown = [name for name in only if name not in known]
+        if unknown:
+            raise UserError(f"unknown side(s) {', '.join(unknown)}; at these batch sizes the "
+                            f"sides are {', '.join(sorted(known))}")
+        built = {size: [side for side in sides if side.name in only]
+                 for size, sides in built.items()}
     groups = []
     for size in batch_sizes:
-        rows, measurement = run_sides(make_sides(size), repeats=repeats, warmup=warmup,
+        if not built[size]:
+            continue
+        rows, measurement = run_sides(built[size], repeats=repeats, warmup=warmup,
                                       references=REFERENCES, headline=headline(size), **options)
         for row in rows:
             row["batch_size"] = size
@@ -579,6 +595,12 @@ def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, **op
                        "notes": measurement["notes"], "rows": rows})
         log(f"batch {size}: " + ", ".join(f"{r['side']} {r['median_ms']:.1f} ms" for r in rows))
     return groups
+
+
+def parse_names(text):
+    """'a, b' -> ['a', 'b'] (None or '' -> None: every side)."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return names or None
 
 
 def record(command, settings, groups):

@@ -10,7 +10,7 @@ batch-1 latency against the full model on the same unpadded dev sentences (`comm
 import numpy as np
 
 from common import benchmark
-from common.data import encode_examples, read_split
+from common.data import encode_examples, read_split, real_lengths
 from common.metrics import compute_metrics
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -40,7 +40,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     patiences = range(1, model.num_layers)
     chosen = next((t for t in patiences if accuracy[t] >= accuracy[0] - 0.01),
                   max(patiences, key=lambda t: (accuracy[t], -t)))
-    stats = exit_statistics(model.config, results[chosen].exit_layers, LENGTH, model.num_labels)
+    stats = exit_statistics(model.config, results[chosen].exit_layers, real_lengths(arrays),
+                            model.num_labels)
     timed = {key: value[:TIMED_EXAMPLES] for key, value in arrays.items()}
     rows, _ = benchmark.run_sides(speed.sides(engine, timed, 1, {chosen: ExitRule(chosen)}),
                                   repeats=3, references=benchmark.REFERENCES,

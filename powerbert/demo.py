@@ -13,9 +13,8 @@ from common.checkpoints import load_backbone_weights, resolve_source
 from common.data import real_lengths
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from powerbert import pipeline
+from powerbert import pipeline, speed
 from powerbert.retention import format_retention
-from powerbert import speed
 
 MAX_LENGTH = 64
 TRAIN_ROWS = 640

@@ -57,6 +57,8 @@ def build_parser():
                         help="random BERT-base weights (timing only)")
     parser.add_argument("--ETA", type=float, default=0.6, help="eta of the random model")
     parser.add_argument("--SEED", type=int, default=0)
+    parser.add_argument("--SIDES", help="comma list of the sides to time (default: all; e.g. "
+                   "dense-dynamic-xla,adapler-dynamic)")
     parser.add_argument("--TASK", default="sst2")
     parser.add_argument("--DATA_DIR", default=None)
     parser.add_argument("--SPLIT", default="dev")
@@ -114,7 +116,8 @@ def run(args, command, log=print):
         return list(built[size].values())
 
     sizes = [1] + ([args.BATCH_SIZE] if args.BATCH_SIZE > 1 else [])
-    groups = benchmark.over_batch_sizes(sizes, make_sides, args.REPEATS, args.WARMUP, log)
+    groups = benchmark.over_batch_sizes(sizes, make_sides, args.REPEATS, args.WARMUP, log,
+                                        only=benchmark.parse_names(args.SIDES))
     for group in groups:
         size = group["batch_size"]
         for row in group["rows"]:

@@ -44,6 +44,8 @@ def build_parser():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1, help="untimed passes of every side")
     p.add_argument("--regression_threshold", type=float, default=0.0)
+    p.add_argument("--sides", help="comma list of the sides to time (default: all; e.g. "
+                   "dense-dynamic-xla,pabee-dynamic-t2)")
     p.add_argument("--jit_compile", action="store_true",
                    help="XLA-compile PABEE's layer steps (the dense sides are timed as a graph "
                         "and XLA-compiled regardless)")
@@ -85,7 +87,7 @@ def run(args, command="python tools/benchmark_pabee.py", log=print):
         return list(built[size].values())
 
     groups = benchmark.over_batch_sizes(sorted(set(batch_sizes)), make_sides, args.repeats,
-                                        args.warmup, log)
+                                        args.warmup, log, only=benchmark.parse_names(args.sides))
     single = {}
     for group in groups:
         size = group["batch_size"]
@@ -100,7 +102,8 @@ def run(args, command="python tools/benchmark_pabee.py", log=print):
                 logits = summary["logits"]
                 row.update({k: v for k, v in summary.items() if k not in ("logits", "exits")},
                            patience=patience,
-                           measured_over_layer=row["speedup"] / summary["layer_ratio"])
+                           measured_over_layer=None if row["speedup"] is None
+                           else row["speedup"] / summary["layer_ratio"])
             else:
                 logits = benchmark.outputs_in_order(side)
             predictions = logits_to_predictions(logits, model.num_labels)

@@ -53,6 +53,8 @@ def build_parser():
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sides", help="comma list of the sides to time (default: all; e.g. "
+                   "dense-dynamic-xla,powerbert-dynamic)")
     p.add_argument("--output", help="also write the result as JSON to this file")
     return p
 
@@ -151,14 +153,16 @@ def run(args, command, log=print):
         built[size] = {s.name: s for s in speed.sides(vanilla, powerbert, arrays, size)}
         return list(built[size].values())
 
-    groups = benchmark.over_batch_sizes(batch_sizes, make_sides, args.repeats, args.warmup, log)
+    groups = benchmark.over_batch_sizes(batch_sizes, make_sides, args.repeats, args.warmup, log,
+                                        only=benchmark.parse_names(args.sides))
     for group in groups:
         for row in group["rows"]:
             method = row["side"].startswith("powerbert")
             row["flops_speedup"] = vanilla_flops / method_flops if method else 1.0
             row["paired_speedup"] = row.get(
                 f"paired_speedup_vs_{benchmark.headline(group['batch_size'])}")
-            row["measured_over_flops"] = row["speedup"] / row["flops_speedup"]
+            row["measured_over_flops"] = (None if row["speedup"] is None
+                                          else row["speedup"] / row["flops_speedup"])
     if task is not None and args.model and "labels" in arrays:
         add_accuracy(groups, built, task, arrays["labels"])
     settings = {"retention": retention, "max_length": args.max_length,
