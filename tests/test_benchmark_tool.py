@@ -82,3 +82,18 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_real_texts_run_in_length_sorted_batches(tmp_path):
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    (data / "dev.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{'a fine film ' * (i % 3 + 1)}\t{i % 2}\n" for i in range(5)))
+    out = tmp_path / "bench.json"
+    benchmark.main(["--model", str(FIXTURES / "tiny_bert"), "--shapes", "2x16", "--repeats", "1",
+                    "--warmup", "0", "--compare", "none", "--task", "sst-2", "--data_dir",
+                    str(data), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["settings"]["inputs"].startswith("sst-2 dev texts")
+    (row,) = result["rows"]
+    assert row["side"] == "tensorflow" and row["sequences_per_s"] > 0
