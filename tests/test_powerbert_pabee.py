@@ -5,7 +5,6 @@ import json
 import random
 
 import numpy as np
-import pytest
 
 from common import checkpoints, flops
 from common.tasks import get_task
