@@ -66,10 +66,10 @@ def check_rows(rows, methods):
 def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys):
     out = str(tmp_path / "compare")
     argv = ["--model", TINY, "--task", "sst-2", "--data_dir", tiny_sst2, "--output_dir", out,
-            "--max_length", "16", "--methods", "pabee,powerbert+pabee", "--batch_sizes", "1,4"]
+            "--max_length", "16", "--methods", "pabee", "--batch_sizes", "1,4"]
     compare.main(argv)
     printed = capsys.readouterr().out
-    assert "powerbert+pabee: skipped" in printed and "[5/5] pabee model: points: done" in printed
+    assert "[5/5] pabee model: points: done" in printed
     assert sorted(os.listdir(out)) == ["finetune", "logs", "pareto.png", "report.md",
                                        "results.csv", "runs", "settings.json", "stages.log"]
     header, rows = read_csv(os.path.join(out, "results.csv"))
@@ -81,7 +81,7 @@ def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys
     with open(os.path.join(out, "pareto.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
-    for needle in ("![Pareto fronts](pareto.png)", "- **pabee**: ", "powerbert+pabee: skipped",
+    for needle in ("![Pareto fronts](pareto.png)", "- **pabee**: ",
                    "tools/finetune.py", "run_glue_with_pabee.py --model_type bert",
                    "64 training rows"):
         assert needle in text
@@ -122,16 +122,16 @@ def finetuned(tmp_path):
     return folder
 
 
-def test_compare_reuses_a_finetuned_model_for_powerbert_and_adapler(finetuned, tiny_sst2,
-                                                                     tmp_path, capsys,
-                                                                     monkeypatch):
+def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combination(
+        finetuned, tiny_sst2, tmp_path, capsys, monkeypatch):
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
     quick = compare_methods.BUDGETS["quick"]
     monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
         quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[:2]))
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
-                  "--output_dir", out, "--methods", "powerbert,adapler", "--batch_sizes", "4",
+                  "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
+                  "--batch_sizes", "4",
                   "--train_limit", "40"])
     assert f"reusing {finetuned}" in capsys.readouterr().out
     assert not os.path.exists(os.path.join(out, "finetune"))
@@ -139,7 +139,13 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_and_adapler(finetuned, t
     assert tuple(header) == COLUMNS
     points = [(r["method"], r["setting"]) for r in rows if r["method"] != "dense"]
     assert points == [("powerbert", "LAMBDA=0.002"), ("adapler", "PHI=0.05 eta+0"),
-                      ("adapler", "PHI=0.05 eta+0.1")]
+                      ("adapler", "PHI=0.05 eta+0.1"), ("powerbert+pabee", "patience=1"),
+                      ("powerbert+pabee", "patience=2")]
+    # PABEE on PoWER-BERT trains from the PoWER-BERT model of the same LAMBDA (trained once).
+    trained = [event for event in stage_events(out) if event[1] == "done"]
+    assert sum(1 for event in trained if event[0].startswith("powerbert LAMBDA")) == 1
+    assert all(r["detail"].startswith("avg exit layer ") for r in rows
+               if r["method"] == "powerbert+pabee")
     for row in rows:
         assert float(row["speedup_vs_dynamic"]) > 0 and float(row["flops_speedup"]) > 0
         assert int(row["batch_size"]) == 4

@@ -109,7 +109,7 @@ def parse_args(argv):
                 "train_limit": args.train_limit or budget.train_limit,
                 "batch_sizes": batch_sizes}
     check_output_dir(args.output_dir, settings)
-    return args, dict(settings, reuse=reuse, cased=bool(sidecar.get("cased", False)))
+    return args, dict(settings, reuse=reuse, cased=not sidecar.get("lower_case", True))
 
 
 def check_output_dir(folder, settings):
@@ -307,10 +307,7 @@ def plan(settings, context, log):
 
     planned, notes = [], []
     for method in settings["methods"]:
-        if method == "powerbert+pabee":
-            notes.append("powerbert+pabee: skipped (PABEE on PoWER-BERT does not exist yet)")
-        else:
-            planned += groups(method, context)
+        planned += groups(method, context)
     if "powerbert" in settings["methods"]:
         notes.append("PoWER-BERT length-scaled retention: " + (
             "not swept yet (the flag exists; compare does not pass it)" if length_scaled_option()

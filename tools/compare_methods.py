@@ -99,9 +99,9 @@ def python(*args):
 
 
 def groups(method, context):
-    """The groups of `method` ('powerbert+pabee' has none yet: see tools/compare.py)."""
-    return {"powerbert": powerbert_groups, "adapler": adapler_groups,
-            "pabee": pabee_groups}[method](context)
+    """The training groups of `method`, each with the operating points it sweeps."""
+    return {"powerbert": powerbert_groups, "adapler": adapler_groups, "pabee": pabee_groups,
+            "powerbert+pabee": powerbert_pabee_groups}[method](context)
 
 
 def _split_sides(all_sides, name):
@@ -152,7 +152,7 @@ class PowerBertPoints:
 
         self.context, self.setting = context, setting
         retrained = resolve_source(os.path.join(folder, pipeline.RETRAINED))
-        self.retention = retrained.sidecar["retention_config"]
+        self.retention = retrained.sidecar["method_state"]["retention_config"]
         labels = context.task.num_labels
         self.vanilla = pipeline.build_plain(context.config, labels, context.max_length)
         load_backbone_weights(self.vanilla, resolve_source(context.finetuned))
@@ -276,20 +276,33 @@ class AdapLeRPoints:
 
 # ---------------------------------------------------------------- PABEE
 
-def pabee_groups(context):
+def pabee_groups(context, method="pabee", start=None, before=()):
+    """PABEE trained once from `start` (default the fine-tuned model) after the commands
+    `before`; every patience 1..L-1 is a point."""
     task, budget = context.task, context.budget
-    folder = os.path.join(context.runs, "pabee", "model")
+    folder = os.path.join(context.runs, method, "model")
     argv = python(os.path.join(REPO, "run_files", "run_glue_with_pabee.py"), "--model_type",
                   "albert" if context.config.is_albert else "bert", "--model_name_or_path",
-                  context.finetuned, "--task_name", task.name, "--do_train", "--data_dir",
+                  start or context.finetuned, "--task_name", task.name, "--do_train", "--data_dir",
                   context.train_dir, "--max_seq_length", context.max_length,
                   "--per_gpu_train_batch_size", PABEE["batch_size"], "--learning_rate",
                   PABEE["learning_rate"], "--num_train_epochs", budget.method_epochs,
                   "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,
                   "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"])
     settings = {f"patience={t}": t for t in range(1, context.config.num_hidden_layers)}
-    return [Group("pabee", "model", [Command("pabee", argv, folder)], list(settings),
+    return [Group(method, "model", [*before, Command(method, argv, folder)], list(settings),
                   lambda ctx: PabeePoints(ctx, folder, settings))]
+
+
+def powerbert_pabee_groups(context):
+    """PABEE on the PoWER-BERT model of the budget's largest LAMBDA (the most word-vectors
+    removed; trained once, shared with the powerbert method's point of the same LAMBDA)."""
+    from powerbert import pipeline
+
+    powerbert = powerbert_groups(context)[-1]
+    folder = powerbert.commands[-1].folder
+    return pabee_groups(context, "powerbert+pabee", os.path.join(folder, pipeline.RETRAINED),
+                        before=powerbert.commands)
 
 
 class PabeePoints:
@@ -325,7 +338,7 @@ class PabeePoints:
                            else np.argmax(exits.logits, -1))
             metric = compute_metrics(ctx.task, predictions, ctx.dev["labels"])[ctx.task.metric]
             stats = exit_statistics(model.config, exits.exit_layers, real_lengths(ctx.dev),
-                                    model.num_labels)
+                                    model.num_labels, model.retention)
             result[setting] = (metric, stats["flops_ratio"],
                                f"avg exit layer {stats['avg_exit_layer']:.2f} of "
                                f"{model.num_layers}")
