@@ -458,17 +458,22 @@ def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
     if current is not None:
         shutil.rmtree(os.path.join(folder, files.PREVIOUS), ignore_errors=True)
     staging = files.staging_folder(folder)
-    save_weights(model, os.path.join(staging, WEIGHTS_NAME))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(staging)
-    for name, write in (extra_files or {}).items():
-        write(os.path.join(staging, name))
-    names = sorted(os.listdir(staging), key=lambda n: (n != WEIGHTS_NAME, n))
-    sidecar = sidecar_layout({**meta, "weights": WEIGHTS_NAME,
-                              "backbone": model.config.to_dict(), "pooling": model.bert.pooling})
-    sidecar["files"] = {name: files.file_digest(os.path.join(staging, name)) for name in names}
-    with open(os.path.join(staging, SIDECAR), "w", encoding="utf-8") as out:
-        json.dump(sidecar, out, indent=2)
+    try:
+        save_weights(model, os.path.join(staging, WEIGHTS_NAME))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        for name, write in (extra_files or {}).items():
+            write(os.path.join(staging, name))
+        names = sorted(os.listdir(staging), key=lambda n: (n != WEIGHTS_NAME, n))
+        sidecar = sidecar_layout({**meta, "weights": WEIGHTS_NAME, "backbone":
+                                  model.config.to_dict(), "pooling": model.bert.pooling})
+        sidecar["files"] = {name: files.file_digest(os.path.join(staging, name))
+                            for name in names}
+        with open(os.path.join(staging, SIDECAR), "w", encoding="utf-8") as out:
+            json.dump(sidecar, out, indent=2)
+    except BaseException:  # a failed write (a full disk) leaves nothing half-written behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     files.commit_files(folder, staging, names + [SIDECAR], current)
     return os.path.join(folder, WEIGHTS_NAME)
 

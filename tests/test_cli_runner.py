@@ -11,8 +11,10 @@ from common.errors import UserError
 from conftest import REPO
 
 CONSOLE_SCRIPTS = re.findall(r'"([\w-]+) = ([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
+# Every script that runs as a command (tools/ also holds the compare command's helper modules).
 SCRIPTS = sorted(str(p.relative_to(REPO)) for folder in ("run_files", "tools")
-                 for p in (REPO / folder).glob("*.py") if p.name != "__init__.py")
+                 for p in (REPO / folder).glob("*.py")
+                 if "__main__" in p.read_text(encoding="utf-8"))
 # How each command is started: ("call", module, function) | ("module", name) | ("path", script)
 COMMANDS = ([("call", module, function) for _, module, function in CONSOLE_SCRIPTS]
             + [("module", "powerbert"), ("module", "pabee"), ("module", "adapler.inference")]
