@@ -5,13 +5,15 @@ a Google checkpoint folder) and --DATA_DIR (local task files; default ./data, fo
 bundled sample when ./data/SST-2 is absent). --GPU and --MULTI_GPU are accepted for
 compatibility; this build runs on TensorFlow's default device. Extra: --MAX_TRAIN_EXAMPLES (a
 fixed training subset: the first rows of the seeded shuffle; give the same value to stages A-C),
---PAPER_FLOPS (count FLOPs as the original did, bugs included) and --SPLIT for the evaluation.
+--PAPER_FLOPS (count FLOPs as the original did, bugs included), --SPLIT for the evaluation and
+--FP16 / --BF16 (Keras mixed precision) on every stage.
 """
 import argparse
 
 from adapler import paths, stages
 from adapler.data import default_data_dir_for
 from adapler.training import ETA_LEARNING_RATE
+from common import precision
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
 
@@ -32,6 +34,7 @@ def _parser(description, max_length=128, batch_size=32, seed=True):
                         help="base model: HF folder, hub id or Google checkpoint folder")
     parser.add_argument("--DATA_DIR", default=None,
                         help="folder with the task files (default ./data; SST-2: bundled sample)")
+    precision.add_flags(parser, upper=True)
     return parser
 
 
@@ -46,6 +49,7 @@ def _parse(parser, argv):
     args.data_dir = args.DATA_DIR or default_data_dir_for(args.task)
     if args.MAX_LENGTH < 3:
         raise UserError(f"--MAX_LENGTH {args.MAX_LENGTH} is too small; use at least 3")
+    precision.apply_flags(args)
     return args
 
 

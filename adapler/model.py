@@ -85,8 +85,9 @@ class AdapLeRClassifier(keras.Model):
         self.bert = BertBackbone(config, name="bert")
         rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
         self.classifier_dropout = keras.layers.Dropout(rate)
+        # float32 under mixed precision: the logits feed the losses.
         self.classifier = keras.layers.Dense(num_labels, kernel_initializer=initializer(config),
-                                             name="classifier")
+                                             dtype="float32", name="classifier")
         self.predictors = [ContributionPredictor(config, cp_hidden, name=f"exp_head_{index + 1}")
                            for index in range(layers)]
         # eta and theta are trained by their own optimizer (never by the main one).

@@ -34,6 +34,8 @@ class ContributionPredictor(keras.layers.Layer):
     def call(self, hidden_states, retention):
         """`retention` (batch, length): soft mask of the removable tokens, 0 at [CLS] and pads."""
         cls = ops.one_hot(ops.zeros_like(retention[:, 0], dtype="int32"),
-                          ops.shape(retention)[1], dtype=retention.dtype)
-        weights = ops.softmax(self.logits(hidden_states), axis=-1) * (retention + cls)
+                          ops.shape(retention)[1], dtype="float32")
+        # Softmax and shares in float32 under mixed precision: they feed the soft removal.
+        logits = ops.cast(self.logits(hidden_states), "float32")
+        weights = ops.softmax(logits, axis=-1) * (ops.cast(retention, "float32") + cls)
         return weights / (ops.sum(weights, axis=-1, keepdims=True) + 1e-15)

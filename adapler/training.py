@@ -25,6 +25,7 @@ import tensorflow as tf
 from adapler.losses import (contribution_loss, count_drops, js_divergence, kl_divergence,
                             length_loss)
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 from common.training import ParamGroup, classification_loss
 
 ETA_LEARNING_RATE = 5e-4  # hard-coded in the original; --ETA_LEARNING_RATE changes it here
@@ -67,6 +68,7 @@ def build_optimizer(group, total_steps, warmup_steps):
     if group.weight_decay:
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in group.variables if NO_DECAY.search(v.path)])
+    optimizer = training_optimizer(optimizer)
     optimizer.build(group.variables)
     return optimizer
 
@@ -117,8 +119,12 @@ class AdapLeRTrainer:
             length = length_loss(outputs["lengths"])
             main = ce + self.gamma * cp
             eta_objective = ce + self.phi * length
-        main_grads = tape.gradient(main, self.main_variables)
-        eta_grad, scale_grad = tape.gradient(eta_objective, [model.eta, cls_scale])
+            # Loss scaling, per optimizer (float16 only; the losses are float32).
+            scaled = [optimizer.scale_loss(main) for optimizer in self.optimizers[:-1]]
+            scaled_eta = self.optimizers[-1].scale_loss(eta_objective)
+        main_grads = [grad for group, objective in zip(self.groups, scaled)
+                      for grad in tape.gradient(objective, group.variables)]
+        eta_grad, scale_grad = tape.gradient(scaled_eta, [model.eta, cls_scale])
         del tape
         theta_grad = scale_grad / (model.theta + 1e-7)
         grads = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v)
@@ -135,7 +141,7 @@ class AdapLeRTrainer:
         for group, optimizer in zip(self.groups, self.optimizers):
             part = grads[start:start + len(group.variables)]
             start += len(group.variables)
-            clipped, _ = tf.clip_by_global_norm(part, MAX_GRAD_NORM)
+            clipped, _ = tf.clip_by_global_norm(part, clip_norm(optimizer, MAX_GRAD_NORM))
             optimizer.apply_gradients(zip(clipped, group.variables))
         self.model.eta.assign(tf.clip_by_value(self.model.eta, *ETA_RANGE))
 

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 
 NO_DECAY = ("layer_norm", "bias")
 
@@ -105,7 +106,8 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
     total_steps = max_steps or steps_per_epoch * epochs
     if warmup_proportion is not None:
         warmup_steps = int(total_steps * warmup_proportion)
-    optimizers = [group.build_optimizer(total_steps, warmup_steps) for group in groups]
+    optimizers = [training_optimizer(group.build_optimizer(total_steps, warmup_steps))
+                  for group in groups]
     for group, optimizer in zip(groups, optimizers):
         optimizer.build(group.variables)
 
@@ -113,9 +115,12 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
     def step(features, labels):
         with tf.GradientTape(persistent=True) as tape:
             losses = loss_fn(model, features, labels, True)
+            # Loss scaling (float16 only; a no-op otherwise); the losses themselves are float32.
+            objectives = [optimizer.scale_loss(losses[group.name] if isinstance(losses, dict)
+                                               else losses)
+                          for group, optimizer in zip(groups, optimizers)]
         total = losses if not isinstance(losses, dict) else tf.add_n(list(losses.values()))
-        for group, optimizer in zip(groups, optimizers):
-            objective = losses[group.name] if isinstance(losses, dict) else losses
+        for group, optimizer, objective in zip(groups, optimizers, objectives):
             grads = tape.gradient(objective, group.variables)
             # Embedding gradients arrive as IndexedSlices with one row per token occurrence;
             # Keras 3 would square those rows one by one in Adam's second moment. Dense
@@ -123,7 +128,8 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
             pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(grads, group.variables)
                      if g is not None]
             if max_grad_norm:
-                clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], max_grad_norm)
+                clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs],
+                                                    clip_norm(optimizer, max_grad_norm))
                 pairs = list(zip(clipped, [v for _, v in pairs]))
             optimizer.apply_gradients(pairs)
         del tape

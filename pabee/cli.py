@@ -4,18 +4,21 @@
         --task_name SST-2 --do_train --do_eval --do_lower_case --data_dir <GLUE>/SST-2
         --output_dir <out> --patience 2,3,4
 
-Every flag of the original parses. Flags for hardware this toolkit does not drive (--fp16,
---fp16_opt_level, --local_rank, --server_ip, --server_port) and --cache_dir / --overwrite_cache
-(features are never cached) are accepted and ignored with a one-line notice.
+Every flag of the original parses. --fp16 trains and evaluates under Keras' mixed_float16 policy
+with loss scaling (added: --bf16, mixed_bfloat16). Flags this toolkit has no use for
+(--fp16_opt_level: Keras has no apex opt levels; --local_rank, --server_ip, --server_port) and
+--cache_dir / --overwrite_cache (features are never cached) are accepted and ignored with a
+one-line notice.
 """
 import argparse
 import sys
 
+from common import precision
 from common.errors import UserError, cli_entry
 from pabee.patience import parse_patience_list
 
 MODEL_TYPES = ("bert", "albert")
-IGNORED = {"fp16": False, "fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
+IGNORED = {"fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
            "server_port": "", "cache_dir": "", "overwrite_cache": False}
 
 
@@ -79,8 +82,10 @@ def build_parser():
                    help="compile the per-layer inference steps with XLA")
     p.add_argument("--overwrite_cache", action="store_true", help="accepted; nothing is cached")
     p.add_argument("--cache_dir", default="", help="accepted; ignored")
-    p.add_argument("--fp16", action="store_true", help="accepted; ignored (CPU toolkit)")
-    p.add_argument("--fp16_opt_level", default="O1", help="accepted; ignored")
+    precision.add_flags(p)
+    p.add_argument("--fp16_opt_level", default="O1",
+                   help="accepted; ignored (apex's opt levels have no Keras counterpart: --fp16 "
+                        "is the mixed_float16 policy with dynamic loss scaling)")
     p.add_argument("--local_rank", type=int, default=-1, help="accepted; ignored")
     p.add_argument("--server_ip", default="", help="accepted; ignored")
     p.add_argument("--server_port", default="", help="accepted; ignored")
@@ -124,5 +129,6 @@ def validate(args, task, warn=None):
 def main(argv=None):
     from pabee import pipeline
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     pipeline.run(args)
     return 0

@@ -44,9 +44,10 @@ class PabeeClassifier(keras.Model):
         self.bert = BertBackbone(config, name="bert")
         self.dropout = keras.layers.Dropout(self.head_dropout, name="head_dropout")
         init = keras.initializers.RandomNormal(stddev=config.initializer_range)
+        # float32 under mixed precision: the logits feed the loss and the patience rule.
         self.classifiers = [
             keras.layers.Dense(num_labels, kernel_initializer=init, bias_initializer="zeros",
-                               name=f"{HEAD_PREFIX}{i}")
+                               dtype="float32", name=f"{HEAD_PREFIX}{i}")
             for i in range(self.num_layers)]
 
     def build(self, input_shape):

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 from common.training import ParamGroup, batches, set_seed, split_features
 from pabee.model import loss_fn
 
@@ -48,7 +49,7 @@ def schedule_length(count, batch_size, grad_accum, num_train_epochs, max_steps):
 def build_optimizer(model, learning_rate, weight_decay, adam_epsilon, total_steps, warmup_steps):
     group = ParamGroup("main", model.trainable_variables, learning_rate, weight_decay,
                        optimizer="adamw", epsilon=adam_epsilon)
-    optimizer = group.build_optimizer(total_steps, warmup_steps)
+    optimizer = training_optimizer(group.build_optimizer(total_steps, warmup_steps))
     optimizer.build(model.trainable_variables)
     return optimizer
 
@@ -101,7 +102,8 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
     def accumulate(features, labels):
         with tf.GradientTape() as tape:
             loss = loss_fn(model, features, labels, training=True) / grad_accum
-        for total_grad, grad in zip(accumulated, tape.gradient(loss, variables)):
+            scaled = optimizer.scale_loss(loss)  # float16 only; the loss is float32
+        for total_grad, grad in zip(accumulated, tape.gradient(scaled, variables)):
             total_grad.assign_add(grad)
         return loss
 
@@ -109,7 +111,7 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
     def update():
         grads = [g.value() for g in accumulated]
         if max_grad_norm and max_grad_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
+            grads, _ = tf.clip_by_global_norm(grads, clip_norm(optimizer, max_grad_norm))
         optimizer.apply_gradients(zip(grads, variables))
         for g in accumulated:
             g.assign(tf.zeros_like(g))

@@ -2,7 +2,8 @@
 
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).
-Every flag of the reference works (`--EPOCH` too); added: --SEED and --SKIP_FINETUNE. Every input
+Every flag of the reference works (`--EPOCH` too); added: --SEED, --SKIP_FINETUNE and
+--FP16 / --BF16 (Keras mixed precision). Every input
 is checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
 """
 import argparse
@@ -10,6 +11,7 @@ import json
 import os
 import tempfile
 
+from common import precision
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
@@ -67,12 +69,15 @@ def build_parser():
     p.add_argument("--SKIP_FINETUNE", action="store_true",
                    help="training: --CHECKPOINT_PATH is already fine-tuned on the task; use it "
                         "as the stage-1 result")
+    precision.add_flags(p, upper=True)
     return p
 
 
 @cli_entry
 def main(argv=None):
-    run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
+    run(args)
     return 0
 
 

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from adapler import benchmark  # noqa: E402
 from adapler.data import default_data_dir_for, load_split  # noqa: E402
+from common import precision  # noqa: E402
 from common.config import BertConfig  # noqa: E402
 from common.data import default_model_dir  # noqa: E402
 from common.errors import UserError, cli_entry  # noqa: E402
@@ -66,6 +67,7 @@ def build_parser():
                         help="also time vanilla XLA-compiled per text length at batch 1 "
                              "(one compile per distinct length during the warm-up)")
     parser.add_argument("--OUTPUT", default=None, help="write the results as JSON here")
+    precision.add_flags(parser, upper=True)
     return parser
 
 
@@ -92,6 +94,7 @@ def table(single, batched):
 @cli_entry
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     task = get_task(args.TASK)
     if args.MODEL_PATH:
         from adapler.inference import load_model

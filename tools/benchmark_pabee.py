@@ -17,6 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import precision  # noqa: E402
 from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
 
 COLUMNS = (("patience", "t"), ("batch_size", "batch"), ("examples", "examples"),
@@ -44,6 +45,7 @@ def build_parser():
     p.add_argument("--jit_compile", action="store_true",
                    help="XLA-compile both sides (the full forward and every layer step)")
     p.add_argument("--output", help="also write the result rows to this JSON file")
+    precision.add_flags(p)
     return p
 
 
@@ -110,7 +112,9 @@ def run(args, log=print):
 
 @cli_entry
 def main(argv=None):
-    run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
+    run(args)
 
 
 if __name__ == "__main__":

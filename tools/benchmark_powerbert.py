@@ -20,6 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import precision  # noqa: E402
 from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
 
 PAPER_RTE_HALVED = "77,63,56,53,43,40,36,24,18,14,11,3"
@@ -39,6 +40,7 @@ def build_parser():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", help="also write the rows as JSON to this file")
+    precision.add_flags(p)
     return p
 
 
@@ -85,6 +87,7 @@ def markdown(rows):
 @cli_entry
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     from common.config import BertConfig
     from powerbert.retention import parse_retention
 
