@@ -90,12 +90,14 @@ class AdapLeRClassifier(keras.Model):
                                              dtype="float32", name="classifier")
         self.predictors = [ContributionPredictor(config, cp_hidden, name=f"exp_head_{index + 1}")
                            for index in range(layers)]
-        # eta and theta are trained by their own optimizer (never by the main one).
-        self.eta = self.add_weight(shape=(layers,), name="adapler_eta",
+        # eta and theta are trained by their own optimizer (never by the main one). Not
+        # autocast: the soft removal computes in float32 under mixed precision.
+        self.eta = self.add_weight(shape=(layers,), name="adapler_eta", autocast=False,
                                    initializer=keras.initializers.Constant(INITIAL_ETA))
         self.theta = self.add_weight(shape=(layers - 1,), name="adapler_theta",
-                                     initializer="ones")
+                                     initializer="ones", autocast=False)
         self.sharpness = self.add_weight(shape=(), name="adapler_lambda", trainable=False,
+                                         autocast=False,
                                          initializer=keras.initializers.Constant(INITIAL_SHARPNESS))
 
     def build(self, input_shape=None):

@@ -44,7 +44,8 @@ def saliency_step(model, features):
             features[GOLD], dtype="int32")
         total = ops.sum(ops.take_along_axis(logits, gold[:, None], axis=1))
     gradient = tape.gradient(total, hidden)
-    return ops.sqrt(ops.sum(ops.square(gradient * hidden), axis=-1)) * mask
+    product = ops.cast(gradient, "float32") * ops.cast(hidden, "float32")  # float32 norms
+    return ops.sqrt(ops.sum(ops.square(product), axis=-1)) * mask
 
 
 def compute_saliencies(model, arrays, batch_size=4):

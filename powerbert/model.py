@@ -49,8 +49,9 @@ class PowerBertClassifier(keras.Model):
         self.retention = None if retention is None else [int(k) for k in retention]
         self.bert = BertBackbone(config, name="bert")
         self.classifier_dropout = keras.layers.Dropout(classifier_dropout)
+        # float32 under mixed precision: the logits feed the loss.
         self.classifier = keras.layers.Dense(num_labels, kernel_initializer=initializer(config),
-                                             name="classifier")
+                                             dtype="float32", name="classifier")
         # Block l (1-based) pays LAMBDA * l per unit of retention mass.
         self.soft_extracts = [] if search_length is None else [
             SoftExtract(search_length, lam * (l + 1), name=f"{SOFT_EXTRACT_PREFIX}{l + 1}")
@@ -72,7 +73,7 @@ class PowerBertClassifier(keras.Model):
         lengths, kept = [], []
         for layer, block in enumerate(self.bert.blocks):
             x, probs = block.attention(x, attention_bias(mask, x.dtype), training=training)
-            scores = significance(probs)
+            scores = significance(probs)  # float32 sums: the probabilities are float32
             if self.soft_extracts:
                 x = self.soft_extracts[layer](x, scores)
             else:
