@@ -13,7 +13,7 @@ import argparse
 from adapler import paths, stages
 from adapler.data import default_data_dir_for
 from adapler.training import ETA_LEARNING_RATE
-from common import precision
+from common import distribute, precision
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
 
@@ -70,18 +70,21 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
     parser.add_argument("--WARMUP_RATIO", type=float, default=0.06)
     parser.add_argument("--EPOCHS", type=int, default=5)
     _train_subset(parser)
+    distribute.add_flag(parser, "--STRATEGY")
     return parser
 
 
 @cli_entry
 def finetune_main(argv=None):
     args = _parse(finetune_parser(), argv)
-    print(f"arguments: {_flags(args)}")
-    stages.run_finetune(task=args.task, data_dir=args.data_dir,
-                        model_name_or_path=args.MODEL_NAME_OR_PATH, max_length=args.MAX_LENGTH,
-                        batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
-                        warmup_ratio=args.WARMUP_RATIO, epochs=args.EPOCHS, seed=args.DATA_SEED,
-                        dirs=_dirs(args), max_train_examples=args.MAX_TRAIN_EXAMPLES)
+    with distribute.scope(args.STRATEGY):
+        print(f"arguments: {_flags(args)}")
+        stages.run_finetune(task=args.task, data_dir=args.data_dir,
+                            model_name_or_path=args.MODEL_NAME_OR_PATH,
+                            max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
+                            learning_rate=args.LEARNING_RATE, warmup_ratio=args.WARMUP_RATIO,
+                            epochs=args.EPOCHS, seed=args.DATA_SEED, dirs=_dirs(args),
+                            max_train_examples=args.MAX_TRAIN_EXAMPLES)
 
 
 # ---------------------------------------------------------------- stage B
@@ -138,6 +141,7 @@ def train_parser(glue=False):
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
+    distribute.add_flag(parser, "--STRATEGY")
     return parser
 
 
@@ -151,18 +155,19 @@ def _train(argv, glue):
             raise UserError(f"--{flag} must be at least 1")
     if args.ETA_LEARNING_RATE <= 0:
         raise UserError(f"--ETA_LEARNING_RATE must be positive, got {args.ETA_LEARNING_RATE}")
-    stages.run_adapler(
-        task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
-        initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
-        seed=args.DATA_SEED, gamma=args.GAMMA, phi=args.PHI, epochs=args.EPOCHS,
-        batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
-        warmup_ratio=args.WARMUP_RATIO, acc_steps=getattr(args, "ACC_STEPS", 1),
-        eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
-        dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
-        divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
-        head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
-        max_train_examples=args.MAX_TRAIN_EXAMPLES, eta_learning_rate=args.ETA_LEARNING_RATE,
-        arguments=_flags(args))
+    with distribute.scope(args.STRATEGY):
+        stages.run_adapler(
+            task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
+            initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
+            seed=args.DATA_SEED, gamma=args.GAMMA, phi=args.PHI, epochs=args.EPOCHS,
+            batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
+            warmup_ratio=args.WARMUP_RATIO, acc_steps=getattr(args, "ACC_STEPS", 1),
+            eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
+            dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
+            divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
+            head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
+            max_train_examples=args.MAX_TRAIN_EXAMPLES, eta_learning_rate=args.ETA_LEARNING_RATE,
+            arguments=_flags(args))
 
 
 @cli_entry

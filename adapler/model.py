@@ -44,6 +44,7 @@ def _cls_one_hot(mask):
 def rescale_cls(shares, factor, cls):
     """Multiply the [CLS] share by max(0.001, factor) and renormalise (spec §2.4); the original's
     THETA_PR is always 1, so this is a numerical no-op whose gradient trains theta."""
+    factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
     return scaled / (ops.sum(scaled, axis=-1, keepdims=True) + 1e-15)
 

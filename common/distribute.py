@@ -70,9 +70,9 @@ def make_strategy(name="auto"):
     if name == "multi_worker" and config is None:
         raise UserError("--strategy multi_worker needs TF_CONFIG naming the cluster and this "
                         "task (see README: several machines)")
-    if name == "auto":
-        gpus = tf.config.list_logical_devices("GPU")
-        name = "multi_worker" if config else "mirrored" if len(gpus) > 1 else "none"
+    if name == "auto":  # (no device query before MultiWorkerMirroredStrategy: it must come first)
+        name = ("multi_worker" if config else
+                "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "none")
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
@@ -87,6 +87,7 @@ def make_strategy(name="auto"):
 def scope(name="auto"):
     """Run the body under the strategy `name` asks for (models and optimizers built mirrored)."""
     strategy = make_strategy(name)
+    quiet_unless_chief()
     with strategy.scope():
         yield strategy
 

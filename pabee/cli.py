@@ -13,7 +13,7 @@ one-line notice.
 import argparse
 import sys
 
-from common import precision
+from common import distribute, precision
 from common.errors import UserError, cli_entry
 from pabee.patience import parse_patience_list
 
@@ -83,6 +83,7 @@ def build_parser():
     p.add_argument("--overwrite_cache", action="store_true", help="accepted; nothing is cached")
     p.add_argument("--cache_dir", default="", help="accepted; ignored")
     precision.add_flags(p)
+    distribute.add_flag(p)
     p.add_argument("--fp16_opt_level", default="O1",
                    help="accepted; ignored (apex's opt levels have no Keras counterpart: --fp16 "
                         "is the mixed_float16 policy with dynamic loss scaling)")
@@ -129,6 +130,9 @@ def validate(args, task, warn=None):
 def main(argv=None):
     from pabee import pipeline
     args = build_parser().parse_args(argv)
-    precision.apply_flags(args)
-    pipeline.run(args)
+    with distribute.scope(args.strategy):
+        precision.apply_flags(args)
+        if args.do_train:  # other workers train into a throwaway folder
+            args.output_dir = distribute.chief_folder(args.output_dir)
+        pipeline.run(args)
     return 0

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 
-from common import precision
+from common import distribute, precision
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
 from common.errors import UserError, cli_entry
 from common.tasks import get_task
@@ -70,14 +70,17 @@ def build_parser():
                    help="training: --CHECKPOINT_PATH is already fine-tuned on the task; use it "
                         "as the stage-1 result")
     precision.add_flags(p, upper=True)
+    distribute.add_flag(p, "--STRATEGY")
     return p
 
 
 @cli_entry
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    precision.apply_flags(args)
-    run(args)
+    with distribute.scope(args.STRATEGY):
+        precision.apply_flags(args)
+        args.OUTPUT_DIR = distribute.chief_folder(args.OUTPUT_DIR)
+        run(args)
     return 0
 
 

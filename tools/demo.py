@@ -20,7 +20,7 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import precision  # noqa: E402
+from common import distribute, precision  # noqa: E402
 from common.errors import UserError, cli_entry  # noqa: E402
 
 METHODS = ("powerbert", "adapler", "pabee")
@@ -42,6 +42,7 @@ def parse_args(argv):
     parser.add_argument("--reuse", action="store_true",
                         help="reuse <work_dir>/finetune if it already holds a checkpoint")
     precision.add_flags(parser)
+    distribute.add_flag(parser)
     args = parser.parse_args(argv)
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = sorted(set(args.methods) - set(METHODS))
@@ -104,8 +105,10 @@ def run(args, log=print):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    precision.apply_flags(args)
-    run(args)
+    with distribute.scope(args.strategy):
+        precision.apply_flags(args)
+        args.work_dir = distribute.chief_folder(args.work_dir)
+        run(args)
 
 
 if __name__ == "__main__":

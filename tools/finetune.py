@@ -17,7 +17,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common import precision  # noqa: E402
+from common import distribute, precision  # noqa: E402
 from common.errors import UserError, cli_entry  # noqa: E402
 
 
@@ -38,6 +38,7 @@ def parse_args(argv):
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
     precision.add_flags(parser)
+    distribute.add_flag(parser)
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "max_length", "train_limit"):
         value = getattr(args, name)
@@ -115,8 +116,10 @@ def run(args, log=print):
 @cli_entry
 def main(argv=None):
     args = parse_args(argv)
-    precision.apply_flags(args)
-    run(args)
+    with distribute.scope(args.strategy):
+        precision.apply_flags(args)
+        args.output_dir = distribute.chief_folder(args.output_dir)
+        run(args)
 
 
 if __name__ == "__main__":
