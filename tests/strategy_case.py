@@ -1,11 +1,11 @@
 """One training stage on the tiny model, for the strategy tests (run in its own process):
 
-    python tests/strategy_case.py STAGE DEVICES STRATEGY
+    python tests/strategy_case.py DEVICES STRATEGY [STAGE ...]
 
-splits the CPU into DEVICES logical devices (before TensorFlow starts), runs STAGE (finetune,
-powerbert_search, adapler, pabee) for a few steps under STRATEGY (none, mirrored, multi_worker)
-with dropout off and a global batch of all ROWS examples (the per-device batch is ROWS /
-replicas), and prints one JSON line {"losses": [one per step], "replicas": n}.
+splits the CPU into DEVICES logical devices (before TensorFlow starts), runs each STAGE
+(default all: finetune, powerbert_search, adapler, pabee) for a few steps under STRATEGY (none,
+mirrored, multi_worker) with dropout off and a global batch of all ROWS examples (the per-device
+batch is ROWS / replicas), and prints one JSON line {"replicas": n, STAGE: [losses...], ...}.
 """
 import dataclasses
 import json
@@ -109,16 +109,21 @@ def distribute_replicas():
     return distribute.replicas()
 
 
+STAGES = ("finetune", "powerbert_search", "adapler", "pabee")
+
+
 def main():
-    stage, devices, strategy = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    devices, strategy = int(sys.argv[1]), sys.argv[2]
+    stages = sys.argv[3:] or STAGES
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)])
     from common import distribute
     with distribute.scope(strategy):
-        replicas = distribute.replicas()
-        losses = globals()[stage](ROWS // replicas)
-    print(json.dumps({"losses": [float(v) for v in losses], "replicas": replicas}))
+        result = {"replicas": distribute.replicas()}
+        for stage in stages:
+            result[stage] = [float(v) for v in globals()[stage](ROWS // result["replicas"])]
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
