@@ -70,9 +70,9 @@ def make_strategy(name="auto"):
     if name == "multi_worker" and config is None:
         raise UserError("--strategy multi_worker needs TF_CONFIG naming the cluster and this "
                         "task (see README: several machines)")
-    if name == "auto":  # (no device query before MultiWorkerMirroredStrategy: it must come first)
+    if name == "auto":  # physical devices: listing them does not start TensorFlow's runtime
         name = ("multi_worker" if config else
-                "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "none")
+                "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none")
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
