@@ -5,7 +5,8 @@
 splits the CPU into DEVICES logical devices (before TensorFlow starts), runs each STAGE
 (default all: finetune, powerbert_search, adapler, pabee) for a few steps under STRATEGY (none,
 mirrored, multi_worker) with dropout off and a global batch of all ROWS examples (the per-device
-batch is ROWS / replicas), and prints one JSON line {"replicas": n, STAGE: [losses...], ...}.
+batch is ROWS / replicas), and prints one JSON line {"replicas": n, STAGE: [losses...], ...}
+(with finetune: also "finetune_fp16", the same stage under mixed_float16 with loss scaling).
 """
 import dataclasses
 import json
@@ -123,6 +124,10 @@ def main():
         result = {"replicas": distribute.replicas()}
         for stage in stages:
             result[stage] = [float(v) for v in globals()[stage](ROWS // result["replicas"])]
+        if "finetune" in stages:  # loss-scaled float16 under the strategy too
+            from common import precision
+            precision.set_precision("fp16")
+            result["finetune_fp16"] = [float(v) for v in finetune(ROWS // result["replicas"])]
     print(json.dumps(result))
 
 

@@ -4,6 +4,7 @@ the bad inputs of --strategy / TF_CONFIG / the batch split (one `error:` line, e
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from conftest import REPO
 from tools import finetune
 
 CASE = ["tests/strategy_case.py"]
-STAGES = ("finetune", "powerbert_search", "adapler", "pabee")
+STAGES = ("finetune", "powerbert_search", "adapler", "pabee", "finetune_fp16")
 
 
 def _start(argv):
@@ -94,3 +95,16 @@ def test_batch_split_rule(monkeypatch):
     with pytest.raises(UserError, match="last batch of 5 of the 37 training examples does not "
                                         "split evenly over 2 replicas"):
         distribute.check_batches(37, 16)
+
+
+def test_run_workers_bounds_its_time_and_stops_on_failure(tmp_path):
+    from tools import run_workers
+    started = time.monotonic()
+    assert run_workers.run(["-c", "import time; time.sleep(120)"], timeout=2,
+                           workdir=str(tmp_path), log=lambda line: None) == run_workers.TIMED_OUT
+    assert run_workers.run(["-c", "import os, sys, time\n"
+                                  "if os.environ['TF_CONFIG'].endswith('1}}'): sys.exit(3)\n"
+                                  "time.sleep(120)"],
+                           timeout=60, workdir=str(tmp_path), log=lambda line: None) == 3
+    assert time.monotonic() - started < 40  # both runs ended early, their sleepers stopped
+    assert len(set(run_workers.free_ports(2))) == 2

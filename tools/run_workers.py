@@ -44,15 +44,23 @@ def tf_configs(ports):
             for i in range(len(ports))]
 
 
+def _signal(process, number):
+    try:
+        os.killpg(process.pid, number)  # the worker's own session: it and its children
+    except ProcessLookupError:
+        pass
+
+
 def stop(processes):
+    """Stop the workers still running: SIGTERM, then SIGKILL after 10 s."""
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            _signal(process, signal.SIGTERM)
     for process in processes:
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            _signal(process, signal.SIGKILL)
             process.wait()
 
 
