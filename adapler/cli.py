@@ -5,23 +5,23 @@ a Google checkpoint folder) and --DATA_DIR (local task files; default ./data, fo
 bundled sample when ./data/SST-2 is absent). --GPU and --MULTI_GPU are accepted for
 compatibility; this build runs on TensorFlow's default device. Extra: --MAX_TRAIN_EXAMPLES (a
 fixed training subset: the first rows of the seeded shuffle; give the same value to stages A-C),
---PAPER_FLOPS (count FLOPs as the original did, bugs included), --SPLIT for the evaluation and
---FP16 / --BF16 (Keras mixed precision) on every stage.
+--PAPER_FLOPS (count FLOPs as the original did, bugs included), --SPLIT for the evaluation,
+--FP16 / --BF16 (Keras mixed precision) on every stage and --STRATEGY (tf.distribute) on the
+training stages A and C.
 """
-import argparse
-
-from adapler import paths, stages
-from adapler.data import default_data_dir_for
-from adapler.training import ETA_LEARNING_RATE
+from adapler import paths
 from common import distribute, precision
-from common.errors import UserError, cli_entry
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 from common.tasks import get_task
+from common.validation import (check_model_files, check_new_files, check_numbers,
+                               check_output_dir)
 
 DEFAULT_MODEL = "bert-base-uncased"
 
 
 def _parser(description, max_length=128, batch_size=32, seed=True):
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--TASK", required=True, help="task key, e.g. sst2, mrpc, ag_news")
     parser.add_argument("--MAX_LENGTH", type=int, default=max_length)
     parser.add_argument("--BATCH_SIZE", type=int, default=batch_size)
@@ -43,12 +43,34 @@ def _train_subset(parser):
                         help="train on the first N examples of the seeded shuffle")
 
 
+def _overwrite(parser, what):
+    parser.add_argument("--OVERWRITE_OUTPUT_DIR", action="store_true",
+                        help=f"replace {what} of an earlier run with the same settings")
+
+
+def _check(args):
+    """The numeric flags every stage shares (optional ones only when the stage has them)."""
+    names = vars(args)
+    check_numbers(args, counts=[n for n in ("BATCH_SIZE", "EPOCHS", "EVAL_BATCH_SIZE",
+                                            "ACC_STEPS", "MAX_TRAIN_EXAMPLES") if n in names],
+                  rates=[n for n in ("LEARNING_RATE", "ETA_LEARNING_RATE") if n in names],
+                  non_negative=[n for n in ("GAMMA", "PHI", "HEAD_LEARNING_RATE") if n in names],
+                  fractions=[n for n in ("WARMUP_RATIO",) if n in names],
+                  seeds=[n for n in ("DATA_SEED",) if n in names])
+
+
 def _parse(parser, argv):
     args = parser.parse_args(argv)
+    from adapler.data import default_data_dir_for  # registers AdapLeR's tasks; imports TF
+
     args.task = get_task(args.TASK)  # unknown task: one clear error line
     args.data_dir = args.DATA_DIR or default_data_dir_for(args.task)
     if args.MAX_LENGTH < 3:
         raise UserError(f"--MAX_LENGTH {args.MAX_LENGTH} is too small; use at least 3")
+    _check(args)
+    check_model_files(args.MODEL_NAME_OR_PATH)
+    if getattr(args, "MODEL_PATH", None):
+        check_model_files(paths.checkpoint_folder(args.MODEL_PATH))
     precision.apply_flags(args)
     return args
 
@@ -70,13 +92,19 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
     parser.add_argument("--WARMUP_RATIO", type=float, default=0.06)
     parser.add_argument("--EPOCHS", type=int, default=5)
     _train_subset(parser)
+    _overwrite(parser, "the fine-tuned checkpoints and ft_logs.json")
     distribute.add_flag(parser, "--STRATEGY")
     return parser
 
 
-@cli_entry
+@command
 def finetune_main(argv=None):
     args = _parse(finetune_parser(), argv)
+    dirs = _dirs(args)
+    check_new_files([dirs.ft_logs] + [dirs.finetuned(e) for e in range(1, args.EPOCHS + 1)],
+                    args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
+    from adapler import stages
+
     with distribute.scope(args.STRATEGY):
         print(f"arguments: {_flags(args)}")
         stages.run_finetune(task=args.task, data_dir=args.data_dir,
@@ -94,13 +122,19 @@ def saliency_parser():
                      "(stage B).", batch_size=4)
     parser.add_argument("--SPLIT", default="train", choices=("train", "dev", "val", "test"))
     _train_subset(parser)
+    _overwrite(parser, "the saliency files")
     return parser
 
 
-@cli_entry
+@command
 def saliency_main(argv=None):
     args = _parse(saliency_parser(), argv)
+    check_output_dir(_dirs(args).saliency_dir("dev" if args.SPLIT == "val" else args.SPLIT),
+                     args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR",
+                     what="saliency folder")
     print(f"arguments: {_flags(args)}")
+    from adapler import stages
+
     stages.run_saliencies(task=args.task, data_dir=args.data_dir,
                           model_name_or_path=args.MODEL_NAME_OR_PATH,
                           split="dev" if args.SPLIT == "val" else args.SPLIT,
@@ -135,12 +169,13 @@ def train_parser(glue=False):
         parser.add_argument("--EVAL_BATCH_SIZE", type=int, default=32)
         parser.add_argument("--ACC_STEPS", type=int, default=1,
                             help="gradient accumulation micro-batches per update")
-    parser.add_argument("--ETA_LEARNING_RATE", type=float, default=ETA_LEARNING_RATE,
-                        help="peak Adam rate of eta and theta (the original hard-codes 5e-4, "
-                             "which bounds how far eta moves in a short run)")
+    parser.add_argument("--ETA_LEARNING_RATE", type=float, default=None,
+                        help="peak Adam rate of eta and theta (default: the original's "
+                             "hard-coded 5e-4, which bounds how far eta moves in a short run)")
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
+    _overwrite(parser, "the AdapLeR checkpoint and logs")
     distribute.add_flag(parser, "--STRATEGY")
     return parser
 
@@ -150,11 +185,13 @@ def _train(argv, glue):
     if glue and args.SOFT_EXTRACT_TYPE != "relu":
         raise UserError(f"--SOFT_EXTRACT_TYPE {args.SOFT_EXTRACT_TYPE} does not exist; the only "
                         "soft-removal function is 'relu' (S_lambda)")
-    for flag in ("EPOCHS", "BATCH_SIZE"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1")
-    if args.ETA_LEARNING_RATE <= 0:
-        raise UserError(f"--ETA_LEARNING_RATE must be positive, got {args.ETA_LEARNING_RATE}")
+    eta_rate = {} if args.ETA_LEARNING_RATE is None else {
+        "eta_learning_rate": args.ETA_LEARNING_RATE}
+    dirs, stem = _dirs(args), paths.stem(args.SAVE_NAME, args.GAMMA, args.PHI)
+    check_new_files([dirs.adapler_model(stem), dirs.log_file(stem), dirs.log_file(stem, ".pkl")],
+                    args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
+    from adapler import stages
+
     with distribute.scope(args.STRATEGY):
         stages.run_adapler(
             task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
@@ -165,17 +202,17 @@ def _train(argv, glue):
             eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
             dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
             divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
-            head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
-            max_train_examples=args.MAX_TRAIN_EXAMPLES, eta_learning_rate=args.ETA_LEARNING_RATE,
-            arguments=_flags(args))
+            head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0),
+            eval_current_lambda=glue, max_train_examples=args.MAX_TRAIN_EXAMPLES,
+            arguments=_flags(args), **eta_rate)
 
 
-@cli_entry
+@command
 def train_main(argv=None):
     _train(argv, glue=False)
 
 
-@cli_entry
+@command
 def glue_train_main(argv=None):
     _train(argv, glue=True)
 
@@ -189,6 +226,8 @@ def evaluation_parser(glue=False):
     parser.add_argument("--LR_MODEL", action="store_true",
                         help="an AdapLeR checkpoint (else a fine-tuned BERT, nothing removed)")
     parser.add_argument("--MODEL_PATH", required=True, help="checkpoint folder (or its X.h5)")
+    parser.add_argument("--ALLOW_OTHER_TASK", action="store_true",
+                        help="run a checkpoint trained on another task with the same labels")
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     if not glue:
@@ -196,21 +235,25 @@ def evaluation_parser(glue=False):
     return parser
 
 
-@cli_entry
+@command
 def evaluation_main(argv=None):
     args = _parse(evaluation_parser(), argv)
+    from adapler import stages
+
     stages.run_evaluation(task=args.task, data_dir=args.data_dir, model_path=args.MODEL_PATH,
-                          model_name_or_path=args.MODEL_NAME_OR_PATH, lr_model=args.LR_MODEL,
+                          model_name_or_path=args.MODEL_NAME_OR_PATH, lr_model=args.LR_MODEL, allow_other_task=args.ALLOW_OTHER_TASK,
                           max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
                           split=args.SPLIT, counting="paper" if args.PAPER_FLOPS else "exact")
 
 
-@cli_entry
+@command
 def glue_prediction_main(argv=None):
     args = _parse(evaluation_parser(glue=True), argv)
+    from adapler import stages
+
     stages.run_glue_prediction(task=args.task, data_dir=args.data_dir,
                                model_path=args.MODEL_PATH,
                                model_name_or_path=args.MODEL_NAME_OR_PATH,
-                               lr_model=args.LR_MODEL, max_length=args.MAX_LENGTH,
+                               lr_model=args.LR_MODEL, allow_other_task=args.ALLOW_OTHER_TASK, max_length=args.MAX_LENGTH,
                                batch_size=args.BATCH_SIZE,
                                counting="paper" if args.PAPER_FLOPS else "exact")

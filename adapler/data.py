@@ -13,8 +13,8 @@ import numpy as np
 
 import adapler.tasks  # noqa: F401  (registers the non-GLUE tasks)
 from adapler import rationales
-from common.data import default_data_dir, encode_examples, read_split
-from common.errors import UserError
+from common.data import default_data_dir
+from common.data import load_split as common_load_split
 from common.tasks import get_task
 
 DEFAULT_DATA_ROOT = "data"
@@ -46,29 +46,15 @@ def take(arrays, ids, rows):
     return {key: value[rows] for key, value in arrays.items()}, [ids[i] for i in rows]
 
 
-def _truncated(tokenizer, examples, max_length):
-    lengths = [len(ids) for ids in tokenizer(examples.text_a, examples.text_b,
-                                             truncation=False)["input_ids"]]
-    return int(np.sum(np.asarray(lengths) > max_length))
-
-
 def load_split(task, data_dir, split, tokenizer, max_length, seed=None, limit=None, log=print):
     """(arrays, ids) of one split; `seed` shuffles it (training), `limit` keeps the first rows."""
     task = get_task(task)
-    if task.reader == "movie_rationales":
-        documents = rationales.read_eraser(task, data_dir, split)
-        arrays, meta = rationales.encode_windows(documents, tokenizer, max_length)
-        ids = meta["ids"]
-    else:
-        examples = read_split(task, data_dir, split)
-        if not len(examples):
-            raise UserError(f"the {task.glue_name} {split} split in {data_dir} is empty")
-        arrays = encode_examples(tokenizer, examples, max_length)
-        ids = [str(i) for i in examples.ids]
-        truncated = _truncated(tokenizer, examples, max_length)
-        if truncated:
-            log(f"{truncated} of {len(examples)} {split} examples are longer than MAX_LENGTH "
-                f"{max_length} and were truncated")
+    if task.reader != "movie_rationales":
+        return common_load_split(task, data_dir, split, tokenizer, max_length, seed=seed,
+                                 limit=limit, log=log)
+    documents = rationales.read_eraser(task, data_dir, split)
+    arrays, meta = rationales.encode_windows(documents, tokenizer, max_length)
+    ids = meta["ids"]
     if seed is not None:
         arrays, ids = take(arrays, ids, data_order(len(ids), seed))
     if limit:

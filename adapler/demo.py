@@ -11,11 +11,12 @@ import os
 import numpy as np
 
 from adapler import paths
-from adapler.benchmark import single_instance
+from adapler.benchmark import sides
 from adapler.data import load_split
 from adapler.evaluation import evaluate
 from adapler.stages import (load_for_evaluation, run_adapler, run_saliencies, selection_metric,
                             tokenizer_for)
+from common import benchmark
 from common.tasks import get_task
 
 # The settings of the full SST-2 run (docs/adapler.md), on half its data and one epoch; in 250
@@ -55,11 +56,13 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
     model, _ = load_for_evaluation(result["model_path"], task, length, lr_model=True, log=log)
     scores = evaluate(model, task, dev)
     timed = {k: v[:settings["timed_examples"]] for k, v in dev.items()}
-    speed = single_instance(model, timed, repeats=3)
+    rows, _ = benchmark.run_sides(sides(model, timed, 1), repeats=3,
+                                  references=benchmark.REFERENCES, headline="unpadded")
     return {"method": "AdapLeR", "dev_metric_name": key,
             "dev_metric": float(scores["metrics"][key]),
             "flops_speedup": float(scores["speedup"]),
-            "measured_speedup": float(speed["measured_speedup"]),
+            "measured_speedup": benchmark.row_of(rows, "adapler-unpadded")["speedup"],
+            "speedup_vs_padded": benchmark.row_of(rows, "adapler-unpadded")["speedup_vs_padded"],
             "notes": (f"from the fine-tuned checkpoint (dev {key} {finetuned_score:.4f}); "
                       f"{settings['train_examples']} training examples, {epochs} epoch(s), "
                       f"GAMMA {settings['gamma']}, PHI {settings['phi']}, CP learning rate "
@@ -67,4 +70,5 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
                       f"{settings['eta_learning_rate']}; mean tokens per layer "
                       f"{' '.join(f'{k:.1f}' for k in np.mean(scores['kept'], axis=0))} of "
                       f"{np.mean(scores['lengths']):.1f}; speed measured on "
-                      f"{len(timed['input_ids'])} dev texts, batch 1, unpadded")}
+                      f"{len(timed['input_ids'])} dev texts, batch 1, against the dense model on "
+                      "the unpadded texts")}

@@ -3,7 +3,7 @@ per-example FLOPs, and the GLUE submission TSV.
 
 Soft mode at lambda = 1e20 masks dropped tokens exactly (mask 0, key bias -10000), so a padded
 batch gives the predictions and per-layer lengths of running each example alone in `lr_mode`;
-the FLOPs are those of that single-instance, unpadded inference (see adapler.speedup).
+the FLOPs are those of that single-instance, unpadded inference (see adapler.flops).
 """
 import csv
 
@@ -11,9 +11,9 @@ import numpy as np
 from keras import ops
 
 from adapler.data import trim
-from adapler.files import atomic_write
+from adapler.flops import is_bert_base, per_example_flops, total_speedup
+from common.files import atomic_write
 from adapler.soft_removal import EVAL_SHARPNESS
-from adapler.speedup import is_bert_base, per_example_flops, total_speedup
 from common.metrics import compute_metrics
 from common.training import logits_to_predictions, predict
 

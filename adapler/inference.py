@@ -10,14 +10,13 @@ speed benchmark times both sides this way.
 
     python -m adapler.inference --MODEL_PATH <AdapLeR checkpoint> --TEXT "a gripping , funny film"
 """
-import argparse
-
 import numpy as np
 
-from common.checkpoints import read_sidecar, resolve_source
-from common.errors import UserError, cli_entry
-from common.inference import compile_forward
+from common.checkpoints import resolve_source
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 from common.tasks import get_task
+from common.validation import check_model_files, check_numbers
 
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -27,6 +26,8 @@ def compiled(model, lr_mode, jit_compile=False):
     after the first shapes): the AdapLeR model in lr_mode, or (lr_mode False) the same backbone
     and head run as plain BERT, with no predictors (`jit_compile`: XLA, one compile per input
     shape; lr_mode's data-dependent shapes rule it out there)."""
+    from common.inference import compile_forward
+
     if lr_mode:
         if jit_compile:
             raise ValueError("lr_mode has data-dependent shapes; XLA cannot compile it")
@@ -40,12 +41,11 @@ def load_model(model_path):
     from adapler.paths import checkpoint_folder
     from adapler.stages import build_model, load_checkpoint_into, tokenizer_for
 
-    folder = checkpoint_folder(model_path)
-    sidecar = read_sidecar(folder)
-    config = resolve_source(folder).config
-    model = build_model(config, sidecar.get("num_labels", 2), sidecar.get("max_length") or 1)
-    load_checkpoint_into(model, folder, require_adapler=True)
-    return model, tokenizer_for(folder, folder), sidecar
+    source = resolve_source(checkpoint_folder(model_path))
+    sidecar = source.sidecar
+    model = build_model(source.config, sidecar.get("num_labels", 2), sidecar.get("max_length") or 1)
+    load_checkpoint_into(model, source.folder, require_adapler=True)
+    return model, tokenizer_for(source.folder, source.folder), sidecar
 
 
 def encode_text(tokenizer, text, text_b=None, max_length=None, truncate=False):
@@ -70,9 +70,10 @@ def infer(model, tokenizer, text, text_b=None, max_length=None, truncate=False):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description="AdapLeR length-reducing inference on one text.")
+    parser = ArgumentParser(prog="python -m adapler.inference",
+                            description="AdapLeR length-reducing inference on one text.")
     parser.add_argument("--MODEL_PATH", required=True, help="AdapLeR checkpoint folder")
-    parser.add_argument("--TEXT", required=True)
+    parser.add_argument("--TEXT", required=True, help="the text to classify")
     parser.add_argument("--TEXT_B", default=None, help="second text of a pair task")
     parser.add_argument("--MAX_LENGTH", type=int, default=None,
                         help="longest accepted input (default: the checkpoint's)")
@@ -80,9 +81,13 @@ def build_parser():
     return parser
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("MAX_LENGTH",))
+    from adapler.paths import checkpoint_folder
+
+    check_model_files(checkpoint_folder(args.MODEL_PATH))
     model, tokenizer, sidecar = load_model(args.MODEL_PATH)
     result = infer(model, tokenizer, args.TEXT, args.TEXT_B,
                    args.MAX_LENGTH or sidecar.get("max_length"), args.TRUNCATE)

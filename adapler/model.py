@@ -1,16 +1,28 @@
-"""The AdapLeR classifier: BertBackbone + a Contribution Predictor before every block.
+"""AdapLeR as seam code: a Contribution Predictor before every block (spec §2.5, §2.7).
 
-The seam is before each block (spec §2.5, §2.7):
+`AdapLeR` is the seam layer: it owns the CPs (`exp_head_<l>`), eta, theta and lambda, and fills
+`before_block` of the one encoder loop (`BertBackbone.run_layers`). Each mode is a small seam over
+the same CPs, built per call with the call's eta / lambda:
 
-* soft mode (training and batched evaluation; static shapes, so it compiles): the CP scores the
-  tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive log-mask on
-  the attention keys; the retention mask is multiplied by exp(S) (monotone, [CLS] never masked);
-* hard mode (`lr_mode=True`): tokens with share below delta are physically dropped (gathered
-  away) before the block. With one example this is the original's inference mode (its own short
-  path: pads gathered away once, then a softmax, a threshold and a gather per layer). A padded
-  batch is also accepted: each row drops its own tokens (pads go first) and the batch is
-  compacted to its longest survivor before each block, which gives the same predictions as
-  running the rows one by one.
+* `SoftRemoval` (training and batched evaluation; static shapes, so it compiles): the CP scores
+  the tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive log-mask
+  on the attention keys (`state.bias`); the retention is multiplied by exp(S) (monotone, [CLS]
+  never masked). `state.mask` holds the soft keep factor of each token (1 at [CLS], 0 at pads).
+* `HardRemoval` (`lr_mode` on a padded batch): tokens with share below delta are physically
+  dropped before the block. Each row drops its own tokens (pads go first) and the batch is
+  compacted to its longest survivor, which gives the same predictions as running the rows one
+  by one.
+* `SingleRemoval` (`lr_mode` on one example, the original's inference mode): the same removal
+  with the fewest graph ops, since at batch size 1 a small model's latency is mostly per-op
+  cost. Pads are gathered away before the first layer; from then on every token is present, so
+  the CP shares are a plain softmax, the attention bias is one (1, 1, 1, 1) zero and a layer's
+  removal is a threshold and a gather.
+
+Each records, one entry per layer, in `state.records`: `explanations` (CP shares, before the
+removal), `lengths` ((batch,) tokens the block processes, [CLS] included; soft: the summed keep
+factors), `predictor_inputs` (the hidden states the CP reads) and, in soft mode, `masks`
+(retention after the removal, 0 at [CLS]) and `attention_biases` ((batch, 1, 1, n) key bias), in
+hard mode `kept` (original positions the block processes, -1 for padding slots).
 
 State saved with the weights: eta (one threshold ratio per layer, learned), theta (the [CLS]
 weight of the saliency target, learned) and lambda (the sharpness, set by the schedule). The
@@ -26,7 +38,8 @@ from keras import ops
 
 from adapler.predictor import CP_HIDDEN, ContributionPredictor
 from adapler.soft_removal import INITIAL_SHARPNESS, soft_removal, threshold
-from common.modeling import MASK_VALUE, BertBackbone, attention_bias, dummy_inputs, initializer
+from common.modeling import MASK_VALUE, SeamClassifier
+from common.seams import Seam, SeamLayer
 
 INITIAL_ETA = 0.25
 
@@ -49,46 +62,107 @@ def rescale_cls(shares, factor, cls):
     return scaled / (ops.sum(scaled, axis=-1, keepdims=True) + 1e-15)
 
 
-def compact(keep, hidden, retention, positions):
+def compact(state, keep):
     """Move each row's kept tokens to the front (original order) and cut the batch to its
-    longest survivor. Returns hidden, retention, valid (1 = real token) and the original
-    positions (-1 = pad)."""
+    longest survivor; the mask marks the real tokens, positions are -1 at padding slots."""
     length = tf.shape(keep)[1]
     index = tf.range(length)[None, :]
     order = tf.argsort(tf.where(keep, index, length + index), axis=-1, stable=True)
     order = order[:, :tf.reduce_max(tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1))]
-    valid = tf.gather(tf.cast(keep, hidden.dtype), order, batch_dims=1)
-    hidden = tf.gather(hidden, order, batch_dims=1)
-    retention = tf.gather(retention, order, batch_dims=1) * valid
-    positions = tf.where(valid > 0, tf.gather(positions, order, batch_dims=1), -1)
-    return hidden, retention, valid, positions
+    valid = tf.gather(tf.cast(keep, state.hidden.dtype), order, batch_dims=1)
+    positions = tf.where(valid > 0, tf.gather(state.positions, order, batch_dims=1), -1)
+    return state.replace(hidden=tf.gather(state.hidden, order, batch_dims=1),
+                         positions=positions).with_mask(valid)
 
 
-class AdapLeRClassifier(keras.Model):
-    """BERT/ALBERT + CPs + pooler + dropout + Dense(num_labels).
+class Removal(Seam):
+    """What every mode holds: the CPs and the call's eta (L,)."""
 
-    `call(inputs, training, lr_mode, ...)` returns a dict with `logits` and, on request,
-    `explanations` (per-layer CP shares), `lengths` (per-layer tokens processed, (batch,)),
-    `masks` / `attention_biases` (soft mode), `kept` (hard mode: original positions kept before
-    each block, -1 for padding slots) and `hidden_states`.
-    """
+    def __init__(self, predictors, eta):
+        self.predictors, self.eta = predictors, eta
 
-    optional_checkpoint_keys = ("exp_head_", "adapler_")
 
-    def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
+class SoftRemoval(Removal):
+    """Soft removal into the attention bias and the retention mask (training, batched
+    evaluation). `cls_scale` (L - 1,) is the original's THETA_PR, given only to train theta."""
+
+    def __init__(self, predictors, eta, sharpness, cls_scale=None):
+        super().__init__(predictors, eta)
+        self.sharpness, self.cls_scale = sharpness, cls_scale
+
+    def before_block(self, state, layer, training=False):
+        state.record("predictor_inputs", state.hidden)
+        shares = self.predictors[layer](state.hidden, state.mask)
+        state.record("explanations", shares)
+        # The soft removal computes in float32 under mixed precision (so do the shares).
+        mask = ops.cast(state.mask, "float32")
+        cls = _cls_one_hot(mask)
+        retention = mask * (1.0 - cls)
+        if self.cls_scale is not None and layer > 0:
+            shares = rescale_cls(shares, self.cls_scale[layer - 1], cls)
+        delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
+        removal = soft_removal(shares, delta, self.sharpness) * retention
+        retention = ops.where(retention > 1e-6, retention * ops.exp(removal), retention)
+        bias = ops.maximum(MASK_VALUE,
+                           ops.cast(state.bias, "float32") + removal[:, None, None, :])
+        state.record("lengths", ops.sum(retention, axis=-1) + 1.0)
+        state.record("masks", retention)
+        state.record("attention_biases", bias)
+        return state.replace(mask=retention + cls, bias=bias)
+
+
+class HardRemoval(Removal):
+    """Physical removal on a padded batch, compacted to its longest survivor per block."""
+
+    def before_block(self, state, layer, training=False):
+        state.record("predictor_inputs", state.hidden)
+        shares = self.predictors[layer](state.hidden, state.mask)
+        state.record("explanations", shares)
+        cls = _cls_one_hot(state.mask)
+        retention = state.mask * (1.0 - cls)
+        delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
+        # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
+        # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
+        keep = ops.logical_and(state.mask > 0, ops.logical_or(
+            1.0 - (1.0 - shares) * retention >= delta, cls > 0))
+        state = compact(state, keep)
+        state.record("lengths", ops.sum(state.mask, axis=-1))
+        state.record("kept", state.positions)
+        return state
+
+
+class SingleRemoval(Removal):
+    """`HardRemoval` for one example with the fewest graph ops (see the module docstring)."""
+
+    def before_block(self, state, layer, training=False):
+        if layer == 0:
+            present = tf.where(state.mask[0] > 0)[:, 0]
+            state = state.replace(hidden=tf.gather(state.hidden, present, axis=1),
+                                  mask=tf.gather(state.mask, present, axis=1),
+                                  positions=tf.gather(state.positions, present, axis=1),
+                                  bias=ops.zeros((1, 1, 1, 1), state.hidden.dtype))
+        state.record("predictor_inputs", state.hidden)
+        shares = ops.softmax(self.predictors[layer].logits(state.hidden), axis=-1)
+        state.record("explanations", shares)
+        delta = threshold(self.eta[layer], ops.sum(state.mask, axis=-1))
+        keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
+        order = tf.where(keep)[:, 0]
+        state = state.replace(hidden=tf.gather(state.hidden, order, axis=1),
+                              mask=tf.gather(state.mask, order, axis=1),
+                              positions=tf.gather(state.positions, order, axis=1))
+        state.record("lengths", ops.sum(state.mask, axis=-1))
+        state.record("kept", state.positions)
+        return state
+
+
+class AdapLeR(SeamLayer):
+    """The CPs and the AdapLeR state; as a seam it is soft removal with the stored eta and
+    lambda. `soft`, `hard` and `single` give the mode seams with a call's overrides."""
+
+    def __init__(self, config, cp_hidden=CP_HIDDEN, **kwargs):
         super().__init__(**kwargs)
-        # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
-        config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
-        self.config = config
-        self.num_labels = num_labels
-        self.cp_hidden = cp_hidden
         layers = config.num_hidden_layers
-        self.bert = BertBackbone(config, name="bert")
-        rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
-        self.classifier_dropout = keras.layers.Dropout(rate)
-        # float32 under mixed precision: the logits feed the losses.
-        self.classifier = keras.layers.Dense(num_labels, kernel_initializer=initializer(config),
-                                             dtype="float32", name="classifier")
+        self.num_layers, self.cp_hidden = layers, cp_hidden
         self.predictors = [ContributionPredictor(config, cp_hidden, name=f"exp_head_{index + 1}")
                            for index in range(layers)]
         # eta and theta are trained by their own optimizer (never by the main one). Not
@@ -101,11 +175,65 @@ class AdapLeRClassifier(keras.Model):
                                          autocast=False,
                                          initializer=keras.initializers.Constant(INITIAL_SHARPNESS))
 
-    def build(self, input_shape=None):
-        # Build the backbone through its own call so its variables get `bert/...` paths (the
-        # loop below calls its sub-layers directly); the other sub-layers build on first use.
-        self.bert(dummy_inputs())
-        self.built = True
+    def _eta(self, eta):
+        """The stored eta, or an override (a scalar or one value per layer)."""
+        if eta is None:
+            return self.eta
+        return ops.broadcast_to(ops.cast(eta, "float32"), (self.num_layers,))
+
+    def soft(self, eta=None, sharpness=None, cls_scale=None):
+        sharpness = self.sharpness if sharpness is None else ops.cast(sharpness, "float32")
+        return SoftRemoval(self.predictors, self._eta(eta), sharpness, cls_scale)
+
+    def hard(self, eta=None):
+        return HardRemoval(self.predictors, self._eta(eta))
+
+    def single(self, eta=None):
+        return SingleRemoval(self.predictors, self._eta(eta))
+
+    def before_block(self, state, layer, training=False):
+        return self.soft().before_block(state, layer, training)
+
+
+class AdapLeRClassifier(SeamClassifier):
+    """BERT/ALBERT + the `AdapLeR` seam + pooler + `ClassificationHead`.
+
+    `call(inputs, training, lr_mode, ...)` returns a dict with `logits` and `lengths` (per
+    layer, tokens processed, (batch,)) and, on request, `explanations` (per-layer CP shares),
+    `masks` / `attention_biases` (soft mode, the bias as (batch, n)), `hidden_states` (each CP's
+    input, then the last block's output); in hard mode always `kept` (original positions kept
+    before each block, -1 for padding slots). All of them come from the state's records.
+    """
+
+    optional_checkpoint_keys = ("exp_head_", "adapler_")
+
+    def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
+        # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
+        config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
+        super().__init__(config, num_labels, classifier_dropout, **kwargs)
+        # Created after the backbone and head so that a seeded random model draws the same
+        # initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
+        self.seam = AdapLeR(config, cp_hidden, name="adapler")
+
+    @property
+    def predictors(self):
+        return self.seam.predictors
+
+    @property
+    def eta(self):
+        return self.seam.eta
+
+    @property
+    def theta(self):
+        return self.seam.theta
+
+    @property
+    def sharpness(self):
+        return self.seam.sharpness
+
+    @property
+    def cp_hidden(self):
+        return self.seam.cp_hidden
 
     @property
     def state_variables(self):
@@ -123,115 +251,32 @@ class AdapLeRClassifier(keras.Model):
              output_hidden_states=False):
         """`eta` / `sharpness` override the stored values (e.g. 1e-10 / 1e20: remove nothing);
         `cls_scale` (num_layers - 1,) is the original's THETA_PR, given only to train theta."""
-        mask = ops.cast(inputs["attention_mask"], "float32")
-        hidden = self.bert.embeddings(ops.cast(inputs["input_ids"], "int32"),
-                                      ops.cast(inputs["token_type_ids"], "int32"),
-                                      training=training)
-        return self.encode(hidden, mask, training=training, lr_mode=lr_mode, eta=eta,
-                           sharpness=sharpness, cls_scale=cls_scale,
-                           output_explanations=output_explanations, output_masks=output_masks,
-                           output_hidden_states=output_hidden_states)
+        return self.run(self.bert.start(inputs, training), training, lr_mode, eta, sharpness,
+                        cls_scale, output_explanations, output_masks, output_hidden_states)
 
-    def encode(self, hidden, mask, training=False, lr_mode=False, eta=None, sharpness=None,
-               cls_scale=None, output_explanations=False, output_masks=False,
-               output_hidden_states=False):
-        """Everything after the embeddings (saliencies differentiate with respect to `hidden`)."""
-        layers = self.config.num_hidden_layers
-        eta = self.eta if eta is None else ops.broadcast_to(ops.cast(eta, "float32"), (layers,))
-        if lr_mode:
-            outputs = self._hard_layers(hidden, mask, eta, output_explanations)
+    def run(self, state, training=False, lr_mode=False, eta=None, sharpness=None,
+            cls_scale=None, output_explanations=False, output_masks=False,
+            output_hidden_states=False):
+        """`call` from the state after the embeddings (saliencies differentiate with respect to
+        its hidden)."""
+        if not lr_mode:
+            seam = self.seam.soft(eta, sharpness, cls_scale)
+        elif state.mask.shape[0] == 1:
+            seam = self.seam.single(eta)
         else:
-            sharpness = self.sharpness if sharpness is None else ops.cast(sharpness, "float32")
-            outputs = self._soft_layers(hidden, mask, eta, sharpness, cls_scale, training,
-                                        output_masks)
-            if not output_explanations:
-                del outputs["explanations"]
-        if not output_hidden_states:
-            del outputs["hidden_states"]
-        pooled = self.bert.pool(outputs.pop("sequence_output"))
-        outputs["logits"] = self.classifier(self.classifier_dropout(pooled, training=training))
-        return outputs
-
-    def _soft_layers(self, hidden, mask, eta, sharpness, cls_scale, training, output_masks):
-        cls = _cls_one_hot(mask)
-        retention = mask * (1.0 - cls)
-        bias = attention_bias(mask)
-        length = ops.sum(retention, axis=-1) + 1.0
-        outputs = {"explanations": [], "lengths": [], "hidden_states": [hidden]}
-        masks, biases = [], []
-        for index, (block, predictor) in enumerate(zip(self.bert.blocks, self.predictors)):
-            shares = predictor(hidden, retention)
-            outputs["explanations"].append(shares)
-            if cls_scale is not None and index > 0:
-                shares = rescale_cls(shares, cls_scale[index - 1], cls)
-            removal = soft_removal(shares, threshold(eta[index], length)[:, None],
-                                   sharpness) * retention
-            retention = ops.where(retention > 1e-6, retention * ops.exp(removal), retention)
-            bias = ops.maximum(MASK_VALUE, bias + removal[:, None, None, :])
-            length = ops.sum(retention, axis=-1) + 1.0
-            outputs["lengths"].append(length)
-            masks.append(retention)
-            biases.append(bias[:, 0, 0, :])
-            hidden, _ = block(hidden, bias, training=training)
-            outputs["hidden_states"].append(hidden)
-        if output_masks:
-            outputs["masks"], outputs["attention_biases"] = masks, biases
-        outputs["sequence_output"] = hidden
-        return outputs
-
-    def _hard_layers(self, hidden, mask, eta, output_explanations):
-        if mask.shape[0] == 1:
-            return self._single_layers(hidden, mask, eta, output_explanations)
-        batch, length = ops.shape(mask)[0], ops.shape(mask)[1]
-        valid = mask
-        cls = _cls_one_hot(mask)
-        retention = mask * (1.0 - cls)
-        positions = ops.broadcast_to(ops.arange(length)[None, :], (batch, length))
-        outputs = {"lengths": [], "kept": [], "hidden_states": [hidden]}
-        explanations = []
-        for index, (block, predictor) in enumerate(zip(self.bert.blocks, self.predictors)):
-            shares = predictor(hidden, retention)
-            explanations.append(shares)
-            delta = threshold(eta[index], ops.sum(retention, axis=-1) + 1.0)[:, None]
-            # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
-            # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
-            keep = ops.logical_and(valid > 0, ops.logical_or(
-                1.0 - (1.0 - shares) * retention >= delta, cls > 0))
-            hidden, retention, valid, positions = compact(keep, hidden, retention, positions)
-            cls = cls[:, :ops.shape(hidden)[1]]
-            outputs["lengths"].append(ops.sum(valid, axis=-1))
-            outputs["kept"].append(positions)
-            hidden, _ = block(hidden, attention_bias(valid), training=False)
-            outputs["hidden_states"].append(hidden)
+            seam = self.seam.hard(eta)
+        state = self.bert.run_layers(state, seam, training)
+        records = state.records
+        outputs = {"logits": self.classifier(self.bert.pool(state.hidden), training=training),
+                   "lengths": records["lengths"]}
+        if lr_mode:
+            outputs["kept"] = records["kept"]
+        elif output_masks:
+            outputs["masks"] = records["masks"]
+            outputs["attention_biases"] = [bias[:, 0, 0, :]
+                                           for bias in records["attention_biases"]]
         if output_explanations:
-            outputs["explanations"] = explanations
-        outputs["sequence_output"] = hidden
-        return outputs
-
-    def _single_layers(self, hidden, mask, eta, output_explanations):
-        """`_hard_layers` for one example, with the fewest graph ops (at batch size 1 a small
-        model's latency is mostly per-op cost). Pads are gathered away first; from then on
-        every token is present, so the CP shares are a plain softmax, the retention mask is 1
-        everywhere but [CLS] and the attention bias is 0."""
-        positions = tf.cast(tf.where(mask[0] > 0)[:, 0], "int32")  # int32 as in `compact`
-        hidden = tf.gather(hidden, positions, axis=1)
-        positions = positions[None, :]
-        no_bias = ops.zeros((1, 1, 1, 1))
-        outputs = {"lengths": [], "kept": [], "hidden_states": [hidden]}
-        explanations = []
-        for index, (block, predictor) in enumerate(zip(self.bert.blocks, self.predictors)):
-            shares = ops.softmax(predictor.logits(hidden), axis=-1)
-            explanations.append(shares)
-            delta = threshold(eta[index], ops.cast(ops.shape(hidden)[1], "float32"))
-            keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
-            order = tf.where(keep)[:, 0]
-            hidden = tf.gather(hidden, order, axis=1)
-            positions = tf.gather(positions, order, axis=1)
-            outputs["lengths"].append(ops.cast(ops.shape(order)[:1], "float32"))
-            outputs["kept"].append(positions)
-            hidden, _ = block(hidden, no_bias, training=False)
-            outputs["hidden_states"].append(hidden)
-        if output_explanations:
-            outputs["explanations"] = explanations
-        outputs["sequence_output"] = hidden
+            outputs["explanations"] = records["explanations"]
+        if output_hidden_states:
+            outputs["hidden_states"] = records["predictor_inputs"] + [state.hidden]
         return outputs

@@ -6,7 +6,8 @@ layer's predicted contribution is a softmax of z restricted to the tokens still 
     p_j = softmax(z)_j * u_j / (sum_k softmax(z)_k * u_k + 1e-15),   u = retention mask, u_0 = 1
 
 so [CLS] always takes part, pads and removed tokens get exactly 0, and in soft mode a partly
-removed token takes part with its soft weight.
+removed token takes part with its soft weight. The encoder state's mask is exactly u (its keep
+factor, 1 at [CLS]), so the CP reads it as it is.
 """
 import keras
 from keras import ops
@@ -17,7 +18,7 @@ CP_HIDDEN = 32
 
 
 class ContributionPredictor(keras.layers.Layer):
-    """One layer's CP: `call(hidden_states, retention)` -> shares p (batch, length)."""
+    """One layer's CP: `call(hidden_states, present)` -> shares p (batch, length)."""
 
     def __init__(self, config, hidden=CP_HIDDEN, **kwargs):
         super().__init__(**kwargs)
@@ -31,11 +32,10 @@ class ContributionPredictor(keras.layers.Layer):
         rows = self.out(self.pre(to_rows(hidden_states)))
         return ops.reshape(rows, ops.shape(hidden_states)[:2])
 
-    def call(self, hidden_states, retention):
-        """`retention` (batch, length): soft mask of the removable tokens, 0 at [CLS] and pads."""
-        cls = ops.one_hot(ops.zeros_like(retention[:, 0], dtype="int32"),
-                          ops.shape(retention)[1], dtype="float32")
+    def call(self, hidden_states, present):
+        """`present` (batch, length): u, the (soft) mask of the tokens still present, 1 at [CLS]
+        and 0 at pads."""
         # Softmax and shares in float32 under mixed precision: they feed the soft removal.
         logits = ops.cast(self.logits(hidden_states), "float32")
-        weights = ops.softmax(logits, axis=-1) * (ops.cast(retention, "float32") + cls)
+        weights = ops.softmax(logits, axis=-1) * ops.cast(present, "float32")
         return weights / (ops.sum(weights, axis=-1, keepdims=True) + 1e-15)

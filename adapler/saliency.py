@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras import ops
 
 from adapler.data import trim
-from adapler.files import atomic_write, write_json
+from common.files import atomic_write, write_json
 from adapler.soft_removal import NO_REMOVAL_ETA
 from common.errors import UserError
 from common.training import predict
@@ -33,19 +33,16 @@ GOLD = "gold_labels"  # the labels travel inside the features through `predict`
 
 def saliency_step(model, features):
     """(batch, length) saliencies of one batch; `features` holds the gold labels under GOLD."""
-    mask = ops.cast(features["attention_mask"], "float32")
-    hidden = model.bert.embeddings(ops.cast(features["input_ids"], "int32"),
-                                   ops.cast(features["token_type_ids"], "int32"), training=False)
+    state = model.bert.start(features)
     with tf.GradientTape() as tape:
-        tape.watch(hidden)
-        logits = model.encode(hidden, mask, eta=NO_REMOVAL_ETA,
-                              sharpness=SALIENCY_SHARPNESS)["logits"]
+        tape.watch(state.hidden)
+        logits = model.run(state, eta=NO_REMOVAL_ETA, sharpness=SALIENCY_SHARPNESS)["logits"]
         gold = tf.cast(features[GOLD], tf.int32) if model.num_labels > 1 else ops.zeros_like(
             features[GOLD], dtype="int32")
         total = ops.sum(ops.take_along_axis(logits, gold[:, None], axis=1))
-    gradient = tape.gradient(total, hidden)
-    product = ops.cast(gradient, "float32") * ops.cast(hidden, "float32")  # float32 norms
-    return ops.sqrt(ops.sum(ops.square(product), axis=-1)) * mask
+    gradient = tape.gradient(total, state.hidden)
+    product = ops.cast(gradient, "float32") * ops.cast(state.hidden, "float32")  # float32 norms
+    return ops.sqrt(ops.sum(ops.square(product), axis=-1)) * ops.cast(state.mask, "float32")
 
 
 def compute_saliencies(model, arrays, batch_size=4):
@@ -55,7 +52,8 @@ def compute_saliencies(model, arrays, batch_size=4):
     features = trim({key: arrays[key] for key in ("input_ids", "token_type_ids",
                                                   "attention_mask")})
     features[GOLD] = np.asarray(arrays["labels"])
-    values = predict(model, features, batch_size, call=saliency_step).astype(np.float32)
+    values = predict(model, features, batch_size, call=saliency_step,
+                     dynamic=False).astype(np.float32)
     return np.pad(values, ((0, 0), (0, arrays["input_ids"].shape[1] - values.shape[1])))
 
 

@@ -17,19 +17,22 @@ import numpy as np
 from adapler import paths
 from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
-from adapler.files import write_json, write_pickle
+from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
-from adapler.speedup import check_counting
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common import distribute
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
-                                read_sidecar, resolve_source, save_checkpoint)
+                                resolve_source, save_checkpoint)
 from common.errors import UserError
+from common.files import write_json, write_pickle
+from common.runlog import RunLog
 from common.modeling import SequenceClassifier, dummy_inputs
+from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
+from common.validation import check_checkpoint_task
 from common.training import fine_tune
 
 BEST_EPOCHS = 3
@@ -77,6 +80,7 @@ def build_model(config, num_labels, max_length):
 def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, learning_rate,
                  warmup_ratio, epochs, seed, dirs, max_train_examples=None, log=print):
     """Stage A: the stock classifier (attention dropout on), every epoch saved, ft_logs.json."""
+    set_seed(seed)
     task_def = get_task(task)
     source = resolve_source(model_name_or_path)
     check_max_length(source.config, max_length)
@@ -95,7 +99,7 @@ def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, 
         logs.append({"validation": ordered_metrics(task_def, metrics)})
         save_checkpoint(model, dirs.finetuned(epoch), {
             "task": task_def.name, "num_labels": task_def.num_labels, "max_length": max_length,
-            "method": "finetune", "epoch": epoch, "data_seed": seed, "dev": metrics},
+            "method": "vanilla", "epoch": epoch, "data_seed": seed, "dev": metrics},
             tokenizer=tokenizer)
         write_json(dirs.ft_logs, logs)
         log(f"saved {dirs.finetuned(epoch)}; dev {logs[-1]['validation']}")
@@ -135,7 +139,8 @@ def finetuned_checkpoint(dirs, epoch, task_name, seed, max_length):
 
 def load_checkpoint_into(model, folder, require_adapler=False):
     """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
-    sidecar = read_sidecar(folder)
+    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
+    sidecar = source.sidecar
     if require_adapler and sidecar.get("method") != "adapler":
         raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
                         f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
@@ -143,7 +148,6 @@ def load_checkpoint_into(model, folder, require_adapler=False):
     if sidecar.get("num_labels", model.num_labels) != model.num_labels:
         raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
                         f"{model.num_labels}; pass the checkpoint of this task")
-    source = resolve_source(folder)
     optional = () if require_adapler else model.optional_checkpoint_keys
     load_weights(model, source.path, optional=optional)
     return sidecar
@@ -196,20 +200,6 @@ def saliency_files_for(dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage C
 
-class RunLog:
-    """The run's `.log` file (truncated on start) mirrored to stdout."""
-
-    def __init__(self, path, echo=print):
-        self.path, self.echo = path, echo
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        open(path, "w", encoding="utf-8").close()
-
-    def __call__(self, line):
-        self.echo(line)
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-
 def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_length, seed,
                 gamma, phi, epochs, batch_size, learning_rate, warmup_ratio, acc_steps,
                 eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
@@ -217,8 +207,6 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
                 best_finetuned_score=None, max_train_examples=None, arguments=None,
                 eta_learning_rate=ETA_LEARNING_RATE, echo=print):
     """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
-    from common.training import set_seed
-
     task_def = get_task(task)
     set_seed(seed)
     if saliency_files is None:
@@ -240,7 +228,9 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     dev, _ = load_split(task_def, data_dir, "dev", tokenizer, max_length, log=echo)
     saliency = read_saliencies(saliency_files, ids, max_length)
     run_stem = paths.stem(save_name, gamma, phi)
-    log = RunLog(dirs.log_file(run_stem), echo)  # inputs are checked: start the run's log
+    # Inputs are checked: start the run's log (the original's `.log`, afresh) and its JSON lines.
+    log = RunLog(dirs.log_file(run_stem), dirs.log_file(run_stem, ".jsonl"), fresh=True,
+                 echo=echo)
     log(f"arguments: {arguments or {}}")
     rule = CheckpointRule(best_finetuned_score)
     log(f"initial weights: {folder or model_name_or_path}; {len(ids)} training examples; "
@@ -262,6 +252,8 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
         log(f"---------- epoch {epoch} ----------")
         result = evaluate(model, task_def, dev, eval_batch_size, counting)
         log(f"validation: {summary(result)}")
+        log.event("validation", epoch=epoch, metrics=result["metrics"],
+                  speedup=result["speedup"], eta=rounded(model.eta))
         if eval_current_lambda:
             current = evaluate(model, task_def, dev, eval_batch_size, counting,
                                sharpness=float(model.sharpness.numpy()))
@@ -300,7 +292,8 @@ def _initial_folder(initial_model_path, dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage D
 
-def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
+def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print,
+                        allow_other_task=False):
     """An AdapLeR model from an AdapLeR checkpoint (--LR_MODEL), or a fine-tuned BERT run through
     the same path with eta = 1e-10 (nothing removed; fresh CPs only add their FLOPs)."""
     folder = paths.checkpoint_folder(model_path)
@@ -311,12 +304,14 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
     if source.kind != "own":
         raise UserError(f"{model_path} is not a bert-speedup checkpoint; pass a folder written "
                         "by run_classification_w_lr.py or run_classification_bert.py")
+    check_checkpoint_task(source.sidecar, task_def, model_path, allow_other_task,
+                          flag="--ALLOW_OTHER_TASK")
     model = build_model(source.config, task_def.num_labels, max_length)
     sidecar = load_checkpoint_into(model, source.folder, require_adapler=lr_model)
     if sidecar.get("max_length") not in (None, max_length):
         log(f"note: {folder} was trained with MAX_LENGTH {sidecar['max_length']}, evaluating "
             f"with {max_length}")
-    if sidecar.get("checkpoint_rule_met") is False:
+    if sidecar["training"].get("checkpoint_rule_met") is False:
         log(f"note: {folder} did not meet the checkpoint rule (final epoch's model)")
     if not lr_model:
         model.eta.assign(np.full(model.eta.shape, NO_REMOVAL_ETA, np.float32))
@@ -324,10 +319,12 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print):
 
 
 def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, max_length,
-                   batch_size, split="test", counting="exact", log=print):
+                   batch_size, split="test", counting="exact", log=print,
+                   allow_other_task=False):
     """Stage D1: metrics + COUNT + SPEEDUP on a labelled split; writes flops_per_example.pickle."""
     task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log)
+    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
+                                        allow_other_task)
     check_counting(model.config, counting)
     tokenizer = tokenizer_for(model_name_or_path, folder)
     arrays, _ = load_split(task_def, data_dir, split, tokenizer, max_length, log=log)
@@ -344,10 +341,12 @@ def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, 
 
 
 def run_glue_prediction(*, task, data_dir, model_path, model_name_or_path, lr_model,
-                        max_length, batch_size, counting="exact", log=print):
+                        max_length, batch_size, counting="exact", log=print,
+                        allow_other_task=False):
     """Stage D2: GLUE test predictions as `glue_prediction_<model>_<split>.tsv`."""
     task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log)
+    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
+                                        allow_other_task)
     check_counting(model.config, counting)
     tokenizer = tokenizer_for(model_name_or_path, folder)
     arrays, ids = load_split(task_def, data_dir, "test", tokenizer, max_length, log=log)

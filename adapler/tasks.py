@@ -16,6 +16,8 @@ and their readers in `common.data`. Files are looked up in DATA_DIR and DATA_DIR
 * hatexplain (hatexplain/): dataset.json + post_id_divisions.json of the HateXplain repository.
 * movie_rationales (movies/): ERASER movies/{train,val,test}.jsonl + docs/ (adapler.rationales).
 
+`read_hatexplain_rationales` gives the HateXplain posts with their majority rationale.
+
 "Carved" dev sets are the first rows of the training file shuffled with numpy's
 `default_rng(42).permutation` (what HF datasets' `shuffle(seed=42)` does); the rest is train.
 HateXplain labels are the annotators' majority vote, a three-way tie going to the lowest label id
@@ -27,7 +29,7 @@ import os
 
 import numpy as np
 
-from adapler import rationales
+from adapler.rationales import Document, read_eraser
 from common.data import Examples, read_table, register_reader, split_path
 from common.errors import UserError
 from common.tasks import Layout, Task, get_task, register_task
@@ -208,8 +210,26 @@ def read_hatexplain(task, data_dir, split):
                     [post_id for post_id, _ in posts])
 
 
+def read_hatexplain_rationales(data_dir, split):
+    """HateXplain posts of one split that carry rationales, with the majority rationale."""
+    labels = get_task("hatexplain").labels
+    documents = []
+    for post_id, post in hatexplain_posts(data_dir, split):
+        marks = post.get("rationales") or []
+        if not marks:
+            continue
+        if any(len(m) != len(post["post_tokens"]) for m in marks):
+            raise UserError(f"HateXplain post {post_id}: a rationale's length differs from "
+                            "its post_tokens; use an unmodified dataset.json")
+        evidence = (np.mean(np.asarray(marks, np.float64), axis=0) >= 0.5).astype(np.int64)
+        if evidence.any():
+            documents.append(Document(post_id, list(post["post_tokens"]), evidence,
+                                      hatexplain_label(post, labels)))
+    return documents
+
+
 def read_movie_rationales(task, data_dir, split):
-    documents = rationales.read_eraser(task, data_dir, split)
+    documents = read_eraser(task, data_dir, split)
     return Examples([" ".join(doc.words) for doc in documents], None,
                     np.asarray([doc.label for doc in documents], np.int64),
                     [doc.id for doc in documents])

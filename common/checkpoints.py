@@ -8,7 +8,9 @@ Sources (`resolve_source`):
     variables `bert/embeddings/...`, `bert/encoder/layer_N/...` and run_classifier.py's
     `output_weights`/`output_bias` head;
   * an HF hub id (via huggingface_hub, online only);
-  * our own checkpoint: `<name>.weights.h5` + `config.json` sidecar in one folder.
+  * our own checkpoint: a folder with `model.weights.h5` + `config.json` sidecar (+ tokenizer
+    files), committed as one set (common.files); older `<stage>.weights.h5`/`pabee.weights.h5`
+    folders and sidecars still load (`sidecar_layout`).
 
 Every foreign source is first turned into a dict of numpy arrays under HF PyTorch names and
 layout (`encoder.layer.0.attention.self.query.weight`, Linear weights as (out, in)); one mapping
@@ -19,16 +21,26 @@ loads a plain fine-tuned checkpoint by name (like the originals' `by_name=True`)
 import json
 import os
 import re
-import tempfile
+import shutil
+import sys
 
 import h5py
 import numpy as np
 
+from common import files
 from common.config import BertConfig
 from common.errors import UserError
 
 SIDECAR = "config.json"
 FORMAT_TAG = "bert-speedup"
+FORMAT_VERSION = 2
+WEIGHTS_NAME = "model.weights.h5"  # every method, every stage
+OPTIMIZER_NAME = "optimizer.weights.h5"
+TRAINING_KEYS = ("epoch", "dev", "dev_speedup", "data_seed", "seed", "global_step", "source",
+                 "checkpoint_rule_met")
+# Files an older checkpoint (no manifest) may hold beside its weights and sidecar.
+LEGACY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "vocab.txt", OPTIMIZER_NAME, "training_args.json")
 
 
 # ---------------------------------------------------------------- reading foreign sources
@@ -137,11 +149,16 @@ class Source:
 
 
 def resolve_source(path, config_path=None):
-    """Work out what `path` is (see module docstring) and read its config."""
+    """Work out what `path` is (see module docstring) and read its config. Our own checkpoint
+    is checked for completeness first (`complete_checkpoint`)."""
     if path.endswith(".weights.h5") or (os.path.isdir(path) and _is_own_checkpoint(path)):
-        sidecar = read_sidecar(path)
-        return Source("own", _weights_file(path), BertConfig.from_dict(sidecar["backbone"]),
-                      os.path.dirname(_weights_file(path)), sidecar)
+        folder = complete_checkpoint(os.path.dirname(path) if path.endswith(".weights.h5")
+                                     else path)
+        sidecar = read_sidecar(folder)
+        weights = os.path.join(folder, sidecar["weights"])
+        if path.endswith(".weights.h5") and os.path.basename(path) != sidecar["weights"]:
+            weights = path
+        return Source("own", weights, BertConfig.from_dict(sidecar["backbone"]), folder, sidecar)
     prefix = _tf1_prefix(path)
     if prefix:
         folder = os.path.dirname(prefix)
@@ -258,41 +275,117 @@ def assign_hf_tensors(backbone, tensors, head=None, source="checkpoint"):
 # ---------------------------------------------------------------- our own format
 
 def _is_own_checkpoint(folder):
+    if _raw_sidecar(folder, quiet=True) is not None:
+        return True
+    return (os.path.isfile(os.path.join(folder, WEIGHTS_NAME))
+            or os.path.isdir(os.path.join(folder, files.PREVIOUS)))
+
+
+def _raw_sidecar(folder, quiet=False):
+    """The parsed config.json of `folder` when it is ours; None (quiet) or a UserError if not."""
     path = os.path.join(folder, SIDECAR)
     if not os.path.isfile(path):
-        return False
+        if quiet:
+            return None
+        raise UserError(f"checkpoint sidecar {path} not found; a bert-speedup checkpoint is a "
+                        f"folder with {WEIGHTS_NAME} and config.json")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle).get("format") == FORMAT_TAG
-    except (OSError, json.JSONDecodeError):
-        return False
+            meta = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        if quiet:
+            return None
+        raise UserError(f"cannot read checkpoint sidecar {path}: {err}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_TAG:
+        if quiet:
+            return None
+        raise UserError(f"{path} is not a bert-speedup checkpoint sidecar")
+    return meta
 
 
-def _weights_file(path):
-    if path.endswith(".weights.h5"):
-        return path
-    files = sorted(f for f in os.listdir(path) if f.endswith(".weights.h5"))
-    if not files:
-        raise UserError(f"no *.weights.h5 file in {path}; pass the checkpoint file or its folder")
-    if len(files) > 1:
-        sidecar = read_sidecar(path)
-        if sidecar.get("weights") in files:
-            return os.path.join(path, sidecar["weights"])
-    return os.path.join(path, files[0])
+def sidecar_layout(meta, folder=None):
+    """The one sidecar layout, from what a pipeline passes or from any older sidecar.
+
+    Shared keys at the top (format, version, method, task, num_labels, max_length, pooling,
+    lower_case, backbone, weights, files); the method's own settings and learned state under
+    `method_state`; how the checkpoint was made (epoch, dev metrics, seeds, step) under
+    `training`. Older sidecars said `cased` (PoWER-BERT, tools/finetune), `do_lower_case`
+    (PABEE) or nothing (AdapLeR: lower-cased), named the weights `<stage>.weights.h5` or
+    `pabee.weights.h5`, called a plain fine-tuned classifier `finetune` and kept every key at
+    the top."""
+    meta = dict(meta)
+    for key in ("format", "version", "files"):
+        meta.pop(key, None)
+    if "cased" in meta:
+        lower_case = not meta.pop("cased")
+    elif "do_lower_case" in meta:
+        lower_case = bool(meta.pop("do_lower_case"))
+    else:
+        lower_case = meta.pop("lower_case", True)
+    method = meta.pop("method", "vanilla")
+    weights = meta.pop("weights", None)
+    if weights is None and folder is not None:
+        found = sorted(f for f in os.listdir(folder)
+                       if f.endswith(".weights.h5") and f != OPTIMIZER_NAME)
+        weights = found[0] if found else WEIGHTS_NAME
+    layout = {"format": FORMAT_TAG, "version": FORMAT_VERSION,
+              "method": "vanilla" if method == "finetune" else method,
+              **{key: meta.pop(key) for key in ("task", "num_labels", "max_length", "pooling")
+                 if meta.get(key) is not None},
+              "lower_case": lower_case, "backbone": meta.pop("backbone", None),
+              "weights": weights or WEIGHTS_NAME}
+    training = dict(meta.pop("training", {}))
+    training.update({key: meta.pop(key) for key in TRAINING_KEYS if key in meta})
+    method_state = dict(meta.pop("method_state", {}))
+    method_state.update(meta)  # everything else is the method's
+    layout.update(method_state=method_state, training=training)
+    return layout
 
 
 def read_sidecar(path):
-    """The JSON sidecar of our checkpoint `path` (a *.weights.h5 file or its folder)."""
+    """The sidecar of our checkpoint `path` (a *.weights.h5 file or its folder) in the one
+    layout (`sidecar_layout`), whatever version wrote it."""
     folder = os.path.dirname(path) if path.endswith(".weights.h5") else path
-    sidecar = os.path.join(folder, SIDECAR)
-    if not os.path.isfile(sidecar):
-        raise UserError(f"checkpoint sidecar {sidecar} not found; a bert-speedup checkpoint is a "
-                        "*.weights.h5 file with config.json beside it")
-    with open(sidecar, encoding="utf-8") as handle:
-        meta = json.load(handle)
-    if meta.get("format") != FORMAT_TAG:
-        raise UserError(f"{sidecar} is not a bert-speedup checkpoint sidecar")
-    return meta
+    meta = _raw_sidecar(folder)
+    layout = sidecar_layout(meta, folder)
+    layout["files"] = meta.get("files")
+    return layout
+
+
+def _set_problem(folder):
+    """None when `folder` holds a complete checkpoint, else a short description."""
+    meta = _raw_sidecar(folder, quiet=True)
+    if meta is None:
+        return f"{SIDECAR} is missing or unreadable"
+    if meta.get("files"):
+        return files.set_problem(folder, meta["files"])
+    if os.path.isdir(os.path.join(folder, files.PREVIOUS)):
+        return "a save into it was interrupted"  # an older sidecar has no manifest to check
+    weights = sidecar_layout(meta, folder)["weights"]
+    if not os.path.isfile(os.path.join(folder, weights)):
+        return f"{weights} is missing"
+    return None
+
+
+def complete_checkpoint(folder, warn=None):
+    """`folder`, or its `.previous` set when a save into `folder` was interrupted halfway.
+
+    An incomplete checkpoint with no complete one beside it is a UserError (one line)."""
+    problem = _set_problem(folder)
+    if problem is None:
+        return folder
+    previous = os.path.join(folder, files.PREVIOUS)
+    if os.path.isdir(previous) and _set_problem(previous) is None:
+        (warn or _warn)(f"warning: checkpoint {folder} is incomplete ({problem}; a save was "
+                        "interrupted); using the previous complete one kept beside it")
+        return previous
+    raise UserError(f"checkpoint {folder} is incomplete ({problem}; a save was interrupted) "
+                    "and no earlier complete one is kept beside it; train it again or pass "
+                    "another checkpoint")
+
+
+def _warn(line):
+    print(line, file=sys.stderr)
 
 
 def variable_key(variable):
@@ -301,18 +394,10 @@ def variable_key(variable):
 
 
 def save_weights(model, path):
-    """Write every variable of `model` to `path` (HDF5), atomically."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    os.close(handle)
-    try:
-        with h5py.File(tmp, "w") as out:
-            for variable in model.weights:
-                out.create_dataset(variable_key(variable), data=np.asarray(variable.numpy()))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write every variable of `model` to `path` (HDF5, keyed by `variable_key`)."""
+    with h5py.File(path, "w") as out:
+        for variable in model.weights:
+            out.create_dataset(variable_key(variable), data=np.asarray(variable.numpy()))
 
 
 def load_weights(model, path, optional=()):
@@ -323,7 +408,11 @@ def load_weights(model, path, optional=()):
     with the same shape. Keys in the file that the model lacks are ignored. Returns the keys
     of the model that were left at their initial value."""
     skipped = []
-    with h5py.File(path, "r") as data:
+    try:
+        data = h5py.File(path, "r")
+    except OSError as err:
+        raise UserError(f"cannot read checkpoint weights {path}: {err}") from None
+    with data:
         stored = {}
         data.visititems(lambda name, obj: stored.__setitem__(name, obj)
                         if isinstance(obj, h5py.Dataset) else None)
@@ -343,22 +432,45 @@ def load_weights(model, path, optional=()):
     return skipped
 
 
-def save_checkpoint(model, folder, meta, name="model", tokenizer=None):
-    """Save `<folder>/<name>.weights.h5` + `config.json` (+ tokenizer files), each atomically.
+def _current_set(folder):
+    """The file names of the complete checkpoint in `folder` (config.json last), or None."""
+    meta = _raw_sidecar(folder, quiet=True)
+    if meta is None or _set_problem(folder) is not None:
+        return None
+    if meta.get("files"):
+        names = list(meta["files"])
+    else:
+        names = [sidecar_layout(meta, folder)["weights"]] + [
+            n for n in LEGACY_FILES if os.path.isfile(os.path.join(folder, n))]
+    return names + [SIDECAR]
 
-    `meta` is the method's description: task, num_labels, max_length, method state..."""
+
+def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
+    """Commit `folder/model.weights.h5` + `config.json` + tokenizer files (+ `extra_files`,
+    {name: write(path)}) as one set (common.files.commit_files): a kill at any moment leaves
+    the new set or the previous one loadable.
+
+    `meta`: method, task, num_labels, max_length, lower_case, method_state, training (see
+    `sidecar_layout`; flat keys are sorted into it). Returns the weights path."""
     os.makedirs(folder, exist_ok=True)
-    weights = os.path.join(folder, f"{name}.weights.h5")
-    save_weights(model, weights)
-    sidecar = {"format": FORMAT_TAG, "weights": os.path.basename(weights),
-               "backbone": model.config.to_dict(), **meta}
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(sidecar, out, indent=2)
-    os.replace(tmp, os.path.join(folder, SIDECAR))
+    files.remove_stale(folder)
+    current = _current_set(folder)
+    if current is not None:
+        shutil.rmtree(os.path.join(folder, files.PREVIOUS), ignore_errors=True)
+    staging = files.staging_folder(folder)
+    save_weights(model, os.path.join(staging, WEIGHTS_NAME))
     if tokenizer is not None:
-        tokenizer.save_pretrained(folder)
-    return weights
+        tokenizer.save_pretrained(staging)
+    for name, write in (extra_files or {}).items():
+        write(os.path.join(staging, name))
+    names = sorted(os.listdir(staging), key=lambda n: (n != WEIGHTS_NAME, n))
+    sidecar = sidecar_layout({**meta, "weights": WEIGHTS_NAME,
+                              "backbone": model.config.to_dict(), "pooling": model.bert.pooling})
+    sidecar["files"] = {name: files.file_digest(os.path.join(staging, name)) for name in names}
+    with open(os.path.join(staging, SIDECAR), "w", encoding="utf-8") as out:
+        json.dump(sidecar, out, indent=2)
+    files.commit_files(folder, staging, names + [SIDECAR], current)
+    return os.path.join(folder, WEIGHTS_NAME)
 
 
 def load_backbone_weights(model, source):
@@ -379,15 +491,54 @@ def model_optional_keys(model):
     return tuple(getattr(model, "optional_checkpoint_keys", ())) + ("classifier/",)
 
 
+def recorded_pooling(source):
+    """The pooling a source asks for: our sidecar's `pooling` key, or `mean` / `cls` from the
+    sentence-transformers pooling config (`1_Pooling/config.json`) of a model folder; None
+    when it says nothing."""
+    if source.kind == "own":
+        pooling = (source.sidecar or {}).get("pooling")
+        if pooling not in (None, "cls", "mean"):
+            raise UserError(f"the sidecar of {source.path} records pooling {pooling!r}; "
+                            "expected 'cls' or 'mean'")
+        return pooling
+    path = os.path.join(source.folder, "1_Pooling", "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls" if config.get("pooling_mode_cls_token") else None
+
+
+def choose_pooling(source, requested=None, log=print):
+    """`requested` if given, else the source's recorded pooling (a model folder's mean pooling
+    is announced in one line), else `cls`."""
+    if requested:
+        return requested
+    recorded = recorded_pooling(source)
+    if recorded == "mean" and source.kind != "own":
+        log(f"pooling: mean (the sentence-transformers pooling config of {source.folder} says "
+            "mean; pass --pooling cls for the [CLS] vector)")
+    return recorded or "cls"
+
+
 def load_classifier(path, num_labels=None, config_path=None, classifier_dropout=None,
-                    max_length=None):
-    """A `SequenceClassifier` built from any source; returns (model, source, head_loaded)."""
+                    max_length=None, pooling=None):
+    """A `SequenceClassifier` built from any source; returns (model, source, head_loaded).
+    `pooling`: `cls` or `mean`; default the pooling our checkpoint recorded, else `cls`."""
     from common.modeling import SequenceClassifier, dummy_inputs
     source = resolve_source(path, config_path)
     if num_labels is None:
         num_labels = (source.sidecar or {}).get("num_labels", 2)
     check_max_length(source.config, max_length)
-    model = SequenceClassifier(source.config, num_labels, classifier_dropout)
+    if pooling is None and source.kind == "own":
+        pooling = recorded_pooling(source)
+    model = SequenceClassifier(source.config, num_labels, classifier_dropout,
+                               pooling=pooling or "cls")
     model(dummy_inputs())
     head_loaded = load_backbone_weights(model, source)
     return model, source, head_loaded

@@ -29,6 +29,18 @@ class BertConfig:
     inner_group_num: int = 1
 
     def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise UserError(f"config value {name} must be a positive integer, got {value!r}; "
+                                "fix the model config")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps",
+                     "initializer_range"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name),
+                                                                       (int, float)):
+                raise UserError(f"config value {name} must be a number, got "
+                                f"{getattr(self, name)!r}; fix the model config")
         if self.model_type not in ("bert", "albert"):
             raise UserError(f"model_type '{self.model_type}' is not supported; use bert or albert")
         if self.hidden_size % self.num_attention_heads:
@@ -45,10 +57,6 @@ class BertConfig:
                 raise UserError("ALBERT configs with inner_group_num != 1 are not supported")
             if self.num_hidden_layers % self.num_hidden_groups:
                 raise UserError("ALBERT num_hidden_layers must be a multiple of num_hidden_groups")
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            if int(getattr(self, name)) <= 0:
-                raise UserError(f"config value {name} must be positive, got {getattr(self, name)}")
 
     @property
     def head_size(self):
@@ -61,6 +69,8 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values, model_type=None):
         """Build from an HF / Google / ALBERT config dict; unknown keys are ignored."""
+        if not isinstance(values, dict):
+            raise UserError(f"a model config must be a JSON object, got {type(values).__name__}")
         values = dict(values)
         kind = model_type or values.get("model_type") or (
             "albert" if "embedding_size" in values and "num_hidden_groups" in values else "bert")

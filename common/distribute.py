@@ -11,7 +11,8 @@ each replica's loss and gradients and averages them over the replicas in one all
 (`mean_over_replicas`); the loops then clip and apply the averaged gradients once
 (`apply_gradients`), so the update is the one-device update on the global batch. Saving and
 logging happen on the chief only: other workers write into a throwaway folder
-(`chief_folder`) and print nothing (`quiet_unless_chief`).
+(`chief_folder`) and print nothing (`quiet_unless_chief`). TensorFlow is imported inside the
+functions that use it: the command lines add --strategy before parsing, without TensorFlow.
 """
 import atexit
 import contextlib
@@ -20,8 +21,6 @@ import os
 import shutil
 import sys
 import tempfile
-
-import tensorflow as tf
 
 from common.errors import UserError
 
@@ -66,6 +65,8 @@ def tf_config(environ=None):
 
 def make_strategy(name="auto"):
     """The tf.distribute.Strategy that `name` (one of STRATEGIES) asks for."""
+    import tensorflow as tf
+
     config = tf_config()
     if name == "multi_worker" and config is None:
         raise UserError("--strategy multi_worker needs TF_CONFIG naming the cluster and this "
@@ -93,6 +94,8 @@ def scope(name="auto"):
 
 
 def replicas():
+    import tensorflow as tf
+
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
@@ -117,6 +120,8 @@ def check_batches(count, batch_size):
 def split(*arrays):
     """The global batch (nested numpy arrays, rows first) as one equal slice per replica; the
     arrays themselves with one replica. Returns a tuple to unpack into a replicated step."""
+    import tensorflow as tf
+
     strategy = tf.distribute.get_strategy()
     count = strategy.num_replicas_in_sync
     if count == 1:
@@ -134,6 +139,8 @@ def split(*arrays):
 def mean_over_replicas(fn, *args):
     """`fn(*args)` on every replica's slice, its (nested) outputs averaged over the replicas
     (None entries stay None); plainly `fn(*args)` with one replica. Use inside a tf.function."""
+    import tensorflow as tf
+
     strategy = tf.distribute.get_strategy()
     if strategy.num_replicas_in_sync == 1:
         return fn(*args)
@@ -159,6 +166,8 @@ def mean_over_replicas(fn, *args):
 def apply_gradients(optimizer, grads_and_vars):
     """Apply gradients that are already averaged over the replicas (call in cross-replica
     context: the step function, outside `mean_over_replicas`)."""
+    import tensorflow as tf
+
     pairs = list(grads_and_vars)
     count = replicas()
     if count == 1:

@@ -1,25 +1,9 @@
-"""User-facing errors and the command-line wrapper that turns them into one line and exit code 2."""
-import functools
+"""User-facing errors (printed as one `error:` line by the runner of common/cli.py)."""
 import os
-import sys
 
 
 class UserError(Exception):
     """A problem the user can fix (bad flag, missing file, wrong shape). Printed as one line."""
-
-
-def cli_entry(main):
-    """Wrap a `main(argv=None)` so a UserError prints `error: ...` on stderr and exits with code 2."""
-
-    @functools.wraps(main)
-    def wrapper(argv=None):
-        try:
-            return main(argv)
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-
-    return wrapper
 
 
 def require_file(path, what, fix=""):
@@ -29,9 +13,17 @@ def require_file(path, what, fix=""):
     return path
 
 
-def parse_int_list(text, flag):
-    """'32, 8,1' -> [32, 8, 1]; anything else is a UserError naming `flag`."""
-    try:
-        return [int(part) for part in str(text).split(",")]
-    except ValueError:
-        raise UserError(f"{flag} must be comma-separated integers, got '{text}'") from None
+def parse_int_list(text, flag, minimum=None, example="3,4,5"):
+    """'32, 8,1' -> [32, 8, 1]: the one parser of integer-list flags. Anything else (an empty
+    item, a non-integer, a value below `minimum`) is a UserError naming `flag` and the item."""
+    values = []
+    for position, item in enumerate(str(text).split(","), 1):
+        try:
+            value = int(item)
+        except ValueError:
+            raise UserError(f"{flag} must be comma-separated integers such as {example}, got "
+                            f"'{text}': item {position} '{item.strip()}' is not an integer") from None
+        if minimum is not None and value < minimum:
+            raise UserError(f"{flag} values must be >= {minimum}, got {value} (item {position})")
+        values.append(value)
+    return values

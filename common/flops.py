@@ -42,8 +42,8 @@ sub-layer and p_l the tokens a CP scores before block l (0 when there is none). 
                 pooler and its own classifier)
 
 For BERT-base this gives 3,156*n^2 per layer, exactly the n^2 term of AdapLeR's fitted formula, and
-matches FLOPs_BERT(n, C) of `adapler_paper_flops_bert` within 0.05% for n in 8..512 (the elementwise
-terms of the fit came from TF's profiler, which counts a few of them differently).
+matches its FLOPs_BERT(n, C) (`adapler.flops.fitted_bert_flops`) within 0.05% for n in 8..512 (the
+elementwise terms of the fit came from TF's profiler, which counts a few of them differently).
 """
 from numbers import Integral
 
@@ -179,15 +179,3 @@ def speedup(baseline_flops, method_flops):
     """Speed-up of a method over the baseline (for a split: pass sums, a ratio of sums)."""
     return baseline_flops / method_flops
 
-
-def adapler_paper_flops_bert(n, num_labels):
-    """AdapLeR's fitted BERT-base count on the unpadded length n (spec adapler.md §6.2)."""
-    return 37_872 * n * n + 170_216_500 * n + 1_181_953 + 1_537 * num_labels
-
-
-def adapler_paper_flops_adapler(kept, num_labels):
-    """AdapLeR's fitted count; kept = (k_0..k_11) = (c_1..c_12), i.e. c[1:] of the §6.1 vector."""
-    if len(kept) != 12:
-        raise UserError(f"the fitted AdapLeR formula needs 12 per-layer lengths, got {len(kept)}")
-    return (1_183_537 + 1_537 * (num_labels - 1) + 6_152 * kept[0]
-            + sum(3_156 * k * k + 14_233_554 * k for k in kept))

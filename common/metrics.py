@@ -46,6 +46,17 @@ def _finite(value):
     return value if np.isfinite(value) else 0.0
 
 
+def single_class_warning(task, predictions, what="the classifier"):
+    """One warning line when `what` predicts the same class for every example, else None."""
+    task = get_task(task)
+    predictions = np.asarray(predictions)
+    if task.is_regression or len(predictions) < 2 or (predictions != predictions[0]).any():
+        return None
+    return (f"warning: {what} predicts class {task.labels[int(predictions[0])]} for all "
+            f"{len(predictions)} {task.glue_name} examples; it reads nothing from the input "
+            "(a backbone trained with mean pooling, such as MiniLM, needs mean pooling)")
+
+
 def main_metric(task):
     """Key of the metric used for model selection ('mcc', 'acc', 'f1' or 'spearman')."""
     return get_task(task).metric

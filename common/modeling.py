@@ -6,10 +6,15 @@ feed-forward -> [after block] -> pooler`. The loop is `BertBackbone.run_layers` 
 
 * PoWER-BERT fills `between` (significance from the attention probabilities, then Extract);
 * AdapLeR fills `before_block` (contribution predictors edit the mask or drop tokens);
-* PABEE fills `after_block` (an internal classifier reads the pooled [CLS]; it may stop).
+* PABEE fills `after_block` (an internal classifier reads the pooled output; it may stop).
 
 `SeamClassifier` is backbone + seam + pooler + `ClassificationHead`: every model of the toolkit
 is one (a plain fine-tuned `SequenceClassifier` is the one with no seam).
+
+Pooling (`BertBackbone(pooling=...)`): `cls` (the papers') feeds the [CLS] vector to the tanh
+pooler; `mean` feeds the mean of the real tokens' vectors (`state.mask`), for backbones trained
+with mean pooling such as the sentence-transformers MiniLM, whose [CLS] vector barely depends on
+the input below the last layer.
 
 ALBERT differs only in config: factorised embeddings (`embedding_size` -> `hidden_size`
 projection) and one block shared by all layers (or one per `num_hidden_groups`).
@@ -145,12 +150,17 @@ class TransformerBlock(keras.layers.Layer):
         return self.feed_forward(x, training=training), probs
 
 
+POOLING_MODES = ("cls", "mean")
+
+
 class BertBackbone(keras.layers.Layer):
     """Embeddings, the block loop and the tanh pooler; the shared part of every model here."""
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, pooling="cls", **kwargs):
         super().__init__(**kwargs)
-        self.config = config
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
+        self.config, self.pooling = config, pooling
         self.embeddings = Embeddings(config, name="embeddings")
         groups = config.num_hidden_groups if config.is_albert else config.num_hidden_layers
         self.layer_groups = [TransformerBlock(config, name=f"block_{g}") for g in range(groups)]
@@ -172,8 +182,16 @@ class BertBackbone(keras.layers.Layer):
         layers, groups = self.config.num_hidden_layers, len(self.layer_groups)
         return [self.layer_groups[i * groups // layers] for i in range(layers)]
 
-    def pool(self, sequence_output):
-        return self.pooler(sequence_output[:, 0])
+    def pool(self, sequence_output, mask=None):
+        """The tanh pooler on the [CLS] vector (`cls`) or on the mean of the vectors whose
+        `mask` is 1 (`mean`; no mask: every position)."""
+        if self.pooling == "cls":
+            return self.pooler(sequence_output[:, 0])
+        if mask is None:
+            return self.pooler(ops.mean(sequence_output, axis=1))
+        mask = ops.cast(mask, sequence_output.dtype)[:, :, None]
+        total = ops.sum(sequence_output * mask, axis=1)
+        return self.pooler(total / ops.maximum(ops.sum(mask, axis=1), 1.0))
 
     def start(self, inputs, training=False):
         """Embeddings -> the `EncoderState` the first layer takes."""
@@ -209,7 +227,8 @@ class BertBackbone(keras.layers.Layer):
         embedded = state.hidden
         state = self.run_layers(state, Recorder(output_hidden_states, output_attentions),
                                 training)
-        outputs = {"sequence_output": state.hidden, "pooled_output": self.pool(state.hidden)}
+        outputs = {"sequence_output": state.hidden,
+                   "pooled_output": self.pool(state.hidden, state.mask)}
         if output_hidden_states:
             outputs["hidden_states"] = [embedded] + state.records["hidden_states"]
         if output_attentions:
@@ -218,7 +237,7 @@ class BertBackbone(keras.layers.Layer):
 
 
 class ClassificationHead(keras.layers.Dense):
-    """Dropout then Dense(num_labels) on the pooled [CLS]; num_labels=1 is regression. A Dense
+    """Dropout then Dense(num_labels) on the pooled output; num_labels=1 is regression. A Dense
     subclass, so its variables keep the keys `<name>/kernel` and `<name>/bias`."""
 
     def __init__(self, num_labels, dropout=0.0, kernel_initializer="glorot_uniform", **kwargs):
@@ -236,15 +255,17 @@ class SeamClassifier(keras.Model):
 
     `forward` returns the logits and the final `EncoderState`; `call` the logits. The
     backbone is built through its own call, so its variables have the keys `bert/...` whatever
-    model wraps it, and any model here loads any other's checkpoint by key."""
+    model wraps it, and any model here loads any other's checkpoint by key. `head`: a
+    `ClassificationHead` the seam owns (PABEE's last internal classifier) instead of a new one
+    named `classifier`. `pooling`: `cls` or `mean` (see `BertBackbone.pool`)."""
 
     def __init__(self, config, num_labels, classifier_dropout=None, seam=NO_SEAM,
-                 head_initializer=None, **kwargs):
+                 head_initializer=None, head=None, pooling="cls", **kwargs):
         super().__init__(**kwargs)
         self.config, self.num_labels, self.seam = config, num_labels, seam
-        self.bert = BertBackbone(config, name="bert")
+        self.bert = BertBackbone(config, pooling, name="bert")
         rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
-        self.classifier = ClassificationHead(
+        self.classifier = head if head is not None else ClassificationHead(
             num_labels, rate, kernel_initializer=head_initializer or initializer(config),
             name="classifier")
 
@@ -255,14 +276,19 @@ class SeamClassifier(keras.Model):
     def forward(self, inputs, training=False):
         """(logits, final `EncoderState`): the state carries what the seam recorded."""
         state = self.bert.encode(inputs, self.seam, training)
-        return self.classifier(self.bert.pool(state.hidden), training=training), state
+        return self.classify(state, training), state
+
+    def classify(self, state, training=False):
+        """The head on the pooled output of `state`."""
+        return self.classifier(self.bert.pool(state.hidden, state.mask), training=training)
 
     def call(self, inputs, training=False):
         return self.forward(inputs, training)[0]
 
 
 class SequenceClassifier(SeamClassifier):
-    """BERT/ALBERT + dropout + Dense(num_labels) on the pooled [CLS]; num_labels=1 is regression."""
+    """BERT/ALBERT + dropout + Dense(num_labels) on the pooled output; num_labels=1 is
+    regression."""
 
 
 def dummy_inputs(length=8, batch=1):

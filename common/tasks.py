@@ -51,6 +51,7 @@ class Task:
     submission_file: str | None = None  # GLUE leaderboard file name
     submission_format: str = "label"  # submission values: 'label', 'int' or 'float'
     reader: str = "glue_tsv"
+    score_range: tuple[float, float] | None = None  # regression: the valid scores
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -130,12 +131,12 @@ def get_task(name):
 
 
 def _glue(name, glue_name, labels, metric, max_length, layout, test_layout, folder=None,
-          files=None, submission_format="int", aliases=()):
+          files=None, submission_format="int", aliases=(), score_range=None):
     files = files or {"train": ("train.tsv",), "dev": ("dev.tsv",), "test": ("test.tsv",)}
     register_task(Task(name=name, glue_name=glue_name, folder=folder or glue_name, labels=labels,
                        metric=metric, max_length=max_length, files=files, layout=layout,
                        test_layout=test_layout, submission_file=f"{glue_name}.tsv",
-                       submission_format=submission_format), aliases)
+                       submission_format=submission_format, score_range=score_range), aliases)
 
 
 BINARY = ("0", "1")
@@ -163,7 +164,7 @@ _glue("qqp", "QQP", BINARY, "f1", 128,
       Layout(text_a=3, text_b=4, label=5), Layout(text_a=1, text_b=2, id=0))
 _glue("sts-b", "STS-B", None, "spearman", 64,
       Layout(text_a=7, text_b=8, label=-1), Layout(text_a=7, text_b=8, id=0),
-      submission_format="float", aliases=("stsb",))
+      submission_format="float", aliases=("stsb",), score_range=(0.0, 5.0))
 _glue("mnli", "MNLI-m", NLI, "acc", 128,
       Layout(text_a=8, text_b=9, label=-1), Layout(text_a=8, text_b=9, id=0),
       folder="MNLI", files=_mnli_files("matched"), submission_format="label",

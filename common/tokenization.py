@@ -25,7 +25,13 @@ def load_tokenizer(path, cased=False):
         if not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
             raise UserError(f"no vocab.txt or tokenizer.json in {path}; pass the model folder "
                             "that holds the vocabulary, or the vocab.txt file")
-        return BertTokenizerFast.from_pretrained(path, local_files_only=True, **options)
+        try:
+            tokenizer = BertTokenizerFast.from_pretrained(path, local_files_only=True, **options)
+        except Exception as err:  # JSON, Rust and OS errors of damaged tokenizer files
+            raise UserError(f"cannot read the tokenizer files in {path} "
+                            f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+                            "restore them or pass --VOCAB_PATH / --tokenizer_name") from None
+        return _checked(tokenizer, path)
     if not os.path.isfile(path):
         raise UserError(f"vocabulary not found: {path}; pass a vocab.txt file or a model folder")
     # A lone file is built with the `tokenizers` library, then wrapped: the `vocab_file` keyword
@@ -41,7 +47,16 @@ def load_tokenizer(path, cased=False):
     except Exception as err:  # the Rust library raises plain Exception / TypeError
         raise UserError(f"cannot read vocabulary {path}: {err}; pass a BERT vocab.txt (one "
                         "token per line, with [CLS], [SEP], [UNK]) or tokenizer.json") from None
-    return BertTokenizerFast(tokenizer_object=backend, **options)
+    return _checked(BertTokenizerFast(tokenizer_object=backend, **options), path)
+
+
+def _checked(tokenizer, path):
+    """An empty vocabulary, or one without [UNK], fails on the first text; say so now."""
+    vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=False)
+    if tokenizer.unk_token not in vocab:
+        raise UserError(f"the vocabulary of {path} is empty or has no {tokenizer.unk_token} "
+                        "token; restore vocab.txt (one token per line, with [CLS], [SEP], [UNK])")
+    return tokenizer
 
 
 def encode(tokenizer, texts_a, texts_b=None, max_length=128):

@@ -19,13 +19,9 @@ import tensorflow as tf
 from common import distribute
 from common.errors import UserError
 from common.precision import clip_norm, training_optimizer
+from common.seeding import set_seed
 
 NO_DECAY = ("layer_norm", "bias")
-
-
-def set_seed(seed):
-    """Seed Python, numpy and TensorFlow (and Keras' dropout) in one call."""
-    keras.utils.set_random_seed(int(seed))
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -177,36 +173,37 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
     return history
 
 
-def predict(model, arrays, batch_size=64, call=None):
-    """Outputs of `call(model, features)` (default: `model(features)`) over all rows, as numpy.
+def predict(model, arrays, batch_size=64, call=None, dynamic=None):
+    """Outputs of `call(model, features)` (default: `model(features)`) over all rows, as numpy,
+    in the rows' order.
 
-    Batches are padded to a fixed size so the compiled function is traced once."""
+    The rows run length-sorted, each batch cut to its longest text (`common.data.
+    map_length_sorted`): a dense model's outputs do not depend on the padding, so this saves the
+    work on pads. `dynamic=False` keeps every batch at the full width (outputs with one value
+    per position); the default is True unless the model sets `pads_to_max_length` (a model
+    whose layers are sized for the task's max length)."""
+    from common.data import map_length_sorted
+
+    if dynamic is None:
+        dynamic = not getattr(model, "pads_to_max_length", False)
     call = call or (lambda m, features: m(features, training=False))
     compiled = tf.function(lambda features: call(model, features), reduce_retracing=True)
-    outputs = []
-    count = len(arrays["input_ids"])
-    for batch in batches(arrays, batch_size):
-        features, _ = split_features(batch)
-        size = len(features["input_ids"])
-        if size < batch_size and count > batch_size:
-            features = {k: np.concatenate([v, np.repeat(v[-1:], batch_size - size, 0)])
-                        for k, v in features.items()}
-        result = compiled(features)
-        outputs.append(tf.nest.map_structure(lambda t: np.asarray(t)[:size], result))
-    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)
+    features = {k: v for k, v in arrays.items() if k != "labels"}
+    return map_length_sorted(compiled, features, batch_size, dynamic)
 
 
 def logits_to_predictions(logits, num_labels):
     return logits[:, 0] if num_labels == 1 else np.argmax(logits, axis=-1)
 
 
-def evaluate_classifier(model, task, arrays, batch_size=64):
+def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None):
     """Metrics of a classifier/regressor `model` (with `.num_labels`) on labelled `arrays`: the
-    task's metrics, 'acc' for every classification task, and 'eval_loss' (the task loss)."""
+    task's metrics, 'acc' for every classification task, and 'eval_loss' (the task loss).
+    `dynamic`: length-sorted dynamic padding (see `predict`)."""
     from common.metrics import accuracy, compute_metrics
 
     num_labels = model.num_labels
-    logits = predict(model, arrays, batch_size)
+    logits = predict(model, arrays, batch_size, dynamic=dynamic)
     predictions = logits_to_predictions(logits, num_labels)
     metrics = compute_metrics(task, predictions, arrays["labels"])
     if num_labels > 1:

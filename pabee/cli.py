@@ -5,17 +5,19 @@
         --output_dir <out> --patience 2,3,4
 
 Every flag of the original parses. --fp16 trains and evaluates under Keras' mixed_float16 policy
-with loss scaling (added: --bf16, mixed_bfloat16). Flags this toolkit has no use for
-(--fp16_opt_level: Keras has no apex opt levels; --local_rank, --server_ip, --server_port) and
---cache_dir / --overwrite_cache (features are never cached) are accepted and ignored with a
-one-line notice.
+with loss scaling (added: --bf16, mixed_bfloat16; --strategy, tf.distribute). Flags this toolkit
+has no use for (--fp16_opt_level: Keras has no apex opt levels; --local_rank, --server_ip,
+--server_port) and --cache_dir / --overwrite_cache (features are never cached) are accepted and
+ignored with a one-line notice.
 """
-import argparse
 import sys
 
 from common import distribute, precision
-from common.errors import UserError, cli_entry
-from pabee.patience import parse_patience_list
+from common.cli import ArgumentParser, command
+from common.errors import UserError, parse_int_list
+from common.tasks import get_task
+from common.validation import check_model_files, check_numbers, check_output_dir
+from pabee.settings import PabeeSettings
 
 MODEL_TYPES = ("bert", "albert")
 IGNORED = {"fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
@@ -23,8 +25,8 @@ IGNORED = {"fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        description="PABEE: train BERT/ALBERT with an internal classifier per layer and "
+    p = ArgumentParser(
+        prog="run_glue_with_pabee.py", description="PABEE: train BERT/ALBERT with an internal classifier per layer and "
                     "evaluate with patience-based early exit (GLUE tasks).")
     required = p.add_argument_group("required")
     required.add_argument("--data_dir", required=True,
@@ -43,6 +45,11 @@ def build_parser():
     p.add_argument("--regression_threshold", type=float, default=None,
                    help="regression (STS-B): outputs closer than this count as unchanged "
                         "(default 0, which never exits early; the README suggests 0.1)")
+    p.add_argument("--pooling", choices=("cls", "mean"), default=None,
+                   help="what the shared pooler reads: the [CLS] vector (cls, the paper's) or the "
+                        "mean of the real tokens' vectors (mean); default: mean when the model "
+                        "folder's sentence-transformers pooling config says mean, else cls; "
+                        "evaluation uses the pooling the checkpoint was trained with")
     p.add_argument("--config_name", default="", help="config to use instead of the model's own")
     p.add_argument("--tokenizer_name", default="",
                    help="vocab.txt or folder to use instead of the model's own at start-up")
@@ -77,6 +84,8 @@ def build_parser():
     p.add_argument("--no_cuda", action="store_true", help="run on CPU even if a GPU is visible")
     p.add_argument("--overwrite_output_dir", action="store_true",
                    help="allow training into a non-empty output_dir")
+    p.add_argument("--allow_other_task", action="store_true",
+                   help="evaluate a checkpoint trained on another task with the same labels")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--jit_compile", action="store_true",
                    help="compile the per-layer inference steps with XLA")
@@ -101,13 +110,20 @@ def validate(args, task, warn=None):
     if args.model_type not in MODEL_TYPES:
         raise UserError(f"--model_type {args.model_type} is not supported by PABEE; use bert or "
                         "albert")
-    patience = parse_patience_list(args.patience)
+    patience = parse_int_list(args.patience, "--patience", minimum=0)
+    precision.precision_name(args.bf16, args.fp16)  # both given: UserError
     if not (args.do_train or args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
-    for flag in ("per_gpu_train_batch_size", "per_gpu_eval_batch_size",
-                 "gradient_accumulation_steps", "max_seq_length"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be a positive integer, got {getattr(args, flag)}")
+    check_numbers(args, counts=("per_gpu_train_batch_size", "per_gpu_eval_batch_size",
+                                "gradient_accumulation_steps", "max_seq_length"),
+                  rates=("learning_rate", "adam_epsilon"),
+                  non_negative=("weight_decay", "max_grad_norm", "warmup_steps"),
+                  seeds=("seed",))
+    if args.do_train and args.max_steps <= 0:
+        check_numbers(args, rates=("num_train_epochs",))
+    if args.do_train:
+        check_output_dir(args.output_dir, overwrite=args.overwrite_output_dir)
+        check_model_files(args.model_name_or_path, args.config_name or None)
     if task.is_regression:
         if args.regression_threshold is None:
             args.regression_threshold = 0.0
@@ -126,13 +142,21 @@ def validate(args, task, warn=None):
     return patience
 
 
-@cli_entry
-def main(argv=None):
-    from pabee import pipeline
+def settings(argv, warn=None):
+    """Parse and check the flags: the PabeeSettings the pipeline runs with."""
     args = build_parser().parse_args(argv)
-    with distribute.scope(args.strategy):
-        precision.apply_flags(args)
-        if args.do_train:  # other workers train into a throwaway folder
-            args.output_dir = distribute.chief_folder(args.output_dir)
-        pipeline.run(args)
+    patience_list = validate(args, get_task(args.task_name), warn)
+    return PabeeSettings(**vars(args), patience_list=patience_list)
+
+
+@command
+def main(argv=None):
+    run_settings = settings(argv)
+    from pabee import pipeline
+
+    with distribute.scope(run_settings.strategy):
+        precision.apply_flags(run_settings)
+        if run_settings.do_train:  # other workers train into a throwaway folder
+            run_settings.output_dir = distribute.chief_folder(run_settings.output_dir)
+        pipeline.run(run_settings)
     return 0

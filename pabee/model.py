@@ -1,15 +1,18 @@
 """The PABEE model: a BERT/ALBERT backbone with one internal classifier after every layer.
 
-The seam is after each block: layer i's [CLS] vector goes through the backbone's own (shared)
-pooler, then dropout (training only, a fresh mask per layer), then classifier i, a single
-`Dense(num_labels)` named `classifiers_{i-1}`. The last one is the final classifier; there is no
-separate head. Heads start at N(0, initializer_range) / zero bias (the HF init rule).
+The internal classifiers are PABEE's seam (`InternalClassifiers`, `after_block`): after layer i
+the pooled output (the backbone's own, shared pooler) goes through dropout (training only, a
+fresh mask per layer) and classifier i, a `ClassificationHead` named `classifiers_{i-1}`, and its
+logits are recorded under `LOGITS`. The last one is the final classifier (the model's `head`);
+there is no separate head. Heads start at N(0, initializer_range) / zero bias (the HF init rule); for
+regression, fresh heads' biases start at the mean training score (`start_at_mean_score`).
 
 Dropout rate: BERT `hidden_dropout_prob`, ALBERT `classifier_dropout_prob` (0.1 unless the
 checkpoint's config says otherwise), as in the original.
 
-Training returns all L logits and the loss is sum_i i * loss_i / sum_i i. Patience 0 (`call`) is
-the plain full forward with the last classifier. Early exit lives in `pabee.patience`.
+Training runs the seam at every layer and the loss is sum_i i * loss_i / sum_i i. Patience 0
+(`call`) is the plain full forward with the last classifier. Early exit lives in
+`pabee.patience`, on the same seam and `BertBackbone.run_layer`.
 """
 import json
 import os
@@ -21,65 +24,81 @@ import tensorflow as tf
 
 from common import checkpoints
 from common.errors import UserError
-from common.modeling import BertBackbone, attention_bias, dummy_inputs
+from common.modeling import ClassificationHead, SeamClassifier, dummy_inputs
+from common.seams import SeamLayer
 from common.training import classification_loss
 
 HEAD_PREFIX = "classifiers_"
+LOGITS = "logits"  # the record name of the internal classifiers' outputs
 ALBERT_CLASSIFIER_DROPOUT = 0.1  # HF AlbertConfig default `classifier_dropout_prob`
 
 
-class PabeeClassifier(keras.Model):
-    """Backbone `bert` + shared pooler + L internal classifiers `classifiers_0..L-1`."""
+class InternalClassifiers(SeamLayer):
+    """PABEE's seam: after block i, classifier i on the pooled output; its logits are recorded
+    under `LOGITS`. `pool(hidden, mask)` is the model's pooling (one pooler for every exit)."""
+
+    def __init__(self, config, num_labels, dropout, pool, **kwargs):
+        super().__init__(**kwargs)
+        init = keras.initializers.RandomNormal(stddev=config.initializer_range)
+        self.classifiers = [
+            ClassificationHead(num_labels, dropout, kernel_initializer=init,
+                               bias_initializer="zeros", name=f"{HEAD_PREFIX}{i}")
+            for i in range(config.num_hidden_layers)]
+        self.pool = pool
+
+    def after_block(self, state, layer, training=False):
+        pooled = self.pool(state.hidden, state.mask)
+        state.record(LOGITS, self.classifiers[layer](pooled, training=training))
+        return state
+
+
+class PabeeClassifier(SeamClassifier):
+    """Backbone `bert` + shared pooler + L internal classifiers `classifiers_0..L-1` (the seam;
+    the last one is the head)."""
 
     optional_checkpoint_keys = (HEAD_PREFIX,)
 
-    def __init__(self, config, num_labels, head_dropout=None, **kwargs):
-        super().__init__(**kwargs)
-        self.config = config
-        self.num_labels = num_labels
-        self.num_layers = config.num_hidden_layers
+    def __init__(self, config, num_labels, head_dropout=None, pooling="cls", **kwargs):
         if head_dropout is None:
-            head_dropout = ALBERT_CLASSIFIER_DROPOUT if config.is_albert else config.hidden_dropout_prob
+            head_dropout = (ALBERT_CLASSIFIER_DROPOUT if config.is_albert
+                            else config.hidden_dropout_prob)
+        exits = InternalClassifiers(config, num_labels, float(head_dropout), pool=None,
+                                    name="internal_classifiers")
+        super().__init__(config, num_labels, seam=exits, head=exits.classifiers[-1],
+                         pooling=pooling, **kwargs)
+        exits.pool = self.bert.pool
+        self.num_layers = config.num_hidden_layers
         self.head_dropout = float(head_dropout)
-        self.bert = BertBackbone(config, name="bert")
-        self.dropout = keras.layers.Dropout(self.head_dropout, name="head_dropout")
-        init = keras.initializers.RandomNormal(stddev=config.initializer_range)
-        # float32 under mixed precision: the logits feed the loss and the patience rule.
-        self.classifiers = [
-            keras.layers.Dense(num_labels, kernel_initializer=init, bias_initializer="zeros",
-                               dtype="float32", name=f"{HEAD_PREFIX}{i}")
-            for i in range(self.num_layers)]
 
-    def build(self, input_shape):
-        """Sub-layers build on the first calls (see `build_model`)."""
+    @property
+    def classifiers(self):
+        return self.seam.classifiers
 
-    # ------------------------------------------------------------ the pieces of the loop
-    def embed(self, inputs, training=False):
-        """Embeddings (ALBERT: projected once, here) and the additive attention bias."""
-        x = self.bert.embeddings(inputs["input_ids"], inputs["token_type_ids"], training=training)
-        return x, attention_bias(inputs["attention_mask"], x.dtype)
-
-    def layer(self, index, x, bias, training=False):
-        """Block `index` (0-based; ALBERT: the index-th application of the shared block)."""
-        return self.bert.blocks[index](x, bias, training=training)[0]
-
-    def exit_logits(self, index, x, training=False):
-        """Internal classifier `index` on layer output `x`: pooler -> dropout -> Dense."""
-        pooled = self.bert.pool(x)
-        return self.classifiers[index](self.dropout(pooled, training=training))
+    def forward(self, inputs, training=False):
+        """The seam at every layer: (the last classifier's logits, the final state, whose
+        `records[LOGITS]` are [z_1, ..., z_L])."""
+        state = self.bert.encode(inputs, self.seam, training)
+        return state.records[LOGITS][-1], state
 
     def call(self, inputs, training=False, all_layers=False):
         """all_layers: the logits of every internal classifier, [z_1, ..., z_L] (training,
         per-layer evaluation). Otherwise patience 0: the full encoder and the last classifier."""
-        if not all_layers:
-            pooled = self.bert(inputs, training=training)["pooled_output"]
-            return self.classifiers[-1](self.dropout(pooled, training=training))
-        x, bias = self.embed(inputs, training)
-        logits = []
-        for index in range(self.num_layers):
-            x = self.layer(index, x, bias, training)
-            logits.append(self.exit_logits(index, x, training))
-        return logits
+        if all_layers:
+            return self.forward(inputs, training)[1].records[LOGITS]
+        return self.classify(self.bert.encode(inputs, training=training), training)
+
+    def start_at_mean_score(self, scores):
+        """Regression: every internal classifier's bias starts at the mean training score.
+
+        From a zero bias, all L heads must reach scores around 2.7 (STS-B: 0-5), and Adam moves
+        a bias by about one learning rate per update; the fast way there is through the pooler
+        they share and the layers below, which learn to give every input the same pooled
+        vector, and from there nothing input-dependent is learned (Spearman near 0). Started
+        at the mean, the heads only have to learn what varies with the input."""
+        mean = float(np.mean(scores))
+        for head in self.classifiers:
+            head.bias.assign(np.full(head.bias.shape, mean, np.float32))
+        return mean
 
     # ------------------------------------------------------------ sizes
     def head_parameters(self):
@@ -107,7 +126,7 @@ def loss_fn(model, features, labels, training=True):
 def head_dropout_of(source):
     """The head dropout a source's config asks for (None: the model's default rule)."""
     if source.kind == "own":
-        return source.sidecar.get("head_dropout")
+        return source.sidecar["method_state"].get("head_dropout")
     if not source.config.is_albert:
         return None
     path = os.path.join(source.folder, "config.json")
@@ -117,11 +136,11 @@ def head_dropout_of(source):
     return None
 
 
-def build_model(source, num_labels, name="pabee"):
+def build_model(source, num_labels, name="pabee", pooling="cls"):
     """An unloaded PabeeClassifier for a resolved `common.checkpoints.Source`, weights built."""
-    model = PabeeClassifier(source.config, num_labels, head_dropout_of(source), name=name)
-    model(dummy_inputs())  # builds the backbone through its own call: variables under "bert/"
-    model(dummy_inputs(), all_layers=True)  # then every head
+    model = PabeeClassifier(source.config, num_labels, head_dropout_of(source), pooling,
+                            name=name)
+    model(dummy_inputs(), all_layers=True)  # the backbone (through its own call), every head
     return model
 
 

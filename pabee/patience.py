@@ -21,8 +21,10 @@ import tensorflow as tf
 from keras import ops
 
 from common import flops
+from common.errors import parse_int_list
+from common.seams import EncoderState
 from common.training import batches
-from common.errors import UserError
+from pabee.model import LOGITS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,18 +49,8 @@ class ExitResult:
 
 
 def parse_patience_list(text):
-    """'3,4, 5' -> [3, 4, 5]; UserError for anything but non-negative integers."""
-    values = []
-    for part in str(text).split(","):
-        try:
-            value = int(part)
-        except ValueError:
-            raise UserError(f"--patience must be comma-separated non-negative integers such as "
-                            f"3,4,5; got '{text}'") from None
-        if value < 0:
-            raise UserError(f"--patience values must be >= 0 (0 = full model), got {value}")
-        values.append(value)
-    return values
+    """'3,4, 5' -> [3, 4, 5]; UserError for anything but non-negative integers (0 = full model)."""
+    return parse_int_list(text, "--patience", minimum=0)
 
 
 def _exit_loop(rule, num_layers, count, layer_logits, keep_rows):
@@ -110,6 +102,7 @@ class EarlyExitEngine:
     """Compiled inference on a PABEE model: early exit layer by layer, the full model
     (patience 0, the vanilla forward) and all layers' logits (per-layer evaluation).
 
+    Every step is `BertBackbone.run_layer` with the model's seam (its internal classifiers).
     Every compiled function takes any batch size and length (one trace each; per-layer steps
     one trace per layer; embeddings are fused into layer 1's step), so the same steps serve the
     batch-1 loop and the shrinking batches, and reloading other weights into the same model
@@ -117,18 +110,22 @@ class EarlyExitEngine:
 
     def __init__(self, model, jit_compile=False):
         self.model = model
-        hidden = model.config.hidden_size
-        x_spec = tf.TensorSpec([None, None, hidden], tf.float32)
-        bias_spec = tf.TensorSpec([None, 1, 1, None], tf.float32)
+        floats = model.compute_dtype  # hidden, mask and bias: bfloat16 / float16 when mixed
+        state_spec = [tf.TensorSpec([None, None, model.config.hidden_size], floats),
+                      tf.TensorSpec([None, None], floats),
+                      tf.TensorSpec([None, 1, 1, None], floats),
+                      tf.TensorSpec([None, None], tf.int32)]
         input_spec = [{key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}]
         self._full = _Compiled(lambda features: model(features), input_spec, jit_compile)
         self._all_layers = _Compiled(lambda features: model(features, all_layers=True),
                                      input_spec, jit_compile)
         self._first = _Compiled(self._first_step, input_spec, jit_compile)
-        self._steps = [None] + [_Compiled(self._step_fn(i), [x_spec, bias_spec], jit_compile)
+        self._steps = [None] + [_Compiled(self._step_fn(i), state_spec, jit_compile)
                                 for i in range(1, model.num_layers)]
-        self._gather = _Compiled(lambda x, bias, rows: (tf.gather(x, rows), tf.gather(bias, rows)),
-                                 [x_spec, bias_spec, tf.TensorSpec([None], tf.int32)], False)
+        self._gather = _Compiled(
+            lambda hidden, mask, bias, positions, rows: tuple(
+                tf.gather(t, rows) for t in (hidden, mask, bias, positions)),
+            state_spec + [tf.TensorSpec([None], tf.int32)], False)
         self._input_spec, self._jit_compile = input_spec, jit_compile
         self._single = {}  # rule -> compiled batch-1 loop
 
@@ -140,16 +137,21 @@ class EarlyExitEngine:
         """(L, N, C) logits of every internal classifier (no exit)."""
         return np.stack([z.numpy() for z in self._all_layers(_inputs(features))])
 
+    def _layer(self, index, state):
+        """Layer `index` with its internal classifier: (state after it, the classifier's
+        logits). Each layer starts with empty records: only its own logits are read."""
+        state = self.model.bert.run_layer(state.replace(records={}), index, self.model.seam)
+        return state, state.records[LOGITS][-1]
+
     def _first_step(self, features):
         """Embeddings and layer 1 in one call (one host round trip fewer per example)."""
-        x, bias = self.model.embed(features)
-        x = self.model.layer(0, x, bias)
-        return x, bias, self.model.exit_logits(0, x)
+        state, logits = self._layer(0, self.model.bert.start(features))
+        return _tensors(state) + (logits,)
 
     def _step_fn(self, index):
-        def step(x, bias):
-            x = self.model.layer(index, x, bias)
-            return x, self.model.exit_logits(index, x)
+        def step(*tensors):
+            state, logits = self._layer(index, EncoderState(*tensors))
+            return _tensors(state) + (logits,)
         return step
 
     def _single_loop(self, rule):
@@ -158,24 +160,22 @@ class EarlyExitEngine:
         layer i's logits or runs layer i + 1 with its classifier and rule update, so nothing
         past the exit executes. One example needs no row masks: the branch taken is the
         example's state."""
-        model, layers = self.model, self.model.num_layers
+        layers = self.model.num_layers
 
         def loop(features):
-            x, bias = model.embed(features)
-
-            def from_layer(index, x, counter, previous):
-                x, logits = self._step_fn(index)(x, bias)
+            def from_layer(index, state, counter, previous):
+                state, logits = self._layer(index, state)
                 if index == layers - 1:
                     return logits, tf.constant([layers])
                 if index:
                     counter = rule.update(counter, previous, logits)
                 if index < rule.patience:
-                    return from_layer(index + 1, x, counter, logits)
+                    return from_layer(index + 1, state, counter, logits)
                 return tf.cond(counter[0] >= rule.patience,
                                lambda: (logits, tf.constant([index + 1])),
-                               lambda: from_layer(index + 1, x, counter, logits))
+                               lambda: from_layer(index + 1, state, counter, logits))
 
-            return from_layer(0, x, tf.zeros([1], tf.int32), None)
+            return from_layer(0, self.model.bert.start(features), tf.zeros([1], tf.int32), None)
 
         if rule not in self._single:
             self._single[rule] = _Compiled(loop, self._input_spec, self._jit_compile)
@@ -189,18 +189,18 @@ class EarlyExitEngine:
         if features["input_ids"].shape[0] == 1:
             logits, exit_layers = self._single_loop(rule)(features)
             return ExitResult(logits.numpy(), exit_layers.numpy())
-        state = {}
+        running = {}
 
         def layer_logits(index):
             if index == 0:
-                state["x"], state["bias"], logits = self._first(features)
+                *tensors, logits = self._first(features)
             else:
-                state["x"], logits = self._steps[index](state["x"], state["bias"])
+                *tensors, logits = self._steps[index](*running["state"])
+            running["state"] = tensors
             return logits.numpy()
 
         def keep_rows(keep):
-            state["x"], state["bias"] = self._gather(state["x"], state["bias"],
-                                                     keep.astype(np.int32))
+            running["state"] = self._gather(*running["state"], keep.astype(np.int32))
 
         return _exit_loop(rule, self.model.num_layers, len(features["input_ids"]),
                           layer_logits, keep_rows)
@@ -213,6 +213,11 @@ class EarlyExitEngine:
 
 
 INPUT_KEYS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def _tensors(state):
+    """The tensors of an `EncoderState` that the compiled steps pass on (records aside)."""
+    return state.hidden, state.mask, state.bias, state.positions
 
 
 def _inputs(features):

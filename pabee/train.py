@@ -29,7 +29,8 @@ import tensorflow as tf
 from common import distribute
 from common.errors import UserError
 from common.precision import clip_norm, training_optimizer
-from common.training import ParamGroup, batches, set_seed, split_features
+from common.seeding import set_seed
+from common.training import ParamGroup, batches, split_features
 from pabee.model import loss_fn
 
 

@@ -2,35 +2,30 @@
 
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).
-Every flag of the reference works (`--EPOCH` too); added: --SEED, --SKIP_FINETUNE and
---FP16 / --BF16 (Keras mixed precision). Every input
-is checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
+Every flag of the reference works (`--EPOCH` too); added: --SEED, --SKIP_FINETUNE, --FP16 / --BF16
+(Keras mixed precision) and --STRATEGY (tf.distribute for the training stages). Every input is
+checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
 """
-import argparse
 import json
 import os
 import tempfile
 
 from common import distribute, precision
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
-from common.errors import UserError, cli_entry
+from common.cli import ArgumentParser, command
+from common.data import load_split
+from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from powerbert import pipeline
+from common.validation import (check_checkpoint_task, check_model_files, check_numbers,
+                               check_output_dir)
 from powerbert.retention import format_retention, parse_retention
 
 MODEL_FORMATS = ("CKPT", "HDF5")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors become one-line UserErrors (exit code 2 via cli_entry)."""
-
-    def error(self, message):
-        raise UserError(f"{message}; see `python -m powerbert --help`")
-
-
 def build_parser():
-    p = _Parser(prog="powerbert", description="PoWER-BERT: fine-tune, search the retention "
+    p = ArgumentParser(prog="powerbert", description="PoWER-BERT: fine-tune, search the retention "
                 "configuration and re-train with word-vector elimination; or evaluate/predict.")
     p.add_argument("--EPOCHS", "--EPOCH", dest="EPOCHS", type=int, default=5,
                    help="epochs of each of the three stages (default 5)")
@@ -61,6 +56,10 @@ def build_parser():
     p.add_argument("--RETENTION_CONFIG",
                    help="eval/predict: comma-separated word-vectors kept per block, "
                         "non-increasing (default: the checkpoint's own, else N everywhere)")
+    p.add_argument("--LENGTH_SCALED_RETENTION", action="store_true",
+                   help="eval/predict: on a batch padded to its longest text (n tokens), block l "
+                        "keeps ceil(k_l * n / N) word-vectors instead of min(k_l, n) (default: "
+                        "fixed k_l, the reference's behaviour)")
     p.add_argument("--MODEL_FORMAT", help="eval/predict: CKPT (Google TF checkpoint or HF "
                    "folder) or HDF5 (*.weights.h5 of this toolkit); default: detected")
     p.add_argument("--PRED_GLUE", action="store_true",
@@ -69,12 +68,17 @@ def build_parser():
     p.add_argument("--SKIP_FINETUNE", action="store_true",
                    help="training: --CHECKPOINT_PATH is already fine-tuned on the task; use it "
                         "as the stage-1 result")
+    p.add_argument("--OVERWRITE_OUTPUT_DIR", action="store_true",
+                   help="training: allow a non-empty --OUTPUT_DIR (its stage folders and "
+                        "log_file.txt are replaced); evaluation and prediction always append")
+    p.add_argument("--ALLOW_OTHER_TASK", action="store_true",
+                   help="run a checkpoint trained on another task with the same labels")
     precision.add_flags(p, upper=True)
     distribute.add_flag(p, "--STRATEGY")
     return p
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     with distribute.scope(args.STRATEGY):
@@ -86,6 +90,8 @@ def main(argv=None):
 
 def run(args, echo=print):
     """Check every input, then train, evaluate or predict. Returns a summary dict."""
+    from powerbert import pipeline
+
     training = not (args.EVAL_ONLY or args.PREDICT_ONLY)
     _check_flags(args, training)
     task = get_task(args.TASK)
@@ -93,17 +99,24 @@ def run(args, echo=print):
     if num_classes != task.num_labels:
         raise UserError(f"{args.TASK_CONFIG_PATH} gives {task.glue_name} {num_classes} classes but "
                         f"the task has {task.num_labels}; fix num_classes there")
+    # Training starts OUTPUT_DIR afresh; evaluation and prediction append to its log.
+    check_output_dir(args.OUTPUT_DIR, overwrite=args.OVERWRITE_OUTPUT_DIR or not training,
+                     flag="--OVERWRITE_OUTPUT_DIR", what="--OUTPUT_DIR")
     source = resolve_source(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
+    check_checkpoint_task(source.sidecar, task, args.CHECKPOINT_PATH, args.ALLOW_OTHER_TASK,
+                          flag="--ALLOW_OTHER_TASK")
     check_max_length(source.config, max_length)
+    check_model_files(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
     retention = None if training else _inference_retention(args, source, task, max_length)
     tokenizer = _tokenizer(args, source)
     splits = ("train", "dev") if training else ("dev",) if args.EVAL_ONLY else ("test",)
-    data = {split: pipeline.load_split_arrays(task, args.DATA_DIR, tokenizer, max_length, split)
+    data = {split: load_split(task, args.DATA_DIR, split, tokenizer, max_length, log=echo)
             for split in splits}
     model = None
     if not training:
         model = pipeline.build_powerbert(source.config, task.num_labels, max_length,
-                                         retention=retention)
+                                         retention=retention,
+                                         length_scaled=args.LENGTH_SCALED_RETENTION)
     elif args.SKIP_FINETUNE:
         model = pipeline.build_plain(source.config, task.num_labels, max_length)
     if model is not None and not load_backbone_weights(model, source):
@@ -115,7 +128,8 @@ def run(args, echo=print):
                         tokenizer=tokenizer, output_dir=args.OUTPUT_DIR,
                         batch_size=args.BATCH_SIZE, epochs=args.EPOCHS, seed=args.SEED,
                         cased=args.CASED, echo=echo,
-                        log=pipeline.RunLog(args.OUTPUT_DIR, args, append=not training))
+                        log=pipeline.RunLog(args.OUTPUT_DIR, str(args),
+                                            append=not training))
     if training:
         return _train(args, run_, source, data, finetuned_model=model)
     echo(f"retention configuration: {format_retention(retention)}")
@@ -126,6 +140,8 @@ def run(args, echo=print):
 
 
 def _train(args, run_, source, data, finetuned_model=None):
+    from powerbert import pipeline
+
     (train, _), (dev, _) = data["train"], data["dev"]
     run_.echo(f"PoWER-BERT on {run_.task.glue_name}: {len(train['input_ids'])} train / "
               f"{len(dev['input_ids'])} dev rows, sequence length {run_.max_length}")
@@ -149,14 +165,14 @@ def _check_flags(args, training):
     for flag in ("TASK", "DATA_DIR", "CHECKPOINT_PATH", "OUTPUT_DIR"):
         if not getattr(args, flag):
             raise UserError(f"--{flag} is required")
-    for flag in ("EPOCHS", "BATCH_SIZE"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    check_numbers(args, counts=("EPOCHS", "BATCH_SIZE"), seeds=("SEED",))
     if args.MODEL_FORMAT is not None and args.MODEL_FORMAT.upper() not in MODEL_FORMATS:
         raise UserError(f"--MODEL_FORMAT '{args.MODEL_FORMAT}' is not supported; use CKPT (Google "
                         "TF checkpoint or HF folder) or HDF5 (*.weights.h5 of this toolkit)")
     if args.PRED_GLUE and not args.PREDICT_ONLY:
         raise UserError("--PRED_GLUE only applies to --PREDICT_ONLY; add --PREDICT_ONLY")
+    if args.LENGTH_SCALED_RETENTION and training:
+        raise UserError("--LENGTH_SCALED_RETENTION only applies to --EVAL_ONLY / --PREDICT_ONLY")
     if not training:
         return
     for flag in ("LAMBDA", "LR_SOFT_EXTRACT"):
@@ -164,11 +180,7 @@ def _check_flags(args, training):
             raise UserError(f"--{flag} is required for training (e.g. the README's MRPC values "
                             "--LR_SOFT_EXTRACT 0.003 --LAMBDA 0.003); or pass --EVAL_ONLY / "
                             "--PREDICT_ONLY")
-    for flag in ("LR_BERT", "LR_SOFT_EXTRACT"):
-        if not getattr(args, flag) > 0:
-            raise UserError(f"--{flag} must be positive, got {getattr(args, flag)}")
-    if not args.LAMBDA >= 0:
-        raise UserError(f"--LAMBDA must be >= 0, got {args.LAMBDA}")
+    check_numbers(args, rates=("LR_BERT", "LR_SOFT_EXTRACT"), non_negative=("LAMBDA",))
 
 
 def _task_settings(args, task):
@@ -215,7 +227,7 @@ def _inference_retention(args, source, task, max_length):
     layers = source.config.num_hidden_layers
     if args.RETENTION_CONFIG is not None:
         return parse_retention(args.RETENTION_CONFIG, layers, max_length)
-    return sidecar.get("retention_config") or [max_length] * layers
+    return sidecar.get("method_state", {}).get("retention_config") or [max_length] * layers
 
 
 def _tokenizer(args, source):

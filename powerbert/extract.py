@@ -8,8 +8,9 @@ first, as `top_k` does).
   parameter r[j] in [0, 1]; nothing is removed. r starts at 1 (the fine-tuned function) and
   carries an L1 penalty `penalty * sum(r)` (penalty = LAMBDA x block index).
 * `extract` keeps [CLS] and the k-1 most significant other word-vectors, in their original order,
-  and gathers the attention mask with the same positions. k is a Python int fixed per block, so
-  every shape stays static and the model compiles with XLA.
+  and gathers the attention mask with the same positions. On inputs of a fixed length k is a
+  Python int fixed per block, so every shape stays static and the model compiles with XLA; a
+  batch shorter than k keeps all of its n word-vectors.
 """
 import keras
 import tensorflow as tf
@@ -65,12 +66,18 @@ def extract_positions(scores, k):
 
 
 def extract(x, mask, scores, k):
-    """Keep k word-vectors: x (batch, n, d), mask (batch, n), scores (batch, n) ->
+    """Keep min(k, n) word-vectors: x (batch, n, d), mask (batch, n), scores (batch, n) ->
     x (batch, k, d), mask (batch, k), positions (batch, k) into the incoming sequence.
 
-    k >= n keeps every position in order (the identity), so no gather is needed then."""
-    if k >= x.shape[1]:
-        return x, mask, None
+    With n known (eager, XLA, inputs padded to a fixed length), k >= n keeps every position in
+    order (the identity), so no gather is needed then. With n known only at run time (a graph
+    traced for any batch length), k may be a scalar tensor too."""
+    length = x.shape[1]
+    if length is not None and isinstance(k, int):
+        if k >= length:
+            return x, mask, None
+    else:
+        k = ops.minimum(k, ops.shape(x)[1])
     positions = extract_positions(scores, k)
     return (tf.gather(x, positions, batch_dims=1), tf.gather(mask, positions, batch_dims=1),
             positions)

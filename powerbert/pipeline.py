@@ -5,8 +5,8 @@
              configuration comes from its final epoch   -> OUTPUT_DIR/configuration_search_model/
     stage 3  re-train with Extract, from the stage-2 weights    -> OUTPUT_DIR/retrained/
 
-Each checkpoint is `<stage>/<stage>.weights.h5` + `config.json` (task, max length, retention
-configuration...) + tokenizer files; the next stage loads it from disk by variable key, like the
+Each checkpoint is `<stage>/model.weights.h5` + `config.json` (task, max length, retention
+configuration...) + tokenizer files, committed as one set; the next stage loads it from disk by variable key, like the
 reference's by-name HDF5 loading. Every stage trains with the reference's Adam (powerbert.optimizer)
 for the same number of epochs; stages 1 and 3 keep their best dev epoch by the task's metric.
 `log_file.txt` gets the reference's records (spec §1.6) plus the task metric per epoch, the
@@ -19,39 +19,41 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import checkpoints, distribute, flops
-from common.data import encode_examples, read_split
+from common import checkpoints, distribute, flops, runlog
+from common.files import write_text
 from common.modeling import SequenceClassifier, dummy_inputs
-from common.training import (classification_loss, evaluate_classifier, fine_tune, predict,
-                             set_seed, train)
+from common.seeding import set_seed
+from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
 from powerbert.model import PowerBertClassifier, reference_config
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention, format_retention, movement_warning
 
 LOG_FILE = "log_file.txt"
+EVENTS_FILE = "run_log.jsonl"
 PREDICTION_FILE = "prediction.txt"
 FINETUNE, SEARCH, RETRAINED = "finetune", "configuration_search_model", "retrained"
 
 
-class RunLog:
-    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (spec §1.6).
+class RunLog(runlog.RunLog):
+    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (spec §1.6),
+    written from the shared run log (common.runlog) whose JSON lines go to `run_log.jsonl`.
 
-    A training run starts the file afresh, as the reference does; evaluation and prediction runs
-    append to it instead of wiping the training log (the reference truncates it in every mode)."""
+    A training run starts log_file.txt afresh, as the reference does; evaluation and prediction
+    runs append to it instead of wiping the training log (the reference truncates it in every
+    mode). run_log.jsonl keeps every run."""
 
     def __init__(self, output_dir, args, append=False):
-        self.path = os.path.join(output_dir, LOG_FILE)
-        start = "\n" if append and os.path.isfile(self.path) else ""
-        with open(self.path, "a" if append else "w", encoding="utf-8") as out:
-            out.write(f"{start}Command-Line arguments :{args}")
+        path = os.path.join(output_dir, LOG_FILE)
+        start = "\n" if append and os.path.isfile(path) else ""
+        super().__init__(path, os.path.join(output_dir, EVENTS_FILE), fresh=not append,
+                         echo=None)
+        self.write(f"{start}Command-Line arguments :{args}")
+        self.event("start", arguments=str(args))
 
-    def write(self, text):
-        with open(self.path, "a", encoding="utf-8") as out:
-            out.write(text)
-
-    def record(self, text):
-        """A training record: a new line starting with one space."""
+    def record(self, text, **values):
+        """A training record: a new line starting with one space (+ its JSON line)."""
         self.write("\n " + text)
+        self.event("record", text=text, **values)
 
 
 @dataclasses.dataclass
@@ -69,19 +71,19 @@ class Run:
     log: RunLog | None = None
     echo: object = print
 
-    def record(self, text):
+    def record(self, text, **values):
         self.echo(text)
         if self.log is not None:
-            self.log.record(text)
+            self.log.record(text, **values)
 
     def meta(self, stage, **extra):
         return {"task": self.task.name, "num_labels": self.task.num_labels,
-                "max_length": self.max_length, "cased": self.cased, "method": "powerbert",
+                "max_length": self.max_length, "lower_case": not self.cased, "method": "powerbert",
                 "stage": stage, **extra}
 
     def save(self, model, stage, **extra):
         folder = os.path.join(self.output_dir, stage)
-        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra), name=stage,
+        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra),
                                            tokenizer=self.tokenizer)
 
     def monitored(self, history, stage_title):
@@ -89,16 +91,11 @@ class Run:
         task's own metric when it differs (MCC, F1, Spearman)."""
         monitor = "pearson" if self.task.is_regression else "acc"
         self.record(f"{stage_title} accuracies for all epochs on the Dev set:"
-                    f"{[round(r[monitor], 4) for r in history]}")
+                    f"{[round(r[monitor], 4) for r in history]}", stage=stage_title,
+                    epochs=history)
         if self.task.metric != monitor:
             self.record(f"{stage_title} {self.task.metric} for all epochs on the Dev set:"
                         f"{[round(r[self.task.metric], 4) for r in history]}")
-
-
-def load_split_arrays(task, data_dir, tokenizer, max_length, split):
-    """Encoded arrays of one split (with 'labels' unless it is a test split) and the row ids."""
-    examples = read_split(task, data_dir, split)
-    return encode_examples(tokenizer, examples, max_length), examples.ids
 
 
 def build_plain(config, num_labels, max_length):
@@ -110,8 +107,10 @@ def build_plain(config, num_labels, max_length):
 
 
 def build_powerbert(config, num_labels, max_length, **kwargs):
-    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens."""
-    model = PowerBertClassifier(reference_config(config), num_labels, **kwargs)
+    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens (the N of
+    a length-scaled retention)."""
+    model = PowerBertClassifier(reference_config(config), num_labels, max_length=max_length,
+                                **kwargs)
     model(dummy_inputs(max_length))
     return model
 
@@ -124,6 +123,7 @@ def load_stage(model, path):
 
 def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
     """Stage 1. Returns the checkpoint path of the best dev epoch."""
+    set_seed(run.seed)
     model = build_plain(source.config, run.task.num_labels, run.max_length)
     if not checkpoints.load_backbone_weights(model, source):
         # The reference's fresh classifier: Keras Dense defaults.
@@ -151,6 +151,7 @@ def adopt_finetuned(run, model, dev_arrays, source_path):
 def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, lam, lr_bert,
                                lr_soft_extract):
     """Stage 2. Returns (checkpoint path, retention configuration, per-block masses)."""
+    set_seed(run.seed)
     model = build_powerbert(run.config, run.task.num_labels, run.max_length,
                             search_length=run.max_length, lam=lam)
     load_stage(model, finetune_path)
@@ -162,7 +163,6 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
         return record
 
-    set_seed(run.seed)
     history = train(model, train_arrays, epochs=run.epochs, batch_size=run.batch_size,
                     groups=search_groups(model, lr_bert, lr_soft_extract), loss_fn=search_loss,
                     evaluate=evaluate, seed=run.seed,
@@ -205,6 +205,7 @@ def search_loss(model, features, labels, training):
 
 def retrain_stage(run, search_path, retention, train_arrays, dev_arrays, lr_bert):
     """Stage 3. Returns (checkpoint path, dev metrics of the best epoch)."""
+    set_seed(run.seed)
     model = build_powerbert(run.config, run.task.num_labels, run.max_length, retention=retention)
     load_stage(model, search_path)
     saved = {}
@@ -237,6 +238,7 @@ def evaluate_stage(run, model, dev_arrays):
     for line in lines:
         run.echo(line)
         run.log.write("\n" + line)
+    run.log.event("evaluation", split="dev", metrics=metrics)
     return metrics
 
 
@@ -246,13 +248,13 @@ def predict_stage(run, model, test_arrays, ids, glue=False):
     outputs = predict(model, test_arrays, run.batch_size)
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
-    _write_atomically(os.path.join(run.output_dir, PREDICTION_FILE),
+    write_text(os.path.join(run.output_dir, PREDICTION_FILE),
                       "".join(f"{row}\n" for row in outputs))
     written = [PREDICTION_FILE]
     if glue:
         labels = outputs[:, 0] if run.task.is_regression else outputs.argmax(-1)
         rows = [f"{i}\t{run.task.format_prediction(p)}\n" for i, p in zip(ids, labels)]
-        _write_atomically(os.path.join(run.output_dir, run.task.submission_file),
+        write_text(os.path.join(run.output_dir, run.task.submission_file),
                           "index\tprediction\n" + "".join(rows))
         written.append(run.task.submission_file)
     run.echo(f"wrote {', '.join(written)} to {run.output_dir}")
@@ -269,9 +271,3 @@ def _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best):
 def _dev_metrics(record):
     return {k: v for k, v in record.items() if k not in ("epoch", "train_loss", "seconds")}
 
-
-def _write_atomically(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)

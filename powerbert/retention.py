@@ -1,7 +1,7 @@
 """Retention configurations: derive one from the learned Soft-Extract masses (spec §1.3), parse
 `--RETENTION_CONFIG` (spec §8, plus the missing "at least 1" check), format one for that flag,
 and warn when a configuration search barely moved (spec §10 item 10)."""
-from common.errors import UserError
+from common.errors import UserError, parse_int_list
 
 BARELY_MOVED = 0.9  # a configuration keeping this share of all word-vectors or more
 
@@ -26,13 +26,7 @@ def parse_retention(text, num_layers, max_length, flag="--RETENTION_CONFIG"):
     (errors name `flag`)."""
     example = format_retention([max_length] * num_layers)
     values = []
-    for position, item in enumerate(text.split(","), 1):
-        try:
-            value = int(item)
-        except ValueError:
-            raise UserError(f"{flag} item {position} '{item.strip()}' is not an "
-                            f"integer; give {num_layers} comma-separated integers such as "
-                            f"{example}") from None
+    for position, value in enumerate(parse_int_list(text, flag, example=example), 1):
         if value < 1:
             raise UserError(f"{flag} item {position} is {value}; every block keeps "
                             "at least 1 word-vector ([CLS]), use values >= 1")

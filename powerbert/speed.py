@@ -1,52 +1,66 @@
-"""Measured inference speed of PoWER-BERT against the vanilla model on the same inputs.
+"""PoWER-BERT's timing sides for `common.benchmark`, beside the dense baselines.
 
-Both forward passes are compiled the same way (`tf.function(jit_compile=True)`, inference mode),
-warmed up, then timed in interleaved repeats (vanilla, PoWER, PoWER, vanilla, ...) so background
-load hits both sides alike; the medians are compared.
+    powerbert-padded    Extract on batches padded to the max length (the paper's setting), XLA
+    powerbert-dynamic   Extract on the length-sorted, dynamically padded batches of the
+                        dense-dynamic baseline: a batch of width n keeps min(k_l, n) word-vectors
+                        in block l (pads carry no significance, so the real tokens kept are the
+                        padded run's), XLA-compiled once per batch width during the warm-up
+    powerbert-unpadded  batch 1, each text at its own length (same rule), XLA per length
+
+Both models hold the same weights. FLOPs are counted per example on its real length n, with
+the retention clipped to min(k_l, n) (`flops_on_lengths`).
 """
-import statistics
-import time
-
 import numpy as np
 import tensorflow as tf
 
-
-def compiled_forward(model, jit_compile=True):
-    """The model's inference forward pass as one compiled function of the input dict."""
-    return tf.function(lambda inputs: model(inputs, training=False), jit_compile=jit_compile)
+from common import benchmark, flops
+from common.data import real_lengths
 
 
-def _seconds(function, inputs):
-    start = time.perf_counter()
-    np.asarray(function(inputs))  # wait for the result
-    return time.perf_counter() - start
+def clipped(retention, n):
+    """The word-vectors block l keeps on an input of n tokens."""
+    return [min(int(k), int(n)) for k in retention]
 
 
-def time_interleaved(functions, inputs, repeats=5, warmup=2):
-    """{name: [seconds per call]} for each compiled function on the same `inputs`."""
-    for function in functions.values():
-        for _ in range(warmup):
-            _seconds(function, inputs)
-    times = {name: [] for name in functions}
-    names = list(functions)
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else names[::-1]:
-            times[name].append(_seconds(functions[name], inputs))
-    return times
+def flops_on_lengths(config, retention, lengths, num_labels=2):
+    """(vanilla, PoWER-BERT) FLOPs summed over examples of the given real lengths."""
+    vanilla = sum(flops.vanilla_flops(config, int(n), num_labels) for n in lengths)
+    method = sum(flops.powerbert_flops(config, int(n), clipped(retention, n), num_labels)
+                 for n in lengths)
+    return vanilla, method
 
 
-def measure_speedup(vanilla, powerbert, inputs, repeats=5, warmup=2):
-    """Median milliseconds per batch of both models, the measured speed-up (ratio of the
-    medians) and the median of the per-repeat ratios (less sensitive to background load)."""
-    times = time_interleaved({"vanilla": compiled_forward(vanilla),
-                              "powerbert": compiled_forward(powerbert)},
-                             inputs, repeats, warmup)
-    vanilla_ms = 1000 * statistics.median(times["vanilla"])
-    powerbert_ms = 1000 * statistics.median(times["powerbert"])
-    return {"vanilla_ms": vanilla_ms, "powerbert_ms": powerbert_ms,
-            "measured_speedup": vanilla_ms / powerbert_ms,
-            "paired_speedup": statistics.median(
-                v / p for v, p in zip(times["vanilla"], times["powerbert"])),
-            "repeats": repeats,
-            "vanilla_times_ms": [round(1000 * t, 2) for t in times["vanilla"]],
-            "powerbert_times_ms": [round(1000 * t, 2) for t in times["powerbert"]]}
+def per_shape(model):
+    """`model(features)` XLA-compiled once per input shape (Extract's k is a Python int that
+    needs the static width), outputs copied to numpy."""
+    function = tf.function(lambda features: model(features, training=False), jit_compile=True)
+    return benchmark.blocking(function)
+
+
+def sides(vanilla, powerbert, arrays, batch_size):
+    """The dense baselines and PoWER-BERT's sides at `batch_size` (see the module docstring)."""
+    config, labels, retention = vanilla.config, vanilla.num_labels, powerbert.retention
+
+    def vanilla_flops(n):
+        return flops.vanilla_flops(config, n, labels)
+
+    def method_flops(items):
+        return sum(flops.powerbert_flops(config, n, clipped(retention, n), labels)
+                   for n in benchmark.item_lengths(items))
+
+    result = benchmark.dense_sides(vanilla, arrays, batch_size, vanilla_flops)
+    run = per_shape(powerbert)
+    if batch_size == 1:
+        items = benchmark.unpadded_examples(arrays)
+        return result + [benchmark.Side("powerbert-unpadded", run, items,
+                                        flops=method_flops(items))]
+    padded = benchmark.padded_batches(arrays, batch_size)
+    dynamic, order = benchmark.dynamic_batches(arrays, batch_size)
+    return result + [
+        benchmark.Side("powerbert-padded", run, padded, flops=method_flops(padded)),
+        benchmark.Side("powerbert-dynamic", run, dynamic, flops=method_flops(dynamic),
+                       order=order)]
+
+
+def mean_length(arrays):
+    return float(np.mean(real_lengths(arrays)))

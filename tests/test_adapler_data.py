@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import adapler.tasks  # noqa: F401
-from adapler.rationales import compare, encode_windows, read_eraser
+from adapler.rationale_evaluation import compare
+from adapler.rationales import encode_windows, read_eraser
 from common.data import read_split, read_table
 from common.errors import UserError
 from common.tasks import get_task
@@ -118,7 +119,7 @@ def test_hatexplain_votes_and_rationales(tmp_path):
     examples = read_split("hatexplain", str(tmp_path), "train")
     assert examples.ids == ["a", "b"] and examples.labels.tolist() == [2, 0]
     assert examples.text_a[0] == "you are great"
-    from adapler.rationales import read_hatexplain_rationales
+    from adapler.tasks import read_hatexplain_rationales
     docs = read_hatexplain_rationales(str(tmp_path), "dev")
     assert [d.id for d in docs] == ["c"] and docs[0].evidence.tolist() == [1, 1, 0]
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from adapler.evaluation import batched_outputs, evaluate, write_glue_tsv
+from adapler.flops import (check_counting, fitted_adapler_flops, fitted_bert_flops,
+                           per_example_flops, total_speedup)
 from adapler.model import AdapLeRClassifier
-from adapler.speedup import check_counting, per_example_flops, total_speedup
 from common import flops
 from common.checkpoints import load_backbone_weights, resolve_source
 from common.config import BertConfig
@@ -34,6 +35,28 @@ def test_paper_test_vectors():
     assert bert[0] / adapler[0] == pytest.approx(2.8488, abs=1e-4)
 
 
+@pytest.mark.parametrize("num_labels", [2, 3])
+@pytest.mark.parametrize("n", [8, 16, 32, 64, 128, 256, 512])
+def test_agrees_with_adapler_fitted_bert_formula(n, num_labels):
+    ours = flops.vanilla_flops(BERT_BASE, n, num_labels)
+    fitted = fitted_bert_flops(n, num_labels)
+    assert abs(ours / fitted - 1) < 0.01
+
+
+def test_paper_formula_test_vectors():
+    bert, adapler = fitted_bert_flops, fitted_adapler_flops
+    assert bert(64, 2) == 11_050_164_739
+    assert adapler([64] * 12, 2) == 11_088_071_986
+    assert bert(10, 2) == 1_707_137_227
+    assert adapler([10] * 12, 2) == 1_713_060_274
+    assert bert(128, 4) == 22_409_394_949
+    assert adapler([128] + [64] * 5 + [16] * 6, 4) == 7_866_219_380
+    assert round(flops.speedup(bert(64, 2), adapler([64] * 12, 2)), 5) == 0.99658
+    assert round(flops.speedup(bert(128, 4), adapler([128] + [64] * 5 + [16] * 6, 4)), 4) == 2.8488
+    with pytest.raises(UserError):
+        adapler([64] * 13, 2)
+
+
 def test_speedup_is_a_ratio_of_sums():
     bert, adapler = paper([[128, 128] + [64] * 5 + [16] * 6, [10] * 13], [1, 0])
     assert total_speedup(bert, adapler) == pytest.approx(sum(bert) / sum(adapler))
@@ -46,8 +69,8 @@ def test_exact_and_fitted_counts():
     assert bert == [flops.vanilla_flops(BERT_BASE, 30, 2)]
     assert adapler == [flops.adapler_flops(BERT_BASE, 30, kept[0], 2, 32)]
     bert, adapler = per_example_flops(BERT_BASE, "fitted", [30], kept, 2, 32)
-    assert bert == [flops.adapler_paper_flops_bert(30, 2)]
-    assert adapler == [flops.adapler_paper_flops_adapler(kept[0], 2)]
+    assert bert == [fitted_bert_flops(30, 2)]
+    assert adapler == [fitted_adapler_flops(kept[0], 2)]
     small = BertConfig(num_hidden_layers=6, hidden_size=384, intermediate_size=1536)
     with pytest.raises(UserError, match="12-layer BERT-base"):
         check_counting(small, "paper")

@@ -15,6 +15,7 @@ import pytest
 from adapler.cli import (evaluation_main, finetune_main, glue_prediction_main, glue_train_main,
                          saliency_main, train_main)
 from adapler.inference import main as infer_main
+from common.runlog import read_events
 from tests.test_adapler_data import eraser_fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,8 +109,10 @@ def test_stages_run_as_in_the_readme(workdir, capsys):
     train_main(train)
     model = TASK_DIR / f"models/adaptive_lr/{STEM}_lr"
     sidecar = json.loads((model / "config.json").read_text())
-    assert sidecar["method"] == "adapler" and len(sidecar["eta"]) == 2
+    assert sidecar["method"] == "adapler" and len(sidecar["method_state"]["eta"]) == 2
     log = (TASK_DIR / f"logs/{STEM}.log").read_text()
+    events = read_events(TASK_DIR / f"logs/{STEM}.jsonl", "validation")
+    assert [e["epoch"] for e in events] == [1] and "speedup" in events[0]
     assert "SPEEDUP (TOTAL)" in log and "Confidence Ratios" in log and "completed!" in log
     history = pickle.loads((TASK_DIR / f"logs/{STEM}.pkl").read_bytes())
     assert set(history) == {"loss", "head_loss", "lambda", "gamma"}
@@ -151,13 +154,13 @@ def test_glue_variant_and_checkpoint_fallback(workdir, capsys):
                               "--HEAD_LEARNING_RATE", "1e-4"])
     stem = "glue_GAMMA0.001_PHI0.002"
     sidecar = json.loads((TASK_DIR / f"models/adaptive_lr/{stem}_lr/config.json").read_text())
-    assert sidecar["checkpoint_rule_met"] is False
-    assert sidecar["eta_learning_rate"] == 5e-4  # the original's rate unless --ETA_LEARNING_RATE
+    assert sidecar["training"]["checkpoint_rule_met"] is False
+    assert sidecar["method_state"]["eta_learning_rate"] == 5e-4  # the original's rate unless --ETA_LEARNING_RATE
     log = (TASK_DIR / f"logs/{stem}.log").read_text()
     assert "WARNING: no epoch reached" in log and "(lambda 10)" in log
     fails(glue_train_main, COMMON + ["--SOFT_EXTRACT_TYPE", "tanh"], capsys, "does not exist")
     fails(glue_train_main, COMMON + ["--ETA_LEARNING_RATE", "0"], capsys,
-          "--ETA_LEARNING_RATE must be positive")
+          "--ETA_LEARNING_RATE must be a finite number > 0")
 
 
 def test_bad_inputs(workdir, capsys):
@@ -191,9 +194,19 @@ def test_rationale_and_benchmark_tools(workdir, capsys):
                             "--NUM_EXAMPLES", "6", "--REPEATS", "1", "--BATCH_SIZE", "4",
                             "--XLA_BASELINE", "--OUTPUT", "bench.json"])
     record = json.loads(Path("bench.json").read_text())
-    assert record["same_predictions"] == 6 and record["single_instance"]["flops_speedup"] > 0
-    assert record["single_instance"]["vanilla_xla_ms"] > 0
-    assert "vanilla XLA-compiled per length" in capsys.readouterr().out
+    assert [g["batch_size"] for g in record["groups"]] == [1, 4]
+    single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
+    assert set(single) == {"dense-padded", "dense-unpadded", "dense-unpadded-xla",
+                           "adapler-unpadded"}
+    assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
+                            "adapler-dynamic"}
+    for row in list(single.values()) + list(batched.values()):
+        assert row["median_ms"] > 0 and 0 <= row["metric"] <= 1
+    assert single["adapler-unpadded"]["same_predictions"] == "6/6"
+    assert batched["adapler-dynamic"]["same_predictions"] == "6/6"
+    assert single["adapler-unpadded"]["flops_speedup"] > 0
+    assert batched["adapler-dynamic"]["reference_dynamic"].startswith("dense-dynamic-")
+    assert "| 4 | adapler-dynamic |" in capsys.readouterr().out
 
 
 def test_demo_row(workdir):
@@ -202,6 +215,6 @@ def test_demo_row(workdir):
     row = demo_row(str(TASK_DIR / "models/bert_sst2_1"), "data/SST-2", "demo", epochs=1,
                    log=lambda *a: None, max_length=16, train_examples=16, timed_examples=4)
     assert set(row) == {"method", "dev_metric_name", "dev_metric", "flops_speedup",
-                        "measured_speedup", "notes"}
+                        "measured_speedup", "speedup_vs_padded", "notes"}
     assert row["method"] == "AdapLeR" and 0 <= row["dev_metric"] <= 1
     assert row["flops_speedup"] > 0 and row["measured_speedup"] > 0

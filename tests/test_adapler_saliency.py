@@ -13,6 +13,7 @@ from adapler.soft_removal import NO_REMOVAL_ETA
 from common.checkpoints import load_backbone_weights, resolve_source
 from common.errors import UserError
 from common.modeling import dummy_inputs
+from common.seams import initial_state
 from tests.test_adapler_model import TINY, random_batch
 
 
@@ -43,7 +44,8 @@ def test_saliency_matches_finite_differences(model):
     directions = np.eye(length * hidden, dtype=np.float32).reshape(-1, length, hidden)
     perturbed = np.concatenate([embedded + step * directions, embedded - step * directions])
     mask = np.repeat(example["attention_mask"].astype(np.float32), len(perturbed), 0)
-    logits = model.encode(perturbed, mask, eta=NO_REMOVAL_ETA, sharpness=1e10)["logits"].numpy()
+    logits = model.run(initial_state(perturbed, mask), eta=NO_REMOVAL_ETA,
+                       sharpness=1e10)["logits"].numpy()
     gold = logits[:, labels[row]]
     gradient = ((gold[:len(directions)] - gold[len(directions):]) / (2 * step)).reshape(
         length, hidden)

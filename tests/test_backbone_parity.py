@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from common import checkpoints
-from common.modeling import BertBackbone, SequenceClassifier, dummy_inputs
+from common.modeling import BertBackbone, dummy_inputs
 from conftest import FIXTURES
 
 TOLERANCE = 1e-4

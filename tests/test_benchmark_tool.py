@@ -1,7 +1,9 @@
 """tools/benchmark.py runs end to end on a tiny model (1 repeat) and rejects bad input cleanly."""
 import importlib.util
 import json
+import tempfile
 
+import numpy as np
 import pytest
 
 from conftest import FIXTURES, REPO
@@ -26,7 +28,11 @@ def test_tiny_run_writes_json_and_docs(tmp_path, capsys):
     assert (("2x8", "pytorch") in sides) == HAS_TORCH
     for row in result["rows"]:
         assert row["median_ms"] > 0 and row["sequences_per_s"] > 0 and row["gflops_per_s"] > 0
-        assert (row["ratio"] is not None) == HAS_TORCH
+        assert (row["ratio"] is not None) == HAS_TORCH and len(row["times_ms"]) == 1
+    assert set(result["environments"]) == {"2x8", "1x4"}
+    assert {"cpu_flags", "cpu", "versions"} <= set(result["machine"])
+    assert {"loadavg_before", "loadavg_after", "background_cpu_share",
+            "busy_processes"} <= set(result["environments"]["2x8"])
     if HAS_TORCH:
         assert max(result["agreement"]["2x8"].values()) <= benchmark.TOLERANCE
     text = docs.read_text()
@@ -40,28 +46,31 @@ def test_tiny_run_writes_json_and_docs(tmp_path, capsys):
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch / transformers not installed")
 def test_albert_weights_copy_into_pytorch():
+    from common.benchmark import Remote, run_sides
+
     args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / "tiny_albert")])
     model, _ = benchmark.load_model(args, 8)
-    notes = []
-    factories, hf = benchmark.build_sides(model, ["pytorch"], [False], 1, notes)
-    arrays = benchmark.make_inputs(model.config, 2, 8, 0)
-    runs = {name: factory(arrays) for name, factory in factories.items()}
-    gaps = benchmark.check_agreement(model, hf, runs, arrays)
-    assert set(gaps) == {"tensorflow", "pytorch", "pytorch last hidden state"}
-
-
-def test_interleaving_rotates_the_order():
-    calls = []
-    runs = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    times, _ = benchmark.time_interleaved(runs, repeats=3)
-    assert calls == list("abcbcacab")
-    assert all(len(t) == 3 for t in times.values())
+    items = [benchmark.make_inputs(model.config, 2, 8, 0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        state = f"{tmp}/w.npz"
+        np.savez(state, **benchmark.hf_state(model))
+        is_albert, shape = benchmark.hf_shape(model)
+        remote = Remote("tools.benchmark:torch_sides", dict(
+            is_albert=is_albert, shape=shape, state_file=state, items=items, threads=1,
+            onnx=False))
+        _, measurement = run_sides(benchmark.tensorflow_sides(model, [False], items), [remote],
+                                   repeats=1, warmup=0, check=benchmark.check_agreement)
+    assert set(measurement["check"]) == {"tensorflow", "pytorch", "pytorch last hidden state"}
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--shapes", "32by128"], "is not BATCHxLENGTH"),
     (["--shapes", "0x128"], "positive batch size"),
     (["--repeats", "0"], "--repeats must be positive"),
+    (["--task", "sst-2"], "--task needs --data_dir"),
+    (["--model", str(FIXTURES / "tiny_bert"), "--shapes", "2x8", "--task", "sst-2",
+      "--data_dir", str(FIXTURES)],
+     "dev file not found"),
     (["--compare", "jax"], "unknown side(s) jax"),
     (["--compare", "onnxruntime"], "add pytorch"),
     (["--model", "/no/such/model"], "not found"),
@@ -73,3 +82,18 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_real_texts_run_in_length_sorted_batches(tmp_path):
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    (data / "dev.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{'a fine film ' * (i % 3 + 1)}\t{i % 2}\n" for i in range(5)))
+    out = tmp_path / "bench.json"
+    benchmark.main(["--model", str(FIXTURES / "tiny_bert"), "--shapes", "2x16", "--repeats", "1",
+                    "--warmup", "0", "--compare", "none", "--task", "sst-2", "--data_dir",
+                    str(data), "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert result["settings"]["inputs"].startswith("sst-2 dev texts")
+    (row,) = result["rows"]
+    assert row["side"] == "tensorflow" and row["sequences_per_s"] > 0

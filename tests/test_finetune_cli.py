@@ -39,7 +39,7 @@ def test_finetune_then_eval_only(tmp_path, sst2_dir):
 
 @pytest.mark.parametrize("argv, message", [
     (["--task", "nope"], "unknown task"),
-    (["--epochs", "0"], "--epochs must be positive"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
     (["--data_dir", "/no/such/dir", "--max_length", "16"], "not found"),
     (["--max_length", "4096"], "position table"),
 ])

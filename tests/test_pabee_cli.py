@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from common import checkpoints
+from common.runlog import read_events
 from conftest import FIXTURES, REPO
 from pabee.cli import main
 
@@ -78,7 +79,7 @@ def trained(data, tmp_path_factory):
     argv = flags(data, out, *TRAIN, "--do_eval", "--evaluate_during_training",
                  "--eval_all_checkpoints", "--patience", "0,1,2")
     from pabee import cli, pipeline
-    results = pipeline.run(cli.build_parser().parse_args(argv), log=lambda line: None)
+    results = pipeline.run(cli.settings(argv), log=lambda line: None)
     return out, results
 
 
@@ -86,15 +87,15 @@ def test_training_writes_checkpoints_and_final_model(trained):
     out, _ = trained
     for folder in (out, out / "checkpoint-3", out / "checkpoint-6"):
         names = set(os.listdir(folder))
-        assert {"pabee.weights.h5", "config.json", "tokenizer.json",
+        assert {"model.weights.h5", "config.json", "tokenizer.json",
                 "training_args.json"} <= names, folder
         sidecar = checkpoints.read_sidecar(str(folder))
-        assert sidecar["method"] == "pabee" and sidecar["num_layers"] == 3
+        assert sidecar["method"] == "pabee" and sidecar["method_state"]["num_layers"] == 3
     assert "optimizer.weights.h5" in os.listdir(out / "checkpoint-3")
-    assert checkpoints.read_sidecar(str(out))["global_step"] == 6
+    assert checkpoints.read_sidecar(str(out))["training"]["global_step"] == 6
     assert not [n for n in os.listdir(out) if n.startswith(".")]  # no staging leftovers
-    history = (out / "log_history.jsonl").read_text().splitlines()
-    assert len(history) == 2 and '"eval_acc"' in history[0] and '"step": 3' in history[0]
+    history = read_events(out / "log_history.jsonl", "log")
+    assert len(history) == 2 and "eval_acc" in history[0] and history[0]["step"] == 3
 
 
 def test_patience_list_over_all_checkpoints(trained):
@@ -147,7 +148,7 @@ def test_albert_regression_and_mnli(data, tmp_path, capsys):
     out = tmp_path / "albert"
     main(flags(data, out, *QUICK, "--do_eval", "--patience", "1", model="tiny_albert",
                model_type="albert"))
-    assert checkpoints.read_sidecar(str(out))["model_type"] == "albert"
+    assert checkpoints.read_sidecar(str(out))["method_state"]["model_type"] == "albert"
     out = tmp_path / "stsb"
     main(flags(data, out, *QUICK, "--do_eval", "--patience", "1", task="STS-B"))
     assert "regression_threshold not given" in capsys.readouterr().err
@@ -188,7 +189,7 @@ def test_bad_inputs(trained, data, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     fails(flags(data, empty, "--do_eval"), capsys, "no model in")
-    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "pass the matching --task_name")
+    fails(flags(data, out, "--do_eval", task="STS-B"), capsys, "whose labels differ from STS-B")
     assert not (tmp_path / "x").exists()
 
 
@@ -207,25 +208,37 @@ def test_speed_benchmark_tool(trained, data, tmp_path):
     from tools import benchmark_pabee
 
     out, _ = trained
-    output = tmp_path / "bench" / "rows.json"
-    rows = benchmark_pabee.run(benchmark_pabee.build_parser().parse_args(
+    output = tmp_path / "bench" / "record.json"
+    assert benchmark_pabee.main(
         ["--model_dir", str(out), "--task_name", "SST-2", "--data_dir", str(data / "SST-2"),
          "--patience", "1,2", "--batch_sizes", "1,4", "--examples", "10", "--repeats", "2",
-         "--output", str(output)]), log=lambda line: None)
-    assert [(row["patience"], row["batch_size"]) for row in rows] == [(1, 1), (1, 4), (2, 1),
-                                                                      (2, 4)]
-    for row in rows:
-        assert row["examples"] == 10 and 1.0 <= row["layer_ratio"] <= 3.0
-        assert row["measured_over_layer"] == row["measured_speedup"] / row["layer_ratio"]
-        if row["batch_size"] > 1:
-            assert row["prediction_mismatches"] == 0  # batched exit = batch-1 exit
-    assert all(row["avg_exit_layer"] == 3 for row in rows if row["patience"] == 2)
-    assert len(json.loads(output.read_text())) == 4
+         "--output", str(output)]) == 0
+    record = json.loads(output.read_text())
+    assert [g["batch_size"] for g in record["groups"]] == [1, 4]
+    single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
+    assert set(single) == {"dense-padded", "dense-unpadded", "pabee-unpadded-t1",
+                           "pabee-unpadded-t2"}
+    assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
+                            "pabee-dynamic-t1", "pabee-dynamic-t2"}
+    for rows in (single, batched):
+        for name, row in rows.items():
+            assert row["examples"] == 10 and row["median_ms"] > 0 and 0 <= row["metric"] <= 1
+            if name.startswith("pabee"):
+                assert 1.0 <= row["layer_ratio"] <= 3.0 and row["flops_speedup"] > 0
+                assert row["measured_over_layer"] == row["speedup"] / row["layer_ratio"]
+    for patience in (1, 2):
+        row = batched[f"pabee-dynamic-t{patience}"]
+        assert row["prediction_mismatches"] == 0 and row["exit_layer_mismatches"] == 0
+        assert row["reference_dynamic"] in ("dense-dynamic-graph", "dense-dynamic-xla")
+    assert single["pabee-unpadded-t2"]["avg_exit_layer"] == 3
+    assert record["settings"]["metric"] == "acc" and record["machine"]["cpu_flags"] is not None
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch_sizes", "1,x"], "--batch_sizes must be comma-separated integers"),
-    (["--batch_sizes", "0"], "must be positive"),
+    (["--batch_sizes", "0"], "--batch_sizes must be >= 1"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--data_dir", "/no/such/folder"], "data folder not found"),
     (["--patience", "0,1"], "--patience 0 is the vanilla model itself"),
     (["--patience", "a"], "patience"),
 ])

@@ -63,13 +63,13 @@ def test_layer_loop_equals_backbone_and_hand_computed_heads():
         model, _ = load(name)
         features = sample_inputs()
         reference = model.bert(features, output_hidden_states=True)["hidden_states"]
-        x, bias = model.embed(features)
-        np.testing.assert_allclose(x, reference[0], atol=1e-6)
+        state = model.bert.start(features)
+        np.testing.assert_allclose(state.hidden, reference[0], atol=1e-6)
         kernel, offset = model.bert.pooler.kernel.numpy(), model.bert.pooler.bias.numpy()
         logits = model(features, all_layers=True)
         for index in range(model.num_layers):
-            x = model.layer(index, x, bias)
-            np.testing.assert_allclose(x, reference[index + 1], atol=1e-5)
+            state = model.bert.run_layer(state, index)
+            np.testing.assert_allclose(state.hidden, reference[index + 1], atol=1e-5)
             head = model.classifiers[index]
             pooled = np.tanh(np.asarray(reference[index + 1])[:, 0] @ kernel + offset)
             expected = pooled @ head.kernel.numpy() + head.bias.numpy()
@@ -95,8 +95,8 @@ def test_albert_one_block_applied_every_layer(albert):
     assert len(model.bert.blocks) == model.num_layers == len(model.classifiers)
     block_vars = [v for v in model.weights if "/block_" in v.path]
     assert {v.path.split("/")[2] for v in block_vars} == {"block_0"}
-    # Embedding projection happens once, inside embed(), before layer 1.
-    x, _ = model.embed(sample_inputs())
+    # Embedding projection happens once, inside start(), before layer 1.
+    x = model.bert.start(sample_inputs()).hidden
     assert x.shape[-1] == model.config.hidden_size != model.config.embedding_size
 
 
@@ -112,7 +112,8 @@ def test_dropout_rates_and_masks(bert, albert):
     for a, b in zip(eval_a, eval_b):
         np.testing.assert_array_equal(a, b)
     ones = tf.ones((64, model.config.hidden_size))
-    masks = [np.asarray(model.dropout(ones, training=True)) == 0 for _ in range(2)]
+    dropout = model.classifiers[0].dropout
+    masks = [np.asarray(dropout(ones, training=True)) == 0 for _ in range(2)]
     assert 0.03 < masks[0].mean() < 0.2 and (masks[0] != masks[1]).any()
     train = model(features, training=True, all_layers=True)
     assert any(np.abs(np.asarray(t) - e).max() > 0 for t, e in zip(train, eval_a))

@@ -26,7 +26,8 @@ def albert_model(seed=0, head_dropout=0.0):
     source = checkpoints.resolve_source(str(FIXTURES / "tiny_albert"))
     model = build_model(source, 2)
     load_weights(model, source)
-    model.dropout.rate = head_dropout
+    for head in model.classifiers:
+        head.dropout.rate = head_dropout
     return model
 
 

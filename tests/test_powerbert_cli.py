@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from common import checkpoints
+from common.runlog import read_events
 from common.modeling import SequenceClassifier, dummy_inputs
 from conftest import FIXTURES, REPO
 from powerbert import cli
@@ -83,8 +84,8 @@ def trained(tmp_path_factory):
 def test_training_writes_three_checkpoints_and_the_log(trained):
     out = trained["out"]
     for stage in ("finetune", "configuration_search_model", "retrained"):
-        assert (out / stage / f"{stage}.weights.h5").is_file()
-        assert checkpoints.read_sidecar(str(out / stage))["stage"] == stage
+        assert (out / stage / "model.weights.h5").is_file()
+        assert checkpoints.read_sidecar(str(out / stage))["method_state"]["stage"] == stage
     log = (out / "log_file.txt").read_text()
     lines = log.split("\n")
     assert lines[0].startswith("Command-Line arguments :Namespace(EPOCHS=2, ")
@@ -100,7 +101,10 @@ def test_training_writes_three_checkpoints_and_the_log(trained):
     assert lines[-1].startswith(" FLOPs speed-up : ")
     assert not log.endswith("\n")
     retrained = checkpoints.read_sidecar(str(out / "retrained"))
-    assert retrained["retention_config"] == retention and retrained["max_length"] == N
+    assert retrained["method_state"]["retention_config"] == retention
+    assert retrained["max_length"] == N
+    events = read_events(out / "run_log.jsonl", "record")
+    assert [e["text"] for e in events] == [line[1:] for line in lines[1:]]
     # The search ran 8 steps at LR_SOFT_EXTRACT 0.02: far too little to move (spec §10.10).
     assert any(l.startswith(" Warning: the retention configuration barely moved") and
                "raise --LR_SOFT_EXTRACT" in l for l in lines)
@@ -120,13 +124,24 @@ def test_eval_only_appends_to_the_log(trained, capsys):
     assert any(l.startswith("f1 : ") for l in record)
     accuracy = float(record[3].split(" : ")[1])
     sidecar = checkpoints.read_sidecar(str(out / "retrained"))
-    assert accuracy == pytest.approx(100 * sidecar["dev"]["acc"], abs=1e-3)
-    assert f"retention configuration: {','.join(map(str, sidecar['retention_config']))}" in (
-        capsys.readouterr().out)
+    assert accuracy == pytest.approx(100 * sidecar["training"]["dev"]["acc"], abs=1e-3)
+    retention = sidecar["method_state"]["retention_config"]
+    assert f"retention configuration: {','.join(map(str, retention))}" in capsys.readouterr().out
     # An explicit configuration in the comma form of the log, and the full-length default.
-    weights = out / "retrained" / "retrained.weights.h5"
+    weights = out / "retrained" / "model.weights.h5"
     assert _run(["--CHECKPOINT_PATH", weights, "--RETENTION_CONFIG", "16,16,16"] + common) == 0
     assert "retention configuration: 16,16,16" in capsys.readouterr().out
+
+
+def test_length_scaled_retention_on_padded_batches(trained, capsys):
+    """Evaluation batches padded to N: ceil(k_l * N / N) = k_l, the same metrics."""
+    common = ["--TASK", "mrpc", "--DATA_DIR", trained["data"], "--TASK_CONFIG_PATH",
+              trained["config"], "--EVAL_ONLY", "--CHECKPOINT_PATH",
+              trained["out"] / "retrained", "--OUTPUT_DIR", trained["out"]]
+    assert _run(common) == 0
+    fixed = [l for l in capsys.readouterr().out.splitlines() if " : " in l]
+    assert _run(common + ["--LENGTH_SCALED_RETENTION"]) == 0
+    assert [l for l in capsys.readouterr().out.splitlines() if " : " in l] == fixed != []
 
 
 def test_predict_only_writes_glue_files(trained):
@@ -194,6 +209,8 @@ BAD_INPUTS = [
     (["--EVAL_ONLY", "--MODEL_FORMAT", "CKPT"], "pass --MODEL_FORMAT HDF5"),
     (["--EVAL_ONLY", "--BATCH_SIZE", "abc"], "argument --BATCH_SIZE: invalid int value"),
     (["--EVAL_ONLY", "--SEQ", "3"], "unrecognized arguments: --SEQ 3"),
+    (["--LENGTH_SCALED_RETENTION", "--LAMBDA", "0.01", "--LR_SOFT_EXTRACT", "0.01"],
+     "--LENGTH_SCALED_RETENTION only applies to --EVAL_ONLY / --PREDICT_ONLY"),
 ]
 
 
@@ -250,26 +267,12 @@ def test_module_entry_point_exits_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_speed_benchmark_tool_on_a_tiny_config(tmp_path, capsys):
-    from tools import benchmark_powerbert
-
-    output = tmp_path / "bench" / "rows.json"
-    assert benchmark_powerbert.main(["--config", f"{TINY}/config.json", "--max_length", "16",
-                                     "--retention", "12,6,2", "--batch_sizes", "2,1",
-                                     "--repeats", "2", "--warmup", "1",
-                                     "--output", str(output)]) == 0
-    rows = json.loads(output.read_text())
-    assert [row["batch_size"] for row in rows] == [2, 1]
-    for row in rows:
-        assert row["retention"] == [12, 6, 2] and row["flops_speedup"] > 1.0
-        assert row["vanilla_ms"] > 0 and row["powerbert_ms"] > 0
-        assert row["measured_over_flops"] == row["measured_speedup"] / row["flops_speedup"]
-    assert "retention 12,6,2 at length 16, 3 layers, hidden 16" in capsys.readouterr().out
+# The speed benchmark's tiny runs are in tests/test_benchmark_harness.py.
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch_sizes", "32,x"], "--batch_sizes must be comma-separated integers"),
-    (["--batch_sizes", "0"], "--batch_sizes and --repeats must be >= 1"),
+    (["--batch_sizes", "0"], "--batch_sizes must be >= 1"),
     (["--retention", "12,6"], "--retention has 2 values but the model has 3 blocks"),
 ])
 def test_speed_benchmark_bad_input(argv, message, capsys):

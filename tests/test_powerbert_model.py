@@ -92,7 +92,7 @@ def test_extract_shapes_and_kept_positions(tmp_path):
 
     feed_forward.call = spy
     try:
-        out = model.forward(_inputs(MIXED), trace=True)
+        out = model.forward(_inputs(MIXED))[1].records
     finally:
         feed_forward.call = original
     assert seen == [(6, 7, 16), (6, 4, 16), (6, 1, 16)]
@@ -197,4 +197,4 @@ def test_penalty_only_parameters_travel_the_summed_learning_rate(tmp_path):
         np.testing.assert_allclose(r[6:], 1 - travel, atol=1e-4)
     assert masses == pytest.approx(searched.retention_masses(), rel=1e-6)
     sidecar = checkpoints.read_sidecar(str(tmp_path / pipeline.SEARCH))
-    assert sidecar["retention_config"] == retention == derive_retention(masses)
+    assert sidecar["method_state"]["retention_config"] == retention == derive_retention(masses)

@@ -76,7 +76,7 @@ def powerbert_fp32(tmp_path_factory):
                                          1e-3, "--LR_SOFT_EXTRACT", 0.02, "--LAMBDA", 0.01,
                                          "--OUTPUT_DIR", root / "fp32"]) == 0
     # Large margins: the tiny run barely moves the head, so scale it up.
-    with h5py.File(root / "fp32" / "retrained" / "retrained.weights.h5", "r+") as weights:
+    with h5py.File(root / "fp32" / "retrained" / "model.weights.h5", "r+") as weights:
         weights["classifier/kernel"][...] = weights["classifier/kernel"][()] * 300
     return root, common
 

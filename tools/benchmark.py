@@ -4,33 +4,35 @@ Runtime: same weights, same inputs, same thread count, one run.
     python tools/benchmark.py                                    # BERT-base shape, 32x128 and 1x128
     python tools/benchmark.py --model tests/fixtures/tiny_bert --shapes 8x32,1x16 --repeats 20
     python tools/benchmark.py --rounds 3 --json bench.json --docs docs/benchmarks.md
+    python tools/benchmark.py --model $MINILM --shapes 32x64 --task sst-2 --data_dir $GLUE/SST-2
 
 Our side is the classifier (`SequenceClassifier`: backbone, pooler, head) run through
 `common.inference.compile_forward`, the function the methods and `predict` use; the weights are
 random (BERT-base shape unless --config) or loaded with --model (an HF folder, a Google TF1
 checkpoint or our own checkpoint). The PyTorch side is `*ForSequenceClassification` holding a
 copy of the same weights; the ONNX Runtime side is that model exported with torch.onnx.export
-(skipped, with the reason, when the export fails: it needs the `onnx` package). Before timing,
-every side's logits (and PyTorch's last hidden state) must match ours to 1e-3.
+(skipped, with the reason, when the export fails: it needs the `onnx` package). The PyTorch and
+ONNX Runtime sides live in a worker process (`common.benchmark.Remote`: TensorFlow and PyTorch
+in one process crashed with a segmentation fault with PyPI's default torch build); a missing
+package skips them with one line saying what to install. Before timing, every side's logits (and
+PyTorch's last hidden state) must match ours to 1e-3.
 
-Timing: each side is warmed up, then the sides' repeats are interleaved (the order rotates each
-repeat) so background load hits all of them alike; the table gives the median, p10 and p90
-latency of one batch, sequences/s, achieved GFLOP/s (analytic FLOPs, `common.flops`), the ratio
-of medians to PyTorch, the median of the per-repeat (paired) ratios, and with --rounds > 1 the
-range of the per-round ratios. It also reports how busy the other processes kept the CPU while
-we timed. All sides get --threads intra-op threads and one inter-op thread.
+Inputs: random full-length BATCHxLENGTH batches, or with --task/--data_dir the first --examples
+real texts of the split encoded at LENGTH, in length-sorted dynamically padded batches of BATCH
+(every side gets the same batches). Timing is `common.benchmark`'s: each side is warmed up, then
+the sides' calls are interleaved (the order rotates) so background load hits all of them alike;
+the table gives the median, p10 and p90 time of one pass, sequences/s, achieved GFLOP/s
+(analytic FLOPs, `common.flops`), the ratio of medians to PyTorch, the median of the paired
+ratios, and with --rounds > 1 the range of the per-round ratios. It also reports the background
+load and the CPU flags. All sides get --threads intra-op threads and one inter-op thread.
 """
-import argparse
 import io
-import json
 import os
-import platform
 import shlex
 import sys
 import tempfile
 import time
 import warnings
-from importlib import metadata
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -38,14 +40,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from common import precision  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.files import write_text  # noqa: E402
 
 TOLERANCE = 1e-3
-BUSY_WARNING = 0.2  # background share of all cores above which the report carries a warning
 REFERENCE = "pytorch"
 SECTION = "backbone"
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
-LIBRARIES = ("tensorflow", "keras", "numpy", "torch", "transformers", "onnxruntime", "onnx")
 COLUMNS = (("shape", "batch x length"), ("side", "side"), ("median_ms", "median ms"),
            ("p10_ms", "p10 ms"), ("p90_ms", "p90 ms"), ("sequences_per_s", "seq/s"),
            ("gflops_per_s", "GFLOP/s"), ("ratio", "vs PyTorch"),
@@ -67,7 +69,7 @@ def parse_shapes(text):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="HF model folder, Google bert_model.ckpt or our *.weights.h5 "
                                    "(default: random weights)")
     p.add_argument("--config", help="config.json / bert_config.json for random weights "
@@ -85,6 +87,11 @@ def build_parser():
                    help="comma-separated other sides: pytorch, onnxruntime, or none")
     p.add_argument("--jit_compile", choices=("off", "on", "both"), default="off",
                    help="our side as a graph (off, what the toolkit uses), XLA-compiled, or both")
+    p.add_argument("--task", help="time real texts of this task (with --data_dir) instead of "
+                                  "random ids")
+    p.add_argument("--data_dir", help="the task's data folder")
+    p.add_argument("--split", default="dev")
+    p.add_argument("--examples", type=int, default=256, help="real texts: the first N")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write settings and results to this JSON file")
     p.add_argument("--docs", help="write the table into this markdown file, between "
@@ -94,7 +101,9 @@ def build_parser():
 
 
 def check_args(args):
-    for name in ("warmup", "repeats", "rounds", "threads"):
+    if args.task and not args.data_dir:
+        raise UserError("--task needs --data_dir (the folder holding its files)")
+    for name in ("warmup", "repeats", "rounds", "threads", "examples"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
             raise UserError(f"--{name} must be {'>= 0' if name == 'warmup' else 'positive'}, "
@@ -132,34 +141,48 @@ def load_model(args, max_length):
     return model, f"random weights, {shape}"
 
 
-def torch_model(model):
-    """HF transformers' PyTorch *ForSequenceClassification holding a copy of `model`'s weights."""
-    import torch
-    import transformers
-
+def hf_state(model):
+    """Our weights under HF transformers' parameter names (numpy, PyTorch layout)."""
     from common.checkpoints import hf_assignments
 
-    config = model.config
-    shape = {name: getattr(config, name) for name in (
-        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-        "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size",
-        "layer_norm_eps")}
-    if config.is_albert:
-        hf = transformers.AlbertForSequenceClassification(transformers.AlbertConfig(
-            embedding_size=config.embedding_size, num_hidden_groups=config.num_hidden_groups,
-            num_labels=model.num_labels, **shape))
-    else:
-        hf = transformers.BertForSequenceClassification(
-            transformers.BertConfig(num_labels=model.num_labels, **shape))
+    prefix = "albert" if model.config.is_albert else "bert"
     state = {}
     for variable, names, kind in hf_assignments(model.bert, model.classifier):
         value = np.asarray(variable.numpy())
         parts = np.split(value, len(names), axis=-1) if kind == "fused" else [value]
         for name, part in zip(names, parts):
             part = part.T if kind != "copy" and part.ndim == 2 else part  # Keras (in, out)
-            key = name if name.startswith("classifier.") else f"{hf.base_model_prefix}.{name}"
-            state[key] = torch.from_numpy(np.ascontiguousarray(part))
-    hf.load_state_dict(state, strict=True)
+            key = name if name.startswith("classifier.") else f"{prefix}.{name}"
+            state[key] = np.ascontiguousarray(part)
+    return state
+
+
+def hf_shape(model):
+    """The HF config fields of `model` (plain values, picklable into the worker)."""
+    config = model.config
+    shape = {name: getattr(config, name) for name in (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+        "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size",
+        "layer_norm_eps")}
+    shape["num_labels"] = model.num_labels
+    if config.is_albert:
+        shape.update(embedding_size=config.embedding_size,
+                     num_hidden_groups=config.num_hidden_groups)
+    return config.is_albert, shape
+
+
+def torch_model(is_albert, shape, state_file):
+    """HF transformers' PyTorch *ForSequenceClassification holding the weights in `state_file`."""
+    import torch
+    import transformers
+
+    if is_albert:
+        hf = transformers.AlbertForSequenceClassification(transformers.AlbertConfig(**shape))
+    else:
+        hf = transformers.BertForSequenceClassification(transformers.BertConfig(**shape))
+    with np.load(state_file) as arrays:
+        hf.load_state_dict({key: torch.from_numpy(arrays[key]) for key in arrays.files},
+                           strict=True)
     return hf.eval()
 
 
@@ -192,62 +215,66 @@ def onnx_session(hf, example, threads):
                                         providers=["CPUExecutionProvider"])
 
 
-def build_sides(model, compare, jit_modes, threads, notes):
-    """{side name: factory(inputs as numpy) -> run() returning logits as numpy}."""
-    from common.inference import compile_forward
+def torch_sides(is_albert, shape, state_file, items, threads, onnx):
+    """The worker's sides: PyTorch (and ONNX Runtime with `onnx`) on `items`. Runs in its own
+    process (`common.benchmark.Remote`); a side that cannot be built is left out, its reason
+    in the side list's `notes` attribute."""
+    import torch
 
-    factories = {}
-    for jit in jit_modes:
-        def ours(arrays, jit=jit):
-            import tensorflow as tf
-            forward = compile_forward(model, jit_compile=jit)
-            inputs = {k: tf.constant(v) for k, v in arrays.items()}
-            return lambda: np.asarray(forward(inputs))
-        factories["tensorflow-xla" if jit else "tensorflow"] = ours
-    if "pytorch" not in compare:
-        return factories, None
-    try:
-        import torch
-        hf = torch_model(model)
-    except ImportError as err:
-        notes.append(f"pytorch: skipped ({err.name or err} is not installed)")
-        return factories, None
+    from common.benchmark import Side
+
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
-    notes.append(f"pytorch: {type(hf).__name__}, attention implementation "
-                 f"'{hf.config._attn_implementation}', {torch.get_num_threads()} intra-op and "
-                 f"{torch.get_num_interop_threads()} inter-op thread(s)")
+    hf = torch_model(is_albert, shape, state_file)
 
-    def torch_inputs(arrays):
-        return {k: torch.from_numpy(v.astype(np.int64)) for k, v in arrays.items()}
+    def torch_inputs(item):
+        return {k: torch.from_numpy(item[k].astype(np.int64)) for k in FEATURES}
 
-    def pytorch(arrays):
-        inputs = torch_inputs(arrays)
+    def run(item):
+        with torch.inference_mode():
+            return hf(**torch_inputs(item)).logits.numpy()
 
-        def run():
-            with torch.inference_mode():
-                return hf(**inputs).logits.numpy()
-        return run
-    factories[REFERENCE] = pytorch
-    if "onnxruntime" in compare:
+    def probe(item):
+        with torch.inference_mode():
+            out = hf(**torch_inputs(item), output_hidden_states=True)
+        return {"logits": out.logits.numpy(), "hidden": out.hidden_states[-1].numpy()}
+
+    sides = [Side(REFERENCE, run, items, probe=probe,
+                  note=f"pytorch: {type(hf).__name__}, attention implementation "
+                       f"'{hf.config._attn_implementation}', {torch.get_num_threads()} intra-op "
+                       f"and {torch.get_num_interop_threads()} inter-op thread(s), own process")]
+    if onnx:
         try:
-            session = onnx_session(hf, torch_inputs(make_inputs(model.config, 1, 8, 0)), threads)
+            session = onnx_session(hf, torch_inputs(items[0]), threads)
         except Exception as err:  # missing onnx/onnxruntime, unsupported op...: skip this side
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            notes.append(f"onnxruntime: skipped (export or load failed: {type(err).__name__}: "
-                         f"{first}; `pip install onnx onnxruntime` enables it)")
+            sides[0].note += (f"; onnxruntime: skipped (export or load failed: "
+                              f"{type(err).__name__}: {first}; `pip install onnx onnxruntime` "
+                              "enables it)")
         else:
-            notes.append(f"onnxruntime: CPUExecutionProvider, {threads} intra-op and 1 inter-op "
-                         "thread(s), sequential, all graph optimisations")
+            def ort(item):
+                return session.run(["logits"], {k: item[k].astype(np.int64) for k in FEATURES})[0]
+            sides.append(Side("onnxruntime", ort, items,
+                              note=f"onnxruntime: CPUExecutionProvider, {threads} intra-op and 1 "
+                                   "inter-op thread(s), sequential, all graph optimisations"))
+    return sides
 
-            def ort(arrays):
-                feed = {k: v.astype(np.int64) for k, v in arrays.items()}
-                return lambda: session.run(["logits"], feed)[0]
-            factories["onnxruntime"] = ort
-    return factories, hf
+
+def tensorflow_sides(model, jit_modes, items):
+    """Our classifier through `common.inference.compile_forward`, graph and/or XLA."""
+    from common.benchmark import Side, blocking
+    from common.inference import compile_forward
+
+    def probe(item):
+        return {"logits": np.asarray(model(item, training=False)),
+                "hidden": np.asarray(model.bert(item, training=False)["sequence_output"])}
+
+    return [Side("tensorflow-xla" if jit else "tensorflow",
+                 blocking(compile_forward(model, jit_compile=jit)), items, probe=probe)
+            for jit in jit_modes]
 
 
 def make_inputs(config, batch, length, seed):
@@ -258,18 +285,14 @@ def make_inputs(config, batch, length, seed):
             "attention_mask": np.ones_like(ids)}
 
 
-def check_agreement(model, hf, runs, arrays):
+def check_agreement(outputs):
     """Every side's logits, and PyTorch's last hidden state, must match ours to TOLERANCE."""
-    logits = {name: run() for name, run in runs.items()}
-    ours = logits["tensorflow"] if "tensorflow" in logits else logits["tensorflow-xla"]
-    gaps = {name: float(np.abs(value - ours).max()) for name, value in logits.items()}
-    if hf is not None:
-        import torch
-        with torch.inference_mode():
-            hidden = hf(**{k: torch.from_numpy(v.astype(np.int64)) for k, v in arrays.items()},
-                        output_hidden_states=True).hidden_states[-1].numpy()
-        sequence = np.asarray(model.bert(arrays, training=False)["sequence_output"])
-        gaps["pytorch last hidden state"] = float(np.abs(hidden - sequence).max())
+    ours = outputs["tensorflow"] if "tensorflow" in outputs else outputs["tensorflow-xla"]
+    gaps = {name: float(np.abs(value["logits"] - ours["logits"]).max())
+            for name, value in outputs.items()}
+    if REFERENCE in outputs:
+        gaps["pytorch last hidden state"] = float(
+            np.abs(outputs[REFERENCE]["hidden"] - ours["hidden"]).max())
     for name, gap in gaps.items():
         if not gap <= TOLERANCE:
             raise UserError(f"{name} differs from our model by {gap:.2e} (> {TOLERANCE}); "
@@ -277,91 +300,25 @@ def check_agreement(model, hf, runs, arrays):
     return gaps
 
 
-# ---------------------------------------------------------------- timing
-
-def _cpu_jiffies():
-    """(busy, total) jiffies over all cores from /proc/stat, or None off Linux."""
-    try:
-        with open("/proc/stat", encoding="ascii") as handle:
-            values = [int(v) for v in handle.readline().split()[1:]]
-    except OSError:
-        return None
-    return sum(values) - values[3] - values[4], sum(values)  # minus idle and iowait
-
-
-def _background(before, after, own_seconds):
-    """Share of all cores kept busy by other processes between two samples."""
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    own = own_seconds * os.sysconf("SC_CLK_TCK")
-    return min(max((after[0] - before[0] - own) / (after[1] - before[1]), 0.0), 1.0)
-
-
-def time_interleaved(runs, repeats, warmup=0):
-    """{side: [seconds per call]} and the background CPU shares, the sides' calls interleaved
-    (the order rotates by one each repeat so every side takes every position equally)."""
-    names = list(runs)
-    for _ in range(warmup):
-        for name in names:
-            runs[name]()
-    times, background = {name: [] for name in names}, []
-    for repeat in range(repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
-            jiffies, cpu = _cpu_jiffies(), os.times()
-            start = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - start)
-            after = os.times()
-            share = _background(jiffies, _cpu_jiffies(),
-                                after.user + after.system - cpu.user - cpu.system)
-            if share is not None:
-                background.append(share)
-    return times, background
-
-
-def summarise(shape, rounds, flops_per_batch):
-    """Table rows of one shape from the per-round timings."""
-    batch, length = shape
-    names = list(rounds[0])
-    pooled = {name: [t for times in rounds for t in times[name]] for name in names}
-    reference = REFERENCE if REFERENCE in names else None
-    rows = []
-    for name in names:
-        median = float(np.median(pooled[name]))
-        row = {"shape": f"{batch}x{length}", "side": name, "median_ms": 1e3 * median,
-               "p10_ms": 1e3 * float(np.percentile(pooled[name], 10)),
-               "p90_ms": 1e3 * float(np.percentile(pooled[name], 90)),
-               "sequences_per_s": batch / median, "gflops_per_s": flops_per_batch / median / 1e9,
-               "ratio": None, "paired_ratio": None, "round_ratios": None,
-               "times_ms": [round(1e3 * t, 3) for t in pooled[name]]}
-        if reference:
-            row["ratio"] = median / float(np.median(pooled[reference]))
-            row["paired_ratio"] = float(np.median(np.divide(pooled[name], pooled[reference])))
-            per_round = [float(np.median(r[name]) / np.median(r[reference])) for r in rounds]
-            row["round_ratios"] = per_round if len(rounds) > 1 else None
-        rows.append(row)
-    return rows
-
-
-# ---------------------------------------------------------------- reporting
-
-def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            cpu = next(line.split(":", 1)[1].strip() for line in handle
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
-            "python": platform.python_version(), "versions": versions}
+def table_rows(shape, rows):
+    """The table's rows of one shape from the harness rows (ratios: time over PyTorch's)."""
+    times = {row["side"]: row["times_ms"] for row in rows}
+    result = []
+    for row in rows:
+        median = row["median_ms"] / 1e3
+        ratios = {"ratio": None, "paired_ratio": None, "round_ratios": None}
+        if REFERENCE in times:
+            ratios["ratio"] = 1.0 / row["speedup_vs_reference"]
+            ratios["paired_ratio"] = float(np.median(np.divide(times[row["side"]],
+                                                               times[REFERENCE])))
+            if "round_speedups_vs_reference" in row:
+                ratios["round_ratios"] = [1.0 / r for r in row["round_speedups_vs_reference"]]
+        result.append({"shape": shape, "side": row["side"], "median_ms": row["median_ms"],
+                       "p10_ms": row["p10_ms"], "p90_ms": row["p90_ms"],
+                       "sequences_per_s": row["examples_per_s"],
+                       "gflops_per_s": row["gflops_per_pass"] / median, **ratios,
+                       "times_ms": row["times_ms"]})
+    return result
 
 
 def _cell(key, value):
@@ -386,13 +343,16 @@ def markdown_table(rows):
 
 def report(result):
     """The markdown block printed and written to the docs: command, machine, settings, table."""
+    from common.benchmark import CPU_FLAGS, load_lines
+
     machine, settings = result["machine"], result["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    background = result["background_cpu"]
     lines = [f"Command: `{result['command']}`", "",
-             f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['platform']}, "
-             f"Python {machine['python']}; {versions}.", "",
-             f"Settings: {settings['weights']}; {settings['threads']} intra-op thread(s) per "
+             f"Machine: {machine['available_cores']} of {machine['nproc']} CPUs "
+             f"({machine['cpu']}; flags {' '.join(machine['cpu_flags']) or 'none of ' + ', '.join(CPU_FLAGS)}), "
+             f"{machine['platform']}, Python {machine['python']}; {versions}.", "",
+             f"Settings: {settings['weights']}; inputs {settings['inputs']}; "
+             f"{settings['threads']} intra-op thread(s) per "
              f"side; TensorFlow inter-op threads {settings['inter_op']}; ours = "
              f"`common.inference.compile_forward` "
              f"({', '.join(settings['tensorflow_modes'])}), oneDNN "
@@ -400,14 +360,8 @@ def report(result):
              f"{settings['repeats']} interleaved repeats x {settings['rounds']} round(s); "
              f"{result['date']}.", ""]
     lines += [f"- {note}" for note in result["notes"]]
-    if background:
-        busy = float(np.median(background))
-        lines += [f"- background load: other processes kept a median {100 * busy:.0f}% of all "
-                  f"cores busy while we timed (max {100 * max(background):.0f}%)"]
-        if busy > BUSY_WARNING:
-            lines += ["- **warning**: the machine was busy. PyTorch's OpenMP threads wait for "
-                      "each other after every op and lose the most when a core is taken away, "
-                      "so ratios measured now flatter the other sides; rerun on a quiet machine"]
+    for shape, environment in result["environments"].items():
+        lines += [f"- {shape}: {line[2:]}" for line in load_lines(environment)]
     lines += ["- agreement with ours (max abs difference): " + ", ".join(
         f"{shape} {name} {gap:.1e}" for shape, gaps in result["agreement"].items()
         for name, gap in gaps.items())]
@@ -432,51 +386,76 @@ def write_docs(path, text):
         raise UserError(f"{path} has only one of the markers {begin} / {end}; fix the file")
     else:
         updated = current.rstrip("\n") + ("\n\n" if current else "") + block + "\n"
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(updated)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text(path, updated)
 
 
 # ---------------------------------------------------------------- main
 
+def workload(args, model, batch, length, tokenizer_folder):
+    """The items every side runs for one BATCHxLENGTH: one random full-length batch, or the real
+    texts in length-sorted dynamically padded batches."""
+    from common import benchmark
+
+    if not args.task:
+        return [make_inputs(model.config, batch, length, args.seed)]
+    from common.tasks import get_task
+    from common.tokenization import load_tokenizer
+
+    arrays = benchmark.real_inputs(get_task(args.task), args.data_dir, args.split,
+                                   load_tokenizer(tokenizer_folder), length, args.examples)
+    return benchmark.dynamic_batches(arrays, batch)[0]
+
+
 def run(args, compare, command):
-    from common import flops
+    from common import benchmark, flops
     from common.inference import configure_threads
 
     shapes = parse_shapes(args.shapes)
     settings = configure_threads(args.threads)
     threads = settings["intra_op"]
-    notes = []
     model, weights = load_model(args, max(length for _, length in shapes))
+    if args.task:
+        from common.checkpoints import resolve_source
+        from common.data import default_model_dir
+        folder = resolve_source(args.model).folder if args.model else default_model_dir()
     jit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit_compile]
-    factories, hf = build_sides(model, compare, jit_modes, threads, notes)
-    rows, agreement, background = [], {}, []
-    for batch, length in shapes:
-        arrays = make_inputs(model.config, batch, length, args.seed)
-        runs = {name: factory(arrays) for name, factory in factories.items()}
-        agreement[f"{batch}x{length}"] = check_agreement(model, hf, runs, arrays)
-        rounds = []
-        for index in range(args.rounds):
-            times, busy = time_interleaved(runs, args.repeats, args.warmup if index == 0 else 0)
-            rounds.append(times)
-            background += busy
-        per_batch = batch * flops.vanilla_flops(model.config, length, model.num_labels)
-        rows += summarise((batch, length), rounds, per_batch)
-    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine_info(),
-            "settings": {"weights": weights, "threads": threads, "inter_op": settings["inter_op"],
-                         "onednn": settings["onednn"],
+    notes, rows, agreement, environments = [], [], {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        state_file = os.path.join(tmp, "weights.npz")
+        if compare:
+            np.savez(state_file, **hf_state(model))
+            is_albert, shape = hf_shape(model)
+        for batch, length in shapes:
+            items = workload(args, model, batch, length, folder if args.task else None)
+            label = f"{batch}x{length}"
+            remote = [benchmark.Remote("tools.benchmark:torch_sides", dict(
+                is_albert=is_albert, shape=shape, state_file=state_file, items=items,
+                threads=threads, onnx="onnxruntime" in compare))] if compare else []
+            harness_rows, measurement = benchmark.run_sides(
+                tensorflow_sides(model, jit_modes, items), remote, repeats=args.repeats,
+                warmup=args.warmup, rounds=args.rounds, check=check_agreement,
+                references={"reference": [REFERENCE]}, notes=[])
+            agreement[label] = measurement["check"]
+            environments[label] = measurement["environment"]
+            notes += [note for note in measurement["notes"] if note not in notes]
+            per_pass = sum(flops.vanilla_flops(model.config, item["input_ids"].shape[1],
+                                               model.num_labels) * len(item["input_ids"])
+                           for item in items)
+            for row in harness_rows:
+                row["gflops_per_pass"] = per_pass / 1e9
+            rows += table_rows(label, harness_rows)
+    inputs = (f"{args.task} {args.split} texts ({args.data_dir}), length-sorted dynamic batches"
+              if args.task else "random ids, full length")
+    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": benchmark.machine(),
+            "settings": {"weights": weights, "inputs": inputs, "threads": threads,
+                         "inter_op": settings["inter_op"], "onednn": settings["onednn"],
                          "tensorflow_modes": ["XLA" if j else "graph" for j in jit_modes],
                          "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds},
-            "notes": notes, "agreement": agreement, "background_cpu": background, "rows": rows}
+            "notes": notes, "agreement": agreement, "environments": environments, "rows": rows}
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
     compare = check_args(args)
@@ -486,8 +465,8 @@ def main(argv=None):
     text = report(result)
     print(text)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+        from common.benchmark import write_json
+        write_json(args.json, result)
     if args.docs:
         write_docs(args.docs, text)
     return 0

@@ -6,11 +6,16 @@ A trained checkpoint on real texts:
 BERT-base shape with random weights (CPs scaled so that eta removes tokens; timing only):
     python tools/benchmark_adapler.py --RANDOM_BERT_BASE --ETA 0.6 --TASK sst2 --MAX_LENGTH 128
 
-Writes a JSON record with --OUTPUT; prints a markdown table.
+Every side is timed by `common.benchmark` on the same texts (warm-up, interleaved repeats,
+medians, paired ratios, background load): at batch 1 the dense model on each unpadded text (c)
+and AdapLeR's lr_mode; at --BATCH_SIZE the dense baselines (a) padded to MAX_LENGTH and (b)
+length-sorted dynamic padding (graph and XLA) and AdapLeR compacting the dynamic batches.
+"speed-up" is against (b) batched and (c) at batch 1; each side's task metric and, for AdapLeR,
+how many predictions equal lr_mode's on each text alone are given beside it. Prints a markdown
+table; --OUTPUT writes the JSON record.
 """
-import argparse
-import json
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,12 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from adapler import benchmark  # noqa: E402
+from adapler import benchmark as adapler_benchmark  # noqa: E402
 from adapler.data import default_data_dir_for, load_split  # noqa: E402
-from common import precision  # noqa: E402
 from common.config import BertConfig  # noqa: E402
 from common.data import default_model_dir  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
+from common import precision  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.inference import configure_threads  # noqa: E402
 from common.tasks import get_task  # noqa: E402
 from common.tokenization import load_tokenizer  # noqa: E402
@@ -45,13 +51,15 @@ def random_bert_base(eta, seed):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--MODEL_PATH", help="AdapLeR checkpoint folder")
     source.add_argument("--RANDOM_BERT_BASE", action="store_true",
                         help="random BERT-base weights (timing only)")
     parser.add_argument("--ETA", type=float, default=0.6, help="eta of the random model")
     parser.add_argument("--SEED", type=int, default=0)
+    parser.add_argument("--SIDES", help="comma list of the sides to time (default: all; e.g. "
+                   "dense-dynamic-xla,adapler-dynamic)")
     parser.add_argument("--TASK", default="sst2")
     parser.add_argument("--DATA_DIR", default=None)
     parser.add_argument("--SPLIT", default="dev")
@@ -59,42 +67,32 @@ def build_parser():
                         help="default: the checkpoint's (random model: 128)")
     parser.add_argument("--NUM_EXAMPLES", type=int, default=200)
     parser.add_argument("--REPEATS", type=int, default=5)
-    parser.add_argument("--BATCH_SIZE", type=int, default=32)
+    parser.add_argument("--WARMUP", type=int, default=1, help="untimed passes of every side")
+    parser.add_argument("--BATCH_SIZE", type=int, default=32,
+                        help="the batched setting (timed beside batch 1; 1: batch 1 only)")
     parser.add_argument("--TOKENIZER", default=None,
                         help="vocab for the random model (default: the MiniLM package's, which "
                              "is bert-base-uncased's)")
     parser.add_argument("--XLA_BASELINE", action="store_true",
                         help="also time vanilla XLA-compiled per text length at batch 1 "
-                             "(one compile per distinct length during the warm-up)")
-    parser.add_argument("--OUTPUT", default=None, help="write the results as JSON here")
+                             "(one compile per distinct length during the warm-up); the "
+                             "faster dense side is the batch-1 reference")
+    parser.add_argument("--OUTPUT", default=None, help="write the result as JSON here")
     precision.add_flags(parser, upper=True)
     return parser
 
 
-def table(single, batched):
-    lines = ["| setting | vanilla | AdapLeR | measured speed-up | FLOPs speed-up |",
-             "|---|---|---|---|---|",
-             f"| batch 1, unpadded ({single['examples']} texts, mean length "
-             f"{single['mean_length']:.1f}) | {single['vanilla_ms']:.2f} ms | "
-             f"{single['adapler_ms']:.2f} ms | {single['measured_speedup']:.2f}x | "
-             f"{single['flops_speedup']:.2f}x |"]
-    if "vanilla_xla_ms" in single:
-        lines.append(f"| batch 1, vanilla XLA-compiled per length | {single['vanilla_xla_ms']:.2f}"
-                     f" ms | {single['adapler_ms']:.2f} ms | {single['speedup_vs_xla']:.2f}x | "
-                     f"{single['flops_speedup']:.2f}x |")
-    rates = batched["throughput"]
-    adapler = rates["AdapLeR (length-sorted, compacted)"]
-    for name, rate in rates.items():
-        if not name.startswith("AdapLeR"):
-            lines.append(f"| batch {batched['batch_size']}: AdapLeR compacted vs {name} | "
-                         f"{rate:.1f} ex/s | {adapler:.1f} ex/s | {adapler / rate:.2f}x | |")
-    return "\n".join(lines)
+COLUMNS = [("batch_size", "batch"), ("side", "side"), ("median_ms", "ms per pass"),
+           ("ms_per_example", "ms / example"), ("speedup_vs_padded", "vs (a) padded"),
+           ("speedup_vs_dynamic", "vs (b) dynamic"), ("speedup_vs_unpadded", "vs (c) unpadded"),
+           ("paired_speedup", "paired speed-up"), ("flops_speedup", "FLOPs speed-up"),
+           ("metric", "metric"), ("same_predictions", "predictions = lr_mode alone")]
 
 
-@cli_entry
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    precision.apply_flags(args)
+def run(args, command, log=print):
+    from common import benchmark
+    from common.metrics import compute_metrics
+
     task = get_task(args.TASK)
     if args.MODEL_PATH:
         from adapler.inference import load_model
@@ -104,25 +102,62 @@ def main(argv=None):
         model = random_bert_base(args.ETA, args.SEED)
         tokenizer = load_tokenizer(args.TOKENIZER or default_model_dir())
         max_length = args.MAX_LENGTH or 128
+    benchmark.check_counts(REPEATS=args.REPEATS, WARMUP=args.WARMUP, BATCH_SIZE=args.BATCH_SIZE,
+                           NUM_EXAMPLES=args.NUM_EXAMPLES)
     arrays, _ = load_split(task, args.DATA_DIR or default_data_dir_for(task), args.SPLIT,
                            tokenizer, max_length, limit=args.NUM_EXAMPLES)
     if len(arrays["input_ids"]) < 2:
         raise UserError("--NUM_EXAMPLES must leave at least 2 texts")
-    single = benchmark.single_instance(model, arrays, args.REPEATS, args.XLA_BASELINE)
-    batched = benchmark.batched(model, arrays, args.BATCH_SIZE, args.REPEATS)
-    same = int(np.sum(batched["predictions"] == np.asarray(single["predictions"])))
-    print(table(single, batched))
-    print(f"mean tokens per layer (lr_mode): {single['mean_kept']}")
-    print(f"batched predictions equal to lr_mode one by one: {same}/{len(batched['predictions'])}")
+    vanilla_flops, adapler_flops, alone, kept = adapler_benchmark.flops_and_predictions(
+        model, arrays)
+    built = {}
+
+    def make_sides(size):
+        built[size] = {s.name: s for s in adapler_benchmark.sides(model, arrays, size,
+                                                                    args.XLA_BASELINE)}
+        return list(built[size].values())
+
+    sizes = [1] + ([args.BATCH_SIZE] if args.BATCH_SIZE > 1 else [])
+    groups = benchmark.over_batch_sizes(sizes, make_sides, args.REPEATS, args.WARMUP, log,
+                                        only=benchmark.parse_names(args.SIDES))
+    for group in groups:
+        size = group["batch_size"]
+        for row in group["rows"]:
+            method = row["side"].startswith("adapler")
+            row["flops_speedup"] = vanilla_flops / adapler_flops if method else 1.0
+            row["paired_speedup"] = row.get(f"paired_speedup_vs_{benchmark.headline(size)}")
+            logits = benchmark.outputs_in_order(built[size][row["side"]])
+            predictions = np.argmax(logits, axis=-1)
+            if "labels" in arrays:
+                row["metric"] = compute_metrics(task, predictions, arrays["labels"])[task.metric]
+            if method:
+                row["same_predictions"] = f"{int(np.sum(predictions == alone))}/{len(alone)}"
+    settings = {"task": task.name, "split": args.SPLIT, "max_length": max_length,
+                "weights": args.MODEL_PATH or f"random BERT-base, eta {args.ETA}",
+                "examples": len(arrays["input_ids"]),
+                "mean_length": float(np.mean(benchmark.real_lengths(arrays))),
+                "mean_kept_per_layer": kept, "metric": task.metric, "repeats": args.REPEATS,
+                "warmup": args.WARMUP, "flops_speedup_on_real_lengths":
+                    vanilla_flops / adapler_flops}
+    return benchmark.record(command, settings, groups)
+
+
+@command
+def main(argv=None):
+    from common import benchmark
+
+    args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
+    command = "python tools/benchmark_adapler.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv)
+    result = run(args, command)
+    print(benchmark.report(result, COLUMNS))
+    print(f"mean tokens per layer (lr_mode): {result['settings']['mean_kept_per_layer']}")
     if args.OUTPUT:
-        record = {"arguments": vars(args), "max_length": max_length,
-                  "single_instance": {k: v for k, v in single.items()
-                                      if k not in ("predictions", "kept")},
-                  "batched_throughput": batched["throughput"], "same_predictions": same}
-        with open(args.OUTPUT, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, indent=1)
+        benchmark.write_json(args.OUTPUT, result)
+    return 0
 
 
 if __name__ == "__main__":
     configure_threads()  # all available cores intra-op, one inter-op thread, before any TF op
-    main()
+    raise SystemExit(main())

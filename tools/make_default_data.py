@@ -5,7 +5,6 @@ numpy default_rng(13) (kept in file order) and the full dev.tsv, both with the G
 
 Rows are copied byte for byte; dev.tsv is taken from the folder of the given train.tsv.
 """
-import argparse
 import os
 import shutil
 import sys
@@ -15,7 +14,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from common.errors import UserError, cli_entry, require_file  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, require_file  # noqa: E402
+from common.files import write_text  # noqa: E402
 
 DEFAULT_SOURCE = "/work/shared/data/glue/SST-2/train.tsv"
 DEFAULT_OUT = os.path.join(REPO, "common", "default_data", "SST-2")
@@ -24,15 +25,9 @@ SAMPLE_SIZE = 2000
 SEED = 13
 
 
-def write_atomic(path, lines):
-    with open(path + ".tmp", "w", encoding="utf-8", newline="") as handle:
-        handle.writelines(lines)
-    os.replace(path + ".tmp", path)
-
-
-@cli_entry
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", nargs="?", default=DEFAULT_SOURCE, help="GLUE SST-2 train.tsv")
     parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     args = parser.parse_args(argv)
@@ -47,7 +42,7 @@ def main(argv=None):
     rows = [row if row.endswith("\n") else row + "\n" for row in lines[1:]]
     picked = np.sort(np.random.default_rng(SEED).choice(len(rows), SAMPLE_SIZE, replace=False))
     os.makedirs(args.out, exist_ok=True)
-    write_atomic(os.path.join(args.out, "train.tsv"), [HEADER] + [rows[i] for i in picked])
+    write_text(os.path.join(args.out, "train.tsv"), "".join([HEADER] + [rows[i] for i in picked]))
     shutil.copyfile(dev, os.path.join(args.out, "dev.tsv"))
     print(f"wrote {SAMPLE_SIZE} train rows and the full dev.tsv to {args.out}")
 

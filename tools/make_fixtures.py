@@ -8,11 +8,15 @@ probabilities (and logits for the classification model). For the real MiniLM bac
 
     python tools/make_fixtures.py [--out tests/fixtures]
 """
-import argparse
 import os
 import shutil
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.cli import ArgumentParser, command  # noqa: E402
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
     w for w in "the a movie film was is good bad great awful not very fun boring , . ! ? i it "
@@ -61,8 +65,9 @@ def _save_tiny(model, folder):
         out.write("\n".join(TINY_VOCAB) + "\n")
 
 
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
                                                       "fixtures"))
     args = parser.parse_args(argv)

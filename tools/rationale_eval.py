@@ -5,23 +5,18 @@ at random (k = the number AdapLeR keeps in each window).
     python tools/rationale_eval.py --TASK movie_rationales --DATA_DIR /path/to/eraser/data \
         --MODEL_PATH <AdapLeR checkpoint> --BASELINE_MODEL_PATH <fine-tuned checkpoint>
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from adapler.data import default_data_dir_for  # noqa: E402
-from adapler.inference import load_model  # noqa: E402
-from adapler.paths import checkpoint_folder  # noqa: E402
-from adapler.rationales import evaluate_rationales, read_documents  # noqa: E402
-from common.checkpoints import resolve_source  # noqa: E402
-from common.errors import UserError, cli_entry  # noqa: E402
-from common.tasks import get_task  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.validation import check_model_files, check_new_files, check_numbers  # noqa: E402
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--TASK", required=True, help="movie_rationales or hatexplain")
     parser.add_argument("--DATA_DIR", default=None)
     parser.add_argument("--SPLIT", default="test", choices=("train", "dev", "val", "test"))
@@ -37,11 +32,23 @@ def build_parser():
     return parser
 
 
-@cli_entry
+@command
 def main(argv=None):
-    from adapler.stages import build_model, load_checkpoint_into
-
     args = build_parser().parse_args(argv)
+    check_numbers(args, counts=("MAX_LENGTH", "LAYER", "BATCH_SIZE"))
+    if args.OUTPUT:
+        check_new_files([args.OUTPUT], overwrite=True)
+    from adapler.paths import checkpoint_folder
+
+    for path in filter(None, (args.MODEL_PATH, args.BASELINE_MODEL_PATH)):
+        check_model_files(checkpoint_folder(path))
+    from adapler.data import default_data_dir_for
+    from adapler.inference import load_model
+    from adapler.rationale_evaluation import evaluate_rationales, read_documents
+    from adapler.stages import build_model, load_checkpoint_into
+    from common.checkpoints import resolve_source
+    from common.tasks import get_task
+
     task = get_task(args.TASK)
     model, tokenizer, sidecar = load_model(args.MODEL_PATH)
     layers = model.config.num_hidden_layers

@@ -21,7 +21,8 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from common.errors import UserError, cli_entry  # noqa: E402
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 TIMED_OUT = 124
 
@@ -99,9 +100,9 @@ def run(command, workers=2, timeout=600, workdir=None, log=print):
                 out.close()
 
 
-@cli_entry
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600, help="seconds before all stop")
     parser.add_argument("--workdir", help="where the other workers' logs go (default: a temp "

@@ -1,12 +1,14 @@
-"""Per-example FLOPs of BERT and AdapLeR and the split speed-up (spec §6).
+"""Per-example FLOPs of BERT and AdapLeR, the split speed-up, and the paper's fitted formulas
+(spec §6).
 
 Three ways to count, all single-instance and unpadded, the speed-up always a ratio of sums:
 
 * `exact` (default): `common.flops` on the true per-layer lengths: BERT on n tokens vs AdapLeR
   whose block l runs on kept[l] tokens, each CP scoring the tokens present before its removal,
   the embeddings on n tokens, with the task's true number of labels. Any backbone.
-* `fitted`: the paper's fitted BERT-base polynomials (§6.2) on the true lengths and label count
-  (reported beside `exact` for 12-layer, 768-wide models only).
+* `fitted`: the paper's fitted BERT-base polynomials (§6.2, `fitted_bert_flops` and
+  `fitted_adapler_flops`) on the true lengths and label count (reported beside `exact` for
+  12-layer, 768-wide models only).
 * `paper` (`--PAPER_FLOPS`): the original's count, bugs included for parity: the 13-entry vector
   c_l = #(p_l > 1e-6), c_12 = #(p_11 > eta_11) (the last layer compared with eta_11 instead of
   eta_11 / n), the label count estimated as max(prediction) + 1, and the fitted polynomials
@@ -14,12 +16,25 @@ Three ways to count, all single-instance and unpadded, the speed-up always a rat
 """
 import numpy as np
 
-from common import flops
 from common.errors import UserError
+from common.flops import adapler_flops, speedup, vanilla_flops
 
 BERT_BASE = {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12,
              "intermediate_size": 3072}
 COUNTINGS = ("exact", "fitted", "paper")
+
+
+def fitted_bert_flops(n, num_labels):
+    """AdapLeR's fitted BERT-base count on the unpadded length n (§6.2)."""
+    return 37_872 * n * n + 170_216_500 * n + 1_181_953 + 1_537 * num_labels
+
+
+def fitted_adapler_flops(kept, num_labels):
+    """AdapLeR's fitted count; kept = (k_0..k_11) = (c_1..c_12), i.e. c[1:] of the §6.1 vector."""
+    if len(kept) != 12:
+        raise UserError(f"the fitted AdapLeR formula needs 12 per-layer lengths, got {len(kept)}")
+    return (1_183_537 + 1_537 * (num_labels - 1) + 6_152 * kept[0]
+            + sum(3_156 * k * k + 14_233_554 * k for k in kept))
 
 
 def is_bert_base(config):
@@ -42,22 +57,20 @@ def per_example_flops(config, counting, lengths, kept, num_labels, cp_hidden,
     paper_counts: (N, 13) the original's c vector; predictions: (N,) class ids (paper mode)."""
     lengths = np.asarray(lengths, dtype=np.int64)
     if counting == "exact":
-        bert = [flops.vanilla_flops(config, int(n), num_labels) for n in lengths]
-        adapler = [flops.adapler_flops(config, int(n), [int(k) for k in row], num_labels,
+        bert = [vanilla_flops(config, int(n), num_labels) for n in lengths]
+        adapler = [adapler_flops(config, int(n), [int(k) for k in row], num_labels,
                                        cp_hidden) for n, row in zip(lengths, kept)]
         return bert, adapler
     check_counting(config, counting)
     if counting == "fitted":
-        bert = [flops.adapler_paper_flops_bert(int(n), num_labels) for n in lengths]
-        adapler = [flops.adapler_paper_flops_adapler([int(k) for k in row], num_labels)
-                   for row in kept]
+        bert = [fitted_bert_flops(int(n), num_labels) for n in lengths]
+        adapler = [fitted_adapler_flops([int(k) for k in row], num_labels) for row in kept]
         return bert, adapler
     classes = int(np.max(predictions)) + 1 if len(predictions) else num_labels
-    bert = [flops.adapler_paper_flops_bert(int(row[0]), classes) for row in paper_counts]
-    adapler = [flops.adapler_paper_flops_adapler([int(c) for c in row[1:]], classes)
-               for row in paper_counts]
+    bert = [fitted_bert_flops(int(row[0]), classes) for row in paper_counts]
+    adapler = [fitted_adapler_flops([int(c) for c in row[1:]], classes) for row in paper_counts]
     return bert, adapler
 
 
 def total_speedup(bert, adapler):
-    return flops.speedup(float(np.sum(bert)), float(np.sum(adapler)))
+    return speedup(float(np.sum(bert)), float(np.sum(adapler)))

@@ -1,0 +1,118 @@
+"""The one command-line runner (common/cli.py): one `error:` line and exit code 2 for anything that
+escapes, tracebacks only with --debug, and `--help` of every command without TensorFlow."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from conftest import REPO
+
+CONSOLE_SCRIPTS = re.findall(r'"([\w-]+) = ([\w.]+):(\w+)"', (REPO / "setup.py").read_text())
+SCRIPTS = sorted(str(p.relative_to(REPO)) for folder in ("run_files", "tools")
+                 for p in (REPO / folder).glob("*.py") if p.name != "__init__.py")
+# How each command is started: ("call", module, function) | ("module", name) | ("path", script)
+COMMANDS = ([("call", module, function) for _, module, function in CONSOLE_SCRIPTS]
+            + [("module", "powerbert"), ("module", "pabee"), ("module", "adapler.inference")]
+            + [("path", script) for script in SCRIPTS])
+DRIVER = """
+import runpy, sys, time
+kind, target = sys.argv[1], sys.argv[2:]
+sys.argv = [target[0], "--help"]
+started = time.perf_counter()
+try:
+    if kind == "call":
+        import importlib
+        getattr(importlib.import_module(target[0]), target[1])(["--help"])
+    elif kind == "module":
+        runpy.run_module(target[0], run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(target[0], run_name="__main__")
+except SystemExit as stop:
+    assert stop.code in (0, None), stop.code
+print(f"@@ tensorflow={'tensorflow' in sys.modules} seconds={time.perf_counter() - started:.2f}")
+"""
+
+
+# Timing tool rewritten on another branch; it still imports TensorFlow at module level.
+TF_AT_IMPORT = {"tools/benchmark_adapler.py"}
+
+
+def test_every_entry_point_is_covered():
+    assert len(CONSOLE_SCRIPTS) >= 12 and len(SCRIPTS) >= 15
+
+
+@pytest.mark.parametrize("how", COMMANDS, ids=lambda how: ":".join(how[1:]))
+def test_help_is_fast_and_shows_defaults(how):
+    done = subprocess.run([sys.executable, "-c", DRIVER, *how], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    if how[-1] not in TF_AT_IMPORT:
+        assert "@@ tensorflow=False" in done.stdout, done.stdout[-300:]
+        assert done.stderr == ""
+    assert "--debug" in done.stdout and "--verbose" in done.stdout
+    if how[-1] not in ("make_fixtures.py",):  # a --out folder only: no value default to show
+        assert "(default" in done.stdout
+
+
+def _run(main, argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    return stop.value.code, capsys.readouterr().err
+
+
+def _raiser(error):
+    @command
+    def main(argv):
+        ArgumentParser(prog="x").parse_args(argv)
+        raise error
+    return main
+
+
+def test_user_error_is_one_line_exit_2(capsys):
+    code, err = _run(_raiser(UserError("bad thing\nsecond line")), [], capsys)
+    assert code == 2 and err == "error: bad thing; second line\n"
+
+
+def test_unexpected_error_names_its_type_and_debug(capsys):
+    code, err = _run(_raiser(KeyError("boom")), [], capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("error: KeyError: 'boom'") and "--debug" in err
+    code, err = _run(_raiser(KeyError("boom")), ["--debug"], capsys)
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("error: KeyError")
+
+
+def test_os_error_names_the_file(capsys):
+    code, err = _run(_raiser(OSError(28, "No space left on device", "/x/y.h5")), [], capsys)
+    assert code == 2 and err == "error: cannot use /x/y.h5: No space left on device\n"
+
+
+def test_usage_mistake_is_one_line(capsys):
+    code, err = _run(_raiser(UserError("unused")), ["--nope"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: unrecognized arguments: --nope; see `x --help`")
+
+
+def test_runner_flags_stay_out_of_the_namespace():
+    args = ArgumentParser().parse_args(["--debug", "--verbose"])
+    assert vars(args) == {}
+
+
+def test_chatter_is_silenced_and_verbose_brings_it_back():
+    code = ("from common.cli import command\n"
+            "@command\n"
+            "def main(argv):\n"
+            "    import tensorflow as tf\n"
+            "    print(int(tf.constant(1) + 1))\n"
+            "main(__import__('sys').argv[1:])\n")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "GLOG_minloglevel", "GRPC_VERBOSITY")}
+    quiet = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                           text=True, env=env, timeout=300)
+    assert quiet.returncode == 0 and quiet.stdout == "2\n" and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code, "--verbose"], cwd=REPO,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert loud.returncode == 0 and loud.stderr.strip() != ""
