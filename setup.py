@@ -25,6 +25,7 @@ setup(
         "bert-speedup-demo = tools.demo:main",
         "bert-speedup-finetune = tools.finetune:main",
         "bert-speedup-benchmark = tools.benchmark:main",
+        "bert-speedup-compare = tools.compare:main",
         "bert-speedup-flops = tools.flops_calculator:main",
         "powerbert = powerbert.cli:main",
         "pabee = pabee.cli:main",

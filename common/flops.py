@@ -175,6 +175,20 @@ def pabee_flops(config, n, exit_layer, num_labels=2):
     return forward_flops(config, n, [n] * exit_layer, num_labels=num_labels, num_exits=exit_layer)
 
 
+def powerbert_pabee_flops(config, n, retention, exit_layer, num_labels=2):
+    """PABEE exiting after `exit_layer` blocks of a PoWER-BERT model: the blocks run as in
+    `powerbert_flops` (retention capped at n, as Extract keeps min(k_l, n)), each followed by
+    the pooler and its classifier."""
+    retention = [min(int(k), n) for k in retention]
+    _check_lengths("retention", retention, n, count=config.num_hidden_layers)
+    if not isinstance(exit_layer, Integral) or not 1 <= exit_layer <= config.num_hidden_layers:
+        raise UserError(f"exit_layer must be an integer in 1..{config.num_hidden_layers}, "
+                        f"got {exit_layer!r}")
+    return forward_flops(config, n, ([n] + retention[:-1])[:exit_layer],
+                         ffn_lengths=retention[:exit_layer], num_labels=num_labels,
+                         num_exits=exit_layer)
+
+
 def speedup(baseline_flops, method_flops):
     """Speed-up of a method over the baseline (for a split: pass sums, a ratio of sums)."""
     return baseline_flops / method_flops

@@ -25,8 +25,9 @@ import tensorflow as tf
 from common import checkpoints
 from common.errors import UserError
 from common.modeling import ClassificationHead, SeamClassifier, dummy_inputs
-from common.seams import SeamLayer
+from common.seams import NO_SEAM, Composite, SeamLayer
 from common.training import classification_loss
+from powerbert.model import PowerBertSeam
 
 HEAD_PREFIX = "classifiers_"
 LOGITS = "logits"  # the record name of the internal classifiers' outputs
@@ -54,25 +55,36 @@ class InternalClassifiers(SeamLayer):
 
 class PabeeClassifier(SeamClassifier):
     """Backbone `bert` + shared pooler + L internal classifiers `classifiers_0..L-1` (the seam;
-    the last one is the head)."""
+    the last one is the head).
+
+    `retention` (word-vectors kept per block) puts PoWER-BERT's Extract under the exits: the
+    model's seam is then `Composite(PowerBertSeam, InternalClassifiers)`, one loop in which each
+    block drops word-vectors between its sub-layers and each layer's classifier reads what is
+    left (PABEE on a PoWER-BERT checkpoint)."""
 
     optional_checkpoint_keys = (HEAD_PREFIX,)
 
-    def __init__(self, config, num_labels, head_dropout=None, pooling="cls", **kwargs):
+    def __init__(self, config, num_labels, head_dropout=None, pooling="cls", retention=None,
+                 **kwargs):
         if head_dropout is None:
             head_dropout = (ALBERT_CLASSIFIER_DROPOUT if config.is_albert
                             else config.hidden_dropout_prob)
         exits = InternalClassifiers(config, num_labels, float(head_dropout), pool=None,
                                     name="internal_classifiers")
-        super().__init__(config, num_labels, seam=exits, head=exits.classifiers[-1],
-                         pooling=pooling, **kwargs)
+        below = None if retention is None else PowerBertSeam(
+            config.num_hidden_layers, retention=retention, name="powerbert_seam")
+        super().__init__(config, num_labels, seam=exits if below is None else Composite(
+            below, exits, name="powerbert_pabee"), head=exits.classifiers[-1], pooling=pooling,
+            **kwargs)
         exits.pool = self.bert.pool
+        self.exits, self.below = exits, below
+        self.retention = None if below is None else below.retention
         self.num_layers = config.num_hidden_layers
         self.head_dropout = float(head_dropout)
 
     @property
     def classifiers(self):
-        return self.seam.classifiers
+        return self.exits.classifiers
 
     def forward(self, inputs, training=False):
         """The seam at every layer: (the last classifier's logits, the final state, whose
@@ -85,7 +97,7 @@ class PabeeClassifier(SeamClassifier):
         per-layer evaluation). Otherwise patience 0: the full encoder and the last classifier."""
         if all_layers:
             return self.forward(inputs, training)[1].records[LOGITS]
-        return self.classify(self.bert.encode(inputs, training=training), training)
+        return self.classify(self.bert.encode(inputs, self.below or NO_SEAM, training), training)
 
     def start_at_mean_score(self, scores):
         """Regression: every internal classifier's bias starts at the mean training score.
@@ -136,10 +148,19 @@ def head_dropout_of(source):
     return None
 
 
+def retention_of(source):
+    """The PoWER-BERT retention configuration a checkpoint of this toolkit records (a PoWER-BERT
+    checkpoint, or a PABEE model trained on one), else None."""
+    if source.kind != "own":
+        return None
+    return source.sidecar["method_state"].get("retention_config")
+
+
 def build_model(source, num_labels, name="pabee", pooling="cls"):
-    """An unloaded PabeeClassifier for a resolved `common.checkpoints.Source`, weights built."""
+    """An unloaded PabeeClassifier for a resolved `common.checkpoints.Source`, weights built;
+    with PoWER-BERT's Extract under the exits when the source records a retention."""
     model = PabeeClassifier(source.config, num_labels, head_dropout_of(source), pooling,
-                            name=name)
+                            retention=retention_of(source), name=name)
     model(dummy_inputs(), all_layers=True)  # the backbone (through its own call), every head
     return model
 

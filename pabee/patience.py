@@ -252,17 +252,22 @@ def map_batches(fn, arrays, batch_size, progress=None):
     return outputs
 
 
-def exit_statistics(config, exit_layers, length, num_labels):
+def exit_statistics(config, exit_layers, length, num_labels, retention=None):
     """Average exit layer X, the original's printed 'Speed Up' S = 1 - X/L, the ratio L/X, the
     analytic FLOPs ratio (vanilla / PABEE; `length` = the tokens each example runs with, one
-    number or one per example) and the histogram of exit layers."""
+    number or one per example; `retention`: PABEE on PoWER-BERT) and the histogram of exit
+    layers."""
     layers = config.num_hidden_layers
     exit_layers = np.asarray(exit_layers)
     average = float(exit_layers.mean())
     lengths = np.broadcast_to(np.asarray(length), exit_layers.shape)
     pairs, counts = np.unique(np.stack([lengths, exit_layers], 1), axis=0, return_counts=True)
-    used = sum(int(c) * flops.pabee_flops(config, int(n), int(e), num_labels)
-               for (n, e), c in zip(pairs, counts))
+    def method_flops(n, e):
+        if retention is None:
+            return flops.pabee_flops(config, n, e, num_labels)
+        return flops.powerbert_pabee_flops(config, n, retention, e, num_labels)
+
+    used = sum(int(c) * method_flops(int(n), int(e)) for (n, e), c in zip(pairs, counts))
     vanilla = sum(int(c) * flops.vanilla_flops(config, int(n), num_labels)
                   for (n, _), c in zip(pairs, counts))
     histogram = np.bincount(exit_layers, minlength=layers + 1)[1:]

@@ -159,7 +159,8 @@ def _meta(settings, task, model):
             "max_length": settings.max_seq_length, "lower_case": bool(settings.do_lower_case),
             "method_state": {"model_type": settings.model_type, "num_layers": model.num_layers,
                              "head_dropout": model.head_dropout, "patience": settings.patience,
-                             "regression_threshold": settings.regression_threshold},
+                             "regression_threshold": settings.regression_threshold,
+                             **({"retention_config": model.retention} if model.retention else {})},
             "training": {"seed": settings.seed}}
 
 
@@ -319,7 +320,7 @@ def evaluate_checkpoints(settings, task, log=print):
                 if task_exits is not None:
                     exits.append(task_exits)
                     row.update(exit_statistics(model.config, task_exits, real_lengths(arrays),
-                                               model.num_labels))
+                                               model.num_labels, model.retention))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
                 write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
@@ -330,7 +331,7 @@ def evaluate_checkpoints(settings, task, log=print):
             if exits:  # MNLI m and mm pooled, as the original counts them
                 lengths = np.concatenate([real_lengths(data[t.name]) for t, _ in pairs])
                 stats = exit_statistics(model.config, np.concatenate(exits), lengths,
-                                        model.num_labels)
+                                        model.num_labels, model.retention)
                 log(stats_line(patience, stats))
                 log(ratio_line(stats))
             else:

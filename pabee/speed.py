@@ -1,7 +1,8 @@
 """PABEE's timing sides for `common.benchmark`, beside the dense baselines.
 
-The dense sides run the model's full forward (embeddings, all L layers, pooler, last classifier:
-PABEE's patience-0 path, i.e. a plain BERT classifier). PABEE runs through `EarlyExitEngine`:
+The dense sides run the plain backbone with no seam (embeddings, all L layers, pooler, last
+classifier: a plain BERT classifier, which is PABEE's patience-0 path; on PABEE over PoWER-BERT
+the same weights without Extract). PABEE runs through `EarlyExitEngine`:
 
     pabee-unpadded-t<P>   batch 1, every text alone at its own length, patience P
     pabee-dynamic-t<P>    batched per-example exit (exited rows leave the batch) on the
@@ -23,8 +24,9 @@ def side_name(batch_size, patience):
 def sides(engine, arrays, batch_size, rules):
     """Dense baselines and one PABEE side per rule ({patience: ExitRule}) at `batch_size`."""
     model = engine.model
-    result = benchmark.dense_sides(lambda features: model(features, training=False), arrays,
-                                   batch_size)
+    result = benchmark.dense_sides(
+        lambda features: model.classify(model.bert.encode(features), training=False), arrays,
+        batch_size)
     if batch_size == 1:
         items, order = benchmark.unpadded_examples(arrays), None
     else:
@@ -42,7 +44,7 @@ def exit_summary(side, model, arrays, reference=None):
     logits = benchmark.outputs_in_order(side, lambda result: result.logits)
     exits = benchmark.outputs_in_order(side, lambda result: result.exit_layers)
     stats = exit_statistics(model.config, exits, benchmark.real_lengths(arrays),
-                            model.num_labels)
+                            model.num_labels, model.retention)
     summary = {"avg_exit_layer": stats["avg_exit_layer"], "layer_ratio": stats["layer_ratio"],
                "flops_speedup": stats["flops_ratio"], "logits": logits, "exits": exits}
     if reference is not None:

@@ -79,7 +79,8 @@ class PowerBertSeam(SeamLayer):
         else:
             if layer == 0:
                 state.record("batch_length", ops.shape(state.hidden)[1])
-            k = self.kept(layer, state.records["batch_length"][0])
+            batch_length = state.records["batch_length"][0] if self.length_scaled else None
+            k = self.kept(layer, batch_length)
             hidden, mask, chosen = extract(state.hidden, state.mask, scores, k)
             if chosen is not None:
                 positions = ops.take_along_axis(state.positions, chosen, axis=1)

@@ -177,7 +177,7 @@ def _filled(out_dir, *files):
 RATE = "must be a finite number > 0"
 COUNT = "must be at least 1"
 SEED = r"must be in 0\.\.4294967295"
-DAMAGED = r"is damaged \("
+DAMAGED = r"is (damaged|incomplete) \("  # incomplete: the file does not match its sidecar's digest
 # (id, command, argv, message regex, setup)
 CASES = [
     # ---- tools/finetune.py: flags

@@ -10,11 +10,14 @@ method from that checkpoint and prints one row per method: dev accuracy, FLOPs s
 real lengths) and measured wall-clock speed-up (`common.benchmark`: against the dense model with
 length-sorted dynamic padding when batched, on the unpadded text at batch 1), and beside it the
 speed-up against the dense model padded to length 64 (the papers' convention). The table is
-also written to `<work_dir>/results.md` and `results.json`.
+also written to `<work_dir>/results.md` and `results.json`. It ends with
+`bert-speedup-compare --budget quick` from the same fine-tuned checkpoint (into
+`<work_dir>/compare`) and prints where its `pareto.png` is (`--skip_compare` leaves it out).
 """
 import importlib
 import json
 import os
+import shutil
 import sys
 
 if __package__ in (None, ""):
@@ -46,6 +49,8 @@ def parse_args(argv):
                              "methods' folders are replaced)")
     parser.add_argument("--overwrite_output_dir", action="store_true",
                         help="allow a non-empty --work_dir: every result in it is replaced")
+    parser.add_argument("--skip_compare", action="store_true",
+                        help="leave out the closing `bert-speedup-compare --budget quick` run")
     precision.add_flags(parser)
     distribute.add_flag(parser)
     args = parser.parse_args(argv)
@@ -110,7 +115,24 @@ def run(args, log=print):
     with open(os.path.join(args.work_dir, "results.json"), "w") as out:
         json.dump(rows, out, indent=2)
     log("\n" + table)
+    if not args.skip_compare:
+        compared = os.path.join(args.work_dir, "compare")
+        if not args.reuse and os.path.isdir(compared):
+            shutil.rmtree(compared)  # its models were trained from the previous fine-tuning
+        run_compare(finetuned, data_dir, compared, log)
     return rows
+
+
+def run_compare(finetuned, data_dir, output_dir, log=print):
+    """`bert-speedup-compare --budget quick` on the demo's fine-tuned checkpoint and data."""
+    from tools import compare
+
+    argv = ["--model", finetuned, "--task", "sst-2", "--data_dir", data_dir, "--output_dir",
+            output_dir, "--budget", "quick"]
+    log("\nbert-speedup-compare " + " ".join(argv))
+    args, settings = compare.parse_args(argv)
+    compare.run(args, settings, log=log)
+    log(f"the accuracy-vs-speed plot is {os.path.abspath(os.path.join(output_dir, 'pareto.png'))}")
 
 
 @command

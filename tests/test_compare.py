@@ -1,0 +1,196 @@
+"""`bert-speedup-compare` (tools/compare.py) end to end on the tiny model and a tiny SST-2 folder:
+every output file and column, resuming without retraining, and bad input."""
+import csv
+import dataclasses
+import json
+import os
+
+import pytest
+
+from common.checkpoints import resolve_source, save_checkpoint
+from common.data import default_data_dir
+from common.modeling import SequenceClassifier, dummy_inputs
+from common.tokenization import load_tokenizer
+from conftest import FIXTURES
+from tools import compare, compare_methods
+from tools.compare_report import COLUMNS
+
+TINY = str(FIXTURES / "tiny_bert")
+DENSE_SIDES = {1: {"dense-unpadded", "dense-padded"},
+               4: {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla"}}
+
+
+@pytest.fixture
+def tiny_sst2(tmp_path):
+    """The first rows of the bundled sample: 64 training and 12 dev sentences."""
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    for split, rows in (("train", 64), ("dev", 12)):
+        with open(os.path.join(default_data_dir(), f"{split}.tsv"), encoding="utf-8") as handle:
+            head = [next(handle) for _ in range(rows + 1)]
+        (folder / f"{split}.tsv").write_text("".join(head), encoding="utf-8")
+    return str(folder)
+
+
+def read_csv(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def stage_events(output_dir):
+    with open(os.path.join(output_dir, "stages.log"), encoding="utf-8") as handle:
+        return [tuple(line.rstrip("\n").split("\t")[1:]) for line in handle]
+
+
+def check_rows(rows, methods):
+    """Every column filled and plausible; the dense reference row is exactly 1x itself."""
+    for row in rows:
+        assert row["task"] == "sst-2" and row["metric_name"] == "acc"
+        assert 0.0 <= float(row["metric"]) <= 1.0
+        for key in ("flops_speedup", "speedup_vs_padded", "speedup_vs_dynamic",
+                    "ms_per_example", "seconds"):
+            assert float(row[key]) > 0.0, (key, row)
+        size = int(row["batch_size"])
+        assert row["reference"] == ("dense-unpadded" if size == 1 else row["reference"])
+        assert row["reference"] in DENSE_SIDES[size]
+        assert row["method"] in {"dense", *methods}
+        assert (row["detail"] == "") == (row["method"] == "dense")
+        if row["method"] == "dense" and row["setting"] == row["reference"]:
+            assert float(row["speedup_vs_dynamic"]) == pytest.approx(1.0)
+    for size, sides in DENSE_SIDES.items():
+        assert {r["setting"] for r in rows
+                if r["method"] == "dense" and int(r["batch_size"]) == size} == sides
+
+
+def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys):
+    out = str(tmp_path / "compare")
+    argv = ["--model", TINY, "--task", "sst-2", "--data_dir", tiny_sst2, "--output_dir", out,
+            "--max_length", "16", "--methods", "pabee", "--batch_sizes", "1,4"]
+    compare.main(argv)
+    printed = capsys.readouterr().out
+    assert "[5/5] pabee model: points: done" in printed
+    assert sorted(os.listdir(out)) == ["finetune", "logs", "pareto.png", "report.md",
+                                       "results.csv", "runs", "settings.json", "stages.log"]
+    header, rows = read_csv(os.path.join(out, "results.csv"))
+    assert tuple(header) == COLUMNS
+    check_rows(rows, {"pabee"})
+    pabee = [(r["setting"], int(r["batch_size"])) for r in rows if r["method"] == "pabee"]
+    assert pabee == [("patience=1", 1), ("patience=2", 1), ("patience=1", 4), ("patience=2", 4)]
+    assert all(r["detail"].startswith("avg exit layer ") for r in rows if r["method"] == "pabee")
+    with open(os.path.join(out, "pareto.png"), "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    text = open(os.path.join(out, "report.md"), encoding="utf-8").read()
+    for needle in ("![Pareto fronts](pareto.png)", "- **pabee**: ",
+                   "tools/finetune.py", "run_glue_with_pabee.py --model_type bert",
+                   "64 training rows"):
+        assert needle in text
+    assert text.count("\n| pabee | ") == 4
+    assert json.load(open(os.path.join(out, "settings.json")))["batch_sizes"] == [1, 4]
+
+    # A run killed while timing PABEE at batch 4: the rerun retrains nothing and adds the rows.
+    with open(os.path.join(out, "results.csv"), encoding="utf-8") as handle:
+        lines = handle.readlines()
+    with open(os.path.join(out, "results.csv"), "w", encoding="utf-8") as handle:
+        handle.writelines(lines[:-2])
+    before = stage_events(out)
+    compare.main(argv)
+    again = stage_events(out)[len(before):]
+    assert ("fine-tuning", "skipped") in again and ("pabee", "skipped") in again
+    assert not [event for event in again if event[0] in ("fine-tuning", "pabee")
+                and event[1] != "skipped"]
+    assert ("pabee model: points", "start") in again
+    keys = [(r["method"], r["setting"], r["batch_size"]) for r in rows]
+    assert [(r["method"], r["setting"], r["batch_size"])
+            for r in read_csv(os.path.join(out, "results.csv"))[1]] == keys
+    before = stage_events(out)
+    compare.main(argv)  # nothing left: every stage skipped
+    assert all(event[1] == "skipped" or event[0] in ("fine-tuned model on dev", "dense baselines")
+               for event in stage_events(out)[len(before):])
+
+
+@pytest.fixture
+def finetuned(tmp_path):
+    """A checkpoint of this toolkit fine-tuned (here: saved) on SST-2 at length 16."""
+    source = resolve_source(TINY)
+    model = SequenceClassifier(source.config, 2)
+    model(dummy_inputs(8))
+    folder = str(tmp_path / "finetuned")
+    save_checkpoint(model, folder, {"task": "sst-2", "num_labels": 2, "max_length": 16,
+                                    "cased": False, "method": "vanilla"},
+                    tokenizer=load_tokenizer(TINY))
+    return folder
+
+
+def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combination(
+        finetuned, tiny_sst2, tmp_path, capsys, monkeypatch):
+    # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
+    quick = compare_methods.BUDGETS["quick"]
+    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
+        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[:2]))
+    out = str(tmp_path / "compare")
+    compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
+                  "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
+                  "--batch_sizes", "4",
+                  "--train_limit", "40"])
+    assert f"reusing {finetuned}" in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(out, "finetune"))
+    header, rows = read_csv(os.path.join(out, "results.csv"))
+    assert tuple(header) == COLUMNS
+    points = [(r["method"], r["setting"]) for r in rows if r["method"] != "dense"]
+    assert points == [("powerbert", "LAMBDA=0.002"), ("adapler", "PHI=0.05 eta+0"),
+                      ("adapler", "PHI=0.05 eta+0.1"), ("powerbert+pabee", "patience=1"),
+                      ("powerbert+pabee", "patience=2")]
+    # PABEE on PoWER-BERT trains from the PoWER-BERT model of the same LAMBDA (trained once).
+    trained = [event for event in stage_events(out) if event[1] == "done"]
+    assert sum(1 for event in trained if event[0].startswith("powerbert LAMBDA")) == 1
+    assert all(r["detail"].startswith("avg exit layer ") for r in rows
+               if r["method"] == "powerbert+pabee")
+    for row in rows:
+        assert float(row["speedup_vs_dynamic"]) > 0 and float(row["flops_speedup"]) > 0
+        assert int(row["batch_size"]) == 4
+    assert all(r["detail"].startswith("retention ") for r in rows if r["method"] == "powerbert")
+    etas = [[float(v) for v in r["detail"][4:].split(",")] for r in rows
+            if r["method"] == "adapler"]
+    assert etas[1] == pytest.approx([v + 0.1 for v in etas[0]], abs=2e-3)
+    with open(os.path.join(out, "data", "SST-2", "train.tsv"), encoding="utf-8") as handle:
+        assert len(handle.readlines()) == 41  # header + the 40-row subset
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "powerbert,distilbert"], "unknown method(s) distilbert"),
+    (["--budget", "medium"], "--budget must be quick or full"),
+    (["--task", "ax"], "no labelled dev split"),
+    (["--batch_sizes", "1,0"], "--batch_sizes must be positive"),
+    (["--batch_sizes", "1,x"], "--batch_sizes must be comma-separated integers"),
+    (["--max_length", "64"], "over the model's position table"),
+])
+def test_bad_input_is_one_error_line_and_writes_nothing(extra, message, tiny_sst2, tmp_path,
+                                                        capsys):
+    out = tmp_path / "compare"
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--model", TINY, "--data_dir", tiny_sst2, "--output_dir", str(out),
+                      "--max_length", "16", *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not out.exists()
+
+
+def test_an_output_folder_of_another_task_or_command_is_refused(tiny_sst2, tmp_path, capsys):
+    out = tmp_path / "compare"
+    out.mkdir()
+    settings = {"task": "mrpc", "model": TINY, "data_dir": tiny_sst2, "methods": ["pabee"],
+                "budget": "quick", "max_length": 16, "train_limit": 1000, "batch_sizes": [1, 32]}
+    (out / "settings.json").write_text(json.dumps(settings))
+    argv = ["--model", TINY, "--data_dir", tiny_sst2, "--output_dir", str(out), "--max_length",
+            "16", "--methods", "pabee"]
+    for task, message in (("mrpc", "holds results of task mrpc, not sst-2"),
+                          ("sst-2", "was made by another command (budget quick, not full")):
+        settings["task"] = task
+        (out / "settings.json").write_text(json.dumps(settings))
+        with pytest.raises(SystemExit):
+            compare.main(argv + ["--budget", "full"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert sorted(os.listdir(out)) == ["settings.json"]

@@ -1,0 +1,436 @@
+"""`bert-speedup-compare`: every method's accuracy-vs-speed front on one task, in one command.
+
+    bert-speedup-compare --task sst-2 --output_dir runs/compare/sst2 --budget quick
+    python tools/compare.py --model runs/sst2 --task sst-2 --data_dir $GLUE_DIR/SST-2 \
+        --output_dir runs/compare/sst2-full --budget full --methods powerbert,pabee
+
+Fine-tunes `--model` on the task (or reuses it when it is a checkpoint of this toolkit fine-tuned
+on the task), then trains each method through its own command line (subprocesses; see
+`tools/compare_methods.py` for the sweep of each budget), evaluates every operating point on dev
+with the task's metric and times it with `common.benchmark` against the dense baselines at each
+batch size. Writes to `--output_dir`:
+
+    results.csv    one row per point and batch size (tools/compare_report.py), row by row
+    pareto.png     metric vs measured and vs FLOPs speed-up, fronts drawn
+    report.md      best point per method within one point of the fine-tuned model, the plot,
+                   the table and every command run
+    settings.json, stages.log, logs/ (one log per training), runs/ (the trained models),
+                   finetune/ (unless --model is reused), data/ (the training subset)
+
+Resumable: the same command again skips finished trainings (a DONE.json in their folder) and
+rows already in results.csv; an output folder made by another command is refused.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.cli import ArgumentParser, command  # noqa: E402
+from common.errors import UserError, parse_int_list  # noqa: E402
+from tools import compare_report as report  # noqa: E402
+from tools.compare_methods import BUDGETS, METHODS, REPO, Context, groups, python  # noqa: E402
+
+ORDERED_METRICS = ("acc", "f1", "mcc", "spearman")  # higher is better on each
+SETTINGS_FILE, STAGES_FILE, DONE_FILE = "settings.json", "stages.log", "DONE.json"
+# What makes two runs the same command (settings.json).
+SETTINGS_KEYS = ("task", "model", "data_dir", "methods", "budget", "max_length", "train_limit",
+                 "batch_sizes")
+FINETUNE = {"learning_rate": 1e-4, "batch_size": 32}
+
+
+def build_parser():
+    p = ArgumentParser(prog="bert-speedup-compare", description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="model to fine-tune, or a checkpoint of this toolkit already "
+                                   "fine-tuned on --task (default: the bundled MiniLM)")
+    p.add_argument("--task", default="sst-2", help="GLUE task (default sst-2)")
+    p.add_argument("--data_dir", help="task folder (default: the bundled SST-2 sample)")
+    p.add_argument("--output_dir", required=True, help="where results and models go")
+    p.add_argument("--methods", default="powerbert,adapler,pabee",
+                   help=f"comma list of {', '.join(METHODS)} (default: the first three)")
+    p.add_argument("--budget", default="quick", help="quick (minutes) or full (more points)")
+    p.add_argument("--max_length", type=int, help="default: the reused checkpoint's, else the "
+                                                  "task's")
+    p.add_argument("--train_limit", type=int, help="train every stage on a fixed, seeded "
+                   "subset of this many rows (default: 1000 with quick, all with full)")
+    p.add_argument("--batch_sizes", default="1,32", help="timed batch sizes (default 1,32)")
+    return p
+
+
+def parse_args(argv):
+    """Parse and check every flag; nothing is written. Returns (args, settings)."""
+    from common.checkpoints import check_max_length, resolve_source
+    from common.data import default_data_dir, default_model_dir, split_path
+    from common.tasks import get_task
+
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UserError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; choose from "
+                        f"{', '.join(METHODS)}")
+    if args.budget not in BUDGETS:
+        raise UserError(f"--budget must be quick or full, got '{args.budget}'")
+    task = get_task(args.task)
+    if task.metric not in ORDERED_METRICS or task.layout is None or "dev" not in task.files:
+        raise UserError(f"task {task.glue_name} has no labelled dev split scored by a metric "
+                        f"the plot can order ({', '.join(ORDERED_METRICS)}); pick a GLUE task "
+                        "with a dev set")
+    if task.reader != "glue_tsv":
+        raise UserError(f"task {task.glue_name} is not in GLUE's TSV format, which every "
+                        "method's command line reads; pick a GLUE task")
+    data_dir = os.path.abspath(args.data_dir or default_data_dir())
+    for split in ("train", "dev"):
+        split_path(task, data_dir, split)
+    batch_sizes = parse_int_list(args.batch_sizes, "--batch_sizes")
+    for name, value in [("max_length", args.max_length), ("train_limit", args.train_limit)] + [
+            ("batch_sizes", size) for size in batch_sizes]:
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be positive, got {value}")
+    model = args.model or default_model_dir()
+    source = resolve_source(model)
+    sidecar = source.sidecar or {}
+    reuse = (source.kind == "own" and sidecar.get("task") == task.name
+             and sidecar.get("num_labels") == task.num_labels)
+    max_length = args.max_length or (reuse and sidecar.get("max_length")) or task.max_length
+    if max_length < 3:
+        raise UserError(f"--max_length must be at least 3, got {max_length}")
+    check_max_length(source.config, max_length)
+    budget = BUDGETS[args.budget]
+    settings = {"task": task.name, "model": os.path.abspath(model) if os.path.exists(model)
+                else model, "data_dir": data_dir, "methods": methods, "budget": args.budget,
+                "max_length": max_length,
+                "train_limit": args.train_limit or budget.train_limit,
+                "batch_sizes": batch_sizes}
+    check_output_dir(args.output_dir, settings)
+    return args, dict(settings, reuse=reuse, cased=not sidecar.get("lower_case", True))
+
+
+def check_output_dir(folder, settings):
+    """UserError when `folder` holds another task's results or another command's settings."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"--output_dir {folder} exists and is not a folder")
+    path = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.isfile(path):
+        if os.path.isfile(os.path.join(folder, "results.csv")):
+            raise UserError(f"{folder} holds a results.csv but no {SETTINGS_FILE}; pass another "
+                            "--output_dir")
+        return
+    with open(path, encoding="utf-8") as handle:
+        old = json.load(handle)
+    if old.get("task") != settings["task"]:
+        raise UserError(f"{folder} holds results of task {old.get('task')}, not "
+                        f"{settings['task']}; pass another --output_dir")
+    changed = [key for key in SETTINGS_KEYS if old.get(key) != settings[key]]
+    if changed:
+        differences = ", ".join(f"{key} {old.get(key)}, not {settings[key]}" for key in changed)
+        raise UserError(f"{folder} was made by another command ({differences}); rerun that "
+                        "command to resume, or pass another --output_dir")
+
+
+class Progress:
+    """Plain progress lines: stage k of n, what it does, overall time; and the stage log."""
+
+    def __init__(self, output_dir, total, log):
+        self.path, self.total, self.log = os.path.join(output_dir, STAGES_FILE), total, log
+        self.count, self.started = 0, time.time()
+
+    def stage(self, name, event):
+        if event in ("start", "skipped"):
+            self.count += 1
+        minutes = (time.time() - self.started) / 60
+        self.log(f"[{self.count}/{self.total}] {name}: {event} ({minutes:.1f} min elapsed)")
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}\t{name}\t{event}\n")
+
+
+def command_text(command):
+    text = shlex.join(command.argv)
+    return f"(cd {shlex.quote(command.cwd)} && {text})" if command.cwd else text
+
+
+def train(command, output_dir, progress):
+    """Run one training command unless its DONE marker exists; returns its seconds."""
+    marker = os.path.join(command.folder, DONE_FILE)
+    if os.path.isfile(marker):
+        progress.stage(command.label, "skipped")
+        with open(marker, encoding="utf-8") as handle:
+            return json.load(handle)["seconds"]
+    progress.stage(command.label, "start")
+    if os.path.isdir(command.folder):  # a killed run's leftovers
+        shutil.rmtree(command.folder)
+    os.makedirs(command.folder)
+    if command.cwd:
+        os.makedirs(command.cwd, exist_ok=True)
+    if command.prepare:
+        command.prepare()
+    started = time.time()
+    log_path = os.path.join(output_dir, "logs", command.label.replace(" ", "_") + ".log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]), TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "w", encoding="utf-8") as out:
+        out.write(command_text(command) + "\n")
+        out.flush()
+        code = subprocess.call(command.argv, stdout=out, stderr=subprocess.STDOUT,
+                               cwd=command.cwd or REPO, env=env)
+    if code != 0:
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle if line.strip()]
+        reason = next((line for line in reversed(lines) if line.startswith("error:")), lines[-1])
+        raise UserError(f"{command.label} failed (exit code {code}): {reason} (log: {log_path})")
+    seconds = time.time() - started
+    with open(marker + ".tmp", "w", encoding="utf-8") as out:
+        json.dump({"seconds": seconds, "argv": command.argv}, out)
+    os.replace(marker + ".tmp", marker)
+    progress.stage(command.label, f"done in {seconds:.0f} s")
+    return seconds
+
+
+def training_data(settings, output_dir):
+    """The folder every training reads: the data folder itself, or with a training limit a
+    copy holding a seeded subset of its train rows (header kept) and its full dev file.
+    Sets settings['train_rows']."""
+    import numpy as np
+    from common.data import split_path
+    from common.tasks import get_task
+
+    task, limit = get_task(settings["task"]), settings["train_limit"]
+    train_path = split_path(task, settings["data_dir"], "train")
+    with open(train_path, encoding="utf-8") as handle:
+        lines = handle.readlines()
+    header, rows = (lines[:1], lines[1:]) if task.layout.header else ([], lines)
+    settings["train_rows"] = min(len(rows), limit or len(rows))
+    if limit is None or limit >= len(rows):
+        return settings["data_dir"]
+    folder = os.path.join(output_dir, "data", task.folder)
+    os.makedirs(folder, exist_ok=True)
+    keep = np.sort(np.random.default_rng(0).permutation(len(rows))[:limit])
+    with open(os.path.join(folder, os.path.basename(train_path)), "w", encoding="utf-8") as out:
+        out.writelines(header + [rows[i] for i in keep])
+    dev_path = split_path(task, settings["data_dir"], "dev")
+    shutil.copyfile(dev_path, os.path.join(folder, os.path.basename(dev_path)))
+    return folder
+
+
+def finetune_command(settings, data_dir, output_dir):
+    from tools.compare_methods import Command
+
+    folder = os.path.join(output_dir, "finetune")
+    argv = python(os.path.join(REPO, "tools", "finetune.py"), "--model", settings["model"],
+                  "--task", settings["task"], "--data_dir", data_dir, "--output_dir", folder,
+                  "--epochs", BUDGETS[settings["budget"]].finetune_epochs, "--max_length",
+                  settings["max_length"], "--learning_rate", FINETUNE["learning_rate"],
+                  "--batch_size", FINETUNE["batch_size"])
+    return Command("fine-tuning", argv, folder)
+
+
+def load_finetuned(path, settings):
+    """(fine-tuned SequenceClassifier, its dev metrics, config, dev arrays)."""
+    from common.checkpoints import load_classifier
+    from common.data import encode_examples, read_split
+    from common.tasks import get_task
+    from common.tokenization import load_tokenizer
+    from common.training import evaluate_classifier
+
+    task = get_task(settings["task"])
+    model, source, _ = load_classifier(path, task.num_labels, max_length=settings["max_length"])
+    tokenizer = load_tokenizer(source.folder, cased=settings["cased"])
+    dev = encode_examples(tokenizer, read_split(task, settings["data_dir"], "dev"),
+                          settings["max_length"])
+    scores = evaluate_classifier(model, task, dev, 64)
+    return model, scores, source.config, dev
+
+
+def measure(points, wanted, batch_size, repeats):
+    """Time the dense baselines and the points' sides of the settings in `wanted` together;
+    returns ({side name: harness row}, the sides, seconds). The one place compare times
+    anything: the sides come from the methods' timing modules, all timing is
+    `common.benchmark`."""
+    import dataclasses
+
+    from common import benchmark
+
+    started = time.time()
+    dense, methods = points.sides(batch_size)
+    sides = list(dense) + [dataclasses.replace(side, name=setting)
+                           for setting, side in methods.items() if setting in wanted]
+    rows, _ = benchmark.run_sides(sides, repeats=repeats, warmup=1,
+                                  references=benchmark.REFERENCES,
+                                  headline=benchmark.headline(batch_size))
+    return {row["side"]: row for row in rows}, sides, time.time() - started
+
+
+class DensePoints:
+    """The fine-tuned model itself: its sides are the baselines."""
+
+    def __init__(self, model, timing):
+        self.model, self.timing = model, timing
+
+    def sides(self, batch_size):
+        from common import benchmark
+        return benchmark.dense_sides(self.model, self.timing, batch_size), {}
+
+
+def result_row(task, method, setting, metric, flops_speedup, timed, batch_size, seconds,
+               detail=None):
+    head = "unpadded" if batch_size == 1 else "dynamic"
+    return {"task": task.name, "method": method, "setting": setting,
+            "metric_name": task.metric, "metric": metric, "flops_speedup": flops_speedup,
+            "speedup_vs_padded": timed.get("speedup_vs_padded"),
+            "speedup_vs_dynamic": timed.get(f"speedup_vs_{head}"),
+            "reference": timed.get(f"reference_{head}"), "batch_size": batch_size,
+            "ms_per_example": timed["ms_per_example"], "seconds": seconds, "detail": detail}
+
+
+def dense_flops_speedup(config, num_labels, timing, side):
+    """FLOPs of the timed rows at their real lengths over those of the side as it runs them."""
+    from common import benchmark
+    from common.data import real_lengths
+    from common.flops import vanilla_flops
+
+    real = sum(vanilla_flops(config, int(n), num_labels) for n in real_lengths(timing))
+    run = sum(vanilla_flops(config, int(n), num_labels)
+              for n in benchmark.item_lengths(side.items))
+    return real / run
+
+
+def plan(settings, context, log):
+    """(groups to run, notes on what is not swept) for the chosen methods."""
+    from tools.compare_methods import length_scaled_option
+
+    planned, notes = [], []
+    for method in settings["methods"]:
+        planned += groups(method, context)
+    if "powerbert" in settings["methods"]:
+        notes.append("PoWER-BERT length-scaled retention: " + (
+            "not swept yet (the flag exists; compare does not pass it)" if length_scaled_option()
+            else "skipped (this powerbert has no --LENGTH_SCALED_RETENTION)"))
+    for note in notes:
+        log(note)
+    return planned, notes
+
+
+def baseline_rows(results, model, context, settings, metric):
+    """The dense baselines' rows at every batch size not yet in results.csv."""
+    done = {key[2] for key in report.done_keys(report.read_rows(results))
+            if key[0] == report.DENSE}
+    for size in settings["batch_sizes"]:
+        if size in done:
+            continue
+        timed, sides, seconds = measure(DensePoints(model, context.timing), (), size,
+                                        BUDGETS[settings["budget"]].repeats)
+        report.append_rows(results, [result_row(
+            context.task, report.DENSE, side.name, metric,
+            dense_flops_speedup(context.config, context.task.num_labels, context.timing, side),
+            timed[side.name], size, seconds / len(sides)) for side in sides])
+
+
+def group_rows(results, group, context, settings, missing, seconds, log):
+    """Evaluate a group's points and time the `missing` ones ({batch size: settings})."""
+    task, started = context.task, time.time()
+    points = group.load(context)
+    evaluated = points.evaluate()
+    share = (seconds + time.time() - started) / len(group.settings)
+    for size, wanted in missing.items():
+        if not wanted:
+            continue
+        timed, _, measured = measure(points, wanted, size, BUDGETS[settings["budget"]].repeats)
+        for setting in wanted:
+            metric, flops_speedup, detail = evaluated[setting]
+            report.append_rows(results, [result_row(
+                task, group.method, setting, metric, flops_speedup, timed[setting], size,
+                share + measured / len(wanted), detail)])
+            log(f"  {group.method} {setting} batch {size}: {task.metric} {metric:.4f}, "
+                f"{timed[setting]['speedup']:.2f}x measured, {flops_speedup:.2f}x FLOPs")
+
+
+def run(args, settings, log=print):
+    """Every stage in order, skipping what an earlier run of the same command finished."""
+    from common.checkpoints import resolve_source
+    from common.tasks import get_task
+
+    task, budget, output_dir = get_task(settings["task"]), BUDGETS[settings["budget"]], \
+        args.output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    settings_path = os.path.join(output_dir, SETTINGS_FILE)
+    if not os.path.isfile(settings_path):
+        with open(settings_path + ".tmp", "w", encoding="utf-8") as out:
+            json.dump({k: settings[k] for k in SETTINGS_KEYS}, out, indent=2)
+        os.replace(settings_path + ".tmp", settings_path)
+    results = os.path.join(output_dir, "results.csv")
+    data_dir = training_data(settings, output_dir)
+    commands = ["python tools/compare.py " + shlex.join(args.argv)]
+    finetune = None if settings["reuse"] else finetune_command(settings, data_dir, output_dir)
+    finetuned = settings["model"] if finetune is None else finetune.folder
+    # Dev data and scores join the context once the fine-tuned model exists.
+    context = Context(task=task, finetuned=finetuned, cased=settings["cased"],
+                      config=resolve_source(settings["model"]).config,
+                      max_length=settings["max_length"], train_dir=data_dir,
+                      runs=os.path.join(output_dir, "runs"), budget=budget, dev=None,
+                      finetuned_scores=None, timing=None)
+    planned, notes = plan(settings, context, log)
+    trainings = {c.folder for group in planned for c in group.commands}
+    progress = Progress(output_dir, 2 + len(trainings) + len(planned) + (finetune is not None),
+                        log)
+    if finetune is not None:
+        train(finetune, output_dir, progress)
+        commands.append(command_text(finetune))
+    else:
+        log(f"reusing {finetuned}: a checkpoint fine-tuned on {task.glue_name}")
+
+    progress.stage("fine-tuned model on dev", "start")
+    model, scores, context.config, context.dev = load_finetuned(finetuned, settings)
+    context.finetuned_scores = scores
+    context.timing = {k: v[:budget.timing_examples] for k, v in context.dev.items()}
+    metric = scores[task.metric]
+    progress.stage("fine-tuned model on dev", f"{task.metric} {metric:.4f}")
+
+    def write_outputs():
+        rows = report.read_rows(results)
+        report.write_plot(os.path.join(output_dir, "pareto.png"), rows, metric, task.metric)
+        report.write_report(os.path.join(output_dir, "report.md"), rows, settings, metric,
+                            commands, notes)
+
+    progress.stage("dense baselines", "start")
+    baseline_rows(results, model, context, settings, metric)
+    progress.stage("dense baselines", "done")
+    trained = set()  # a command shared by groups (AdapLeR's saliencies) runs and counts once
+    for group in planned:
+        seconds = 0.0
+        for training in group.commands:
+            if training.folder not in trained:
+                trained.add(training.folder)
+                seconds += train(training, output_dir, progress)
+                commands.append(command_text(training))
+        label = f"{group.method} {group.name}: points"
+        done = report.done_keys(report.read_rows(results))
+        missing = {size: [s for s in group.settings if (group.method, s, size) not in done]
+                   for size in settings["batch_sizes"]}
+        if not any(missing.values()):
+            progress.stage(label, "skipped")
+            continue
+        progress.stage(label, "start")
+        group_rows(results, group, context, settings, missing, seconds, log)
+        progress.stage(label, "done")
+        write_outputs()
+    write_outputs()
+    log(f"wrote {results}, {os.path.join(output_dir, 'pareto.png')} and "
+        f"{os.path.join(output_dir, 'report.md')}")
+    return report.read_rows(results)
+
+
+@command
+def main(argv=None):
+    args, settings = parse_args(argv)
+    run(args, settings)
+
+
+if __name__ == "__main__":
+    main()

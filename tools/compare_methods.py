@@ -1,0 +1,355 @@
+"""The methods as `bert-speedup-compare` sweeps them: how each one trains (its own command line,
+run in a subprocess, flags as in the README), and how its operating points are evaluated on dev
+and timed (through the methods' public model APIs and `common.benchmark`).
+
+A `Group` is one trained model and the operating points read from it:
+
+    powerbert   one group per LAMBDA (configuration search + re-training from the fine-tuned
+                model); one point each, Extract with the learned retention
+    adapler     one group per PHI (saliencies of the fine-tuned model, once; then training);
+                points: the learned per-layer thresholds eta shifted by each offset at inference
+    pabee       one group (training from the fine-tuned model); points: every patience 1..L-1
+
+`Group.load(context)` returns a `Points` object: `evaluate()` -> {setting: (metric, FLOPs
+speed-up on the real lengths, detail)} and `sides(batch_size)` -> (the dense baselines of the
+same backbone and head without the method, {setting: method side}), built by the methods'
+timing modules for `common.benchmark`.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from typing import Callable
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHODS = ("powerbert", "adapler", "pabee", "powerbert+pabee")
+SEED = 42  # AdapLeR's DATA_SEED and PABEE's --seed
+ADAPLER_SAVE_NAME = "compare"
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    finetune_epochs: int
+    method_epochs: int
+    train_limit: int | None  # default training subset (None: every row)
+    lambdas: tuple  # PoWER-BERT LAMBDA values
+    phis: tuple  # AdapLeR PHI values
+    eta_offsets: tuple  # added to AdapLeR's learned eta at inference
+    timing_examples: int  # dev rows every point is timed on
+    repeats: int
+
+
+# quick: few points, one epoch, a 1,000-row training subset; the methods use the demo's settings.
+BUDGETS = {
+    "quick": Budget(finetune_epochs=1, method_epochs=1, train_limit=1000,
+                    lambdas=(0.0005, 0.002), phis=(0.05,), eta_offsets=(0.0, 0.1, 0.3),
+                    timing_examples=64, repeats=3),
+    "full": Budget(finetune_epochs=3, method_epochs=2, train_limit=None,
+                   lambdas=(0.0002, 0.0005, 0.001, 0.002, 0.005), phis=(0.01, 0.05, 0.2),
+                   eta_offsets=(-0.1, 0.0, 0.1, 0.2, 0.3, 0.5), timing_examples=256, repeats=5),
+}
+POWERBERT = {"batch_size": 32, "lr_bert": 5e-5, "lr_soft_extract": 0.1}
+ADAPLER = {"gamma": 0.005, "batch_size": 4, "learning_rate": 2e-5, "head_learning_rate": 1e-3,
+           "eta_learning_rate": 3e-3}
+PABEE = {"batch_size": 32, "learning_rate": 1e-4}
+EVAL_BATCH = 64
+
+
+@dataclasses.dataclass
+class Context:
+    """What every method needs: the task, the fine-tuned checkpoint and its sidecar, data."""
+    task: object  # common.tasks.Task
+    finetuned: str  # checkpoint folder of the fine-tuned model
+    cased: bool
+    config: object  # BertConfig of the backbone
+    max_length: int
+    train_dir: str  # data folder the trainings read (the training subset, full dev)
+    runs: str  # output_dir/runs
+    budget: Budget
+    dev: dict  # encoded full dev split (labels included)
+    finetuned_scores: dict  # dev metrics of the fine-tuned model
+    timing: dict  # the first `timing_examples` dev rows
+
+
+@dataclasses.dataclass
+class Command:
+    """One training run of a method's command line. `folder` holds its DONE marker (and, for
+    most methods, its output); `prepare()` runs before it."""
+    label: str
+    argv: list
+    folder: str
+    cwd: str | None = None
+    prepare: Callable | None = None
+
+
+@dataclasses.dataclass
+class Group:
+    method: str
+    name: str
+    commands: list
+    settings: list
+    load: Callable  # context -> Points
+
+
+def python(*args):
+    return [sys.executable, *map(str, args)]
+
+
+def groups(method, context):
+    """The training groups of `method`, each with the operating points it sweeps."""
+    return {"powerbert": powerbert_groups, "adapler": adapler_groups, "pabee": pabee_groups,
+            "powerbert+pabee": powerbert_pabee_groups}[method](context)
+
+
+def _split_sides(all_sides, name):
+    dense = [side for side in all_sides if side.name.startswith("dense")]
+    return dense, next(side for side in all_sides if side.name == name)
+
+
+# ---------------------------------------------------------------- PoWER-BERT
+
+def length_scaled_option():
+    """True when `python -m powerbert` has --LENGTH_SCALED_RETENTION (issue 17)."""
+    from powerbert.cli import build_parser
+    return any("--LENGTH_SCALED_RETENTION" in action.option_strings
+               for action in build_parser()._actions)
+
+
+def powerbert_groups(context):
+    task, budget = context.task, context.budget
+    task_config = os.path.join(context.runs, "powerbert", "task_config.json")
+
+    def write_task_config():
+        with open(task_config, "w", encoding="utf-8") as out:
+            json.dump({task.name: {"seq_len": context.max_length,
+                                   "num_classes": task.num_labels}}, out)
+
+    result = []
+    for lam in budget.lambdas:
+        setting = f"LAMBDA={lam:g}"
+        folder = os.path.join(context.runs, "powerbert", setting)
+        argv = python("-m", "powerbert", "--TASK", task.name, "--CHECKPOINT_PATH",
+                      context.finetuned, "--SKIP_FINETUNE", "--DATA_DIR", context.train_dir,
+                      "--TASK_CONFIG_PATH", task_config, "--EPOCHS", budget.method_epochs,
+                      "--BATCH_SIZE", POWERBERT["batch_size"], "--LR_BERT", POWERBERT["lr_bert"],
+                      "--LR_SOFT_EXTRACT", POWERBERT["lr_soft_extract"], "--LAMBDA", lam,
+                      "--OUTPUT_DIR", folder) + (["--CASED"] if context.cased else [])
+        result.append(Group("powerbert", setting,
+                            [Command(f"powerbert {setting}", argv, folder,
+                                     prepare=write_task_config)],
+                            [setting], lambda ctx, folder=folder, setting=setting:
+                            PowerBertPoints(ctx, folder, setting)))
+    return result
+
+
+class PowerBertPoints:
+    def __init__(self, context, folder, setting):
+        from common.checkpoints import load_backbone_weights, resolve_source
+        from powerbert import pipeline
+
+        self.context, self.setting = context, setting
+        retrained = resolve_source(os.path.join(folder, pipeline.RETRAINED))
+        self.retention = retrained.sidecar["method_state"]["retention_config"]
+        labels = context.task.num_labels
+        self.vanilla = pipeline.build_plain(context.config, labels, context.max_length)
+        load_backbone_weights(self.vanilla, resolve_source(context.finetuned))
+        self.model = pipeline.build_powerbert(context.config, labels, context.max_length,
+                                              retention=self.retention)
+        pipeline.load_stage(self.model, retrained.folder)
+
+    def evaluate(self):
+        from common.data import real_lengths
+        from common.flops import speedup
+        from common.training import evaluate_classifier
+        from powerbert.speed import flops_on_lengths
+
+        ctx = self.context
+        metrics = evaluate_classifier(self.model, ctx.task, ctx.dev, EVAL_BATCH)
+        vanilla, method = flops_on_lengths(ctx.config, self.retention, real_lengths(ctx.dev),
+                                           ctx.task.num_labels)
+        detail = "retention " + ",".join(map(str, self.retention))
+        return {self.setting: (metrics[ctx.task.metric], speedup(vanilla, method), detail)}
+
+    def sides(self, batch_size):
+        from powerbert.speed import sides
+
+        name = "powerbert-unpadded" if batch_size == 1 else "powerbert-dynamic"
+        dense, side = _split_sides(sides(self.vanilla, self.model, self.context.timing,
+                                         batch_size), name)
+        return dense, {self.setting: side}
+
+
+# ---------------------------------------------------------------- AdapLeR
+
+def _adapler_dirs(context):
+    from adapler import paths
+    return paths.TaskDirs(context.task.name, SEED,
+                          root=os.path.join(context.runs, "adapler", paths.ROOT))
+
+
+def adapler_groups(context):
+    """Stage A is the fine-tuned model itself: it is placed in AdapLeR's folder tree as the one
+    fine-tuned epoch (with its ft_logs.json entry), so stages B and C start from the same model
+    as every other method."""
+    from adapler import paths
+    from adapler.stages import selection_metric
+
+    task, budget = context.task, context.budget
+    cwd = os.path.join(context.runs, "adapler")
+    dirs = _adapler_dirs(context)
+    common_flags = ["--TASK", task.name, "--MAX_LENGTH", context.max_length, "--DATA_SEED",
+                    SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
+                    context.train_dir]
+
+    def place_finetuned():
+        target = dirs.finetuned(1)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        shutil.copytree(context.finetuned, target)
+        score = context.finetuned_scores[selection_metric(task)]
+        os.makedirs(dirs.logs, exist_ok=True)
+        with open(dirs.ft_logs, "w", encoding="utf-8") as out:
+            json.dump([{"validation": {selection_metric(task): score}}], out)
+
+    saliencies = Command("adapler saliencies",
+                         python(os.path.join(REPO, "tools", "store_saliencies.py"),
+                                *common_flags, "--BATCH_SIZE", 32),
+                         os.path.join(cwd, "saliencies"), cwd=cwd, prepare=place_finetuned)
+    result = []
+    for phi in budget.phis:
+        name = f"PHI={phi:g}"
+        argv = python(os.path.join(REPO, "run_files", "run_glue_w_lr.py"), *common_flags,
+                      "--SAVE_NAME", ADAPLER_SAVE_NAME, "--GAMMA", ADAPLER["gamma"], "--PHI", phi,
+                      "--EPOCHS", budget.method_epochs, "--BATCH_SIZE", ADAPLER["batch_size"],
+                      "--LEARNING_RATE", ADAPLER["learning_rate"], "--HEAD_LEARNING_RATE",
+                      ADAPLER["head_learning_rate"], "--ETA_LEARNING_RATE",
+                      ADAPLER["eta_learning_rate"], "--INITIAL_MODEL_PATH", "")
+        model_path = dirs.adapler_model(paths.stem(ADAPLER_SAVE_NAME, ADAPLER["gamma"], phi))
+        settings = {f"{name} eta{offset:+g}": offset for offset in budget.eta_offsets}
+        result.append(Group("adapler", name,
+                            [saliencies, Command(f"adapler {name}", argv,
+                                                 os.path.join(cwd, name), cwd=cwd)],
+                            list(settings), lambda ctx, path=model_path, settings=settings:
+                            AdapLeRPoints(ctx, path, settings)))
+    return result
+
+
+class AdapLeRPoints:
+    """One model per eta offset (same weights, eta + offset, at least 0)."""
+
+    def __init__(self, context, model_path, offsets):
+        from adapler.stages import load_for_evaluation
+
+        self.context, self.models = context, {}
+        for setting, offset in offsets.items():
+            # Notes on the checkpoint (e.g. it missed the checkpoint rule) are printed once.
+            model, _ = load_for_evaluation(model_path, context.task, context.max_length,
+                                           lr_model=True,
+                                           log=print if not self.models else lambda line: None)
+            model.eta.assign(np.maximum(model.eta.numpy() + offset, 0.0).astype(np.float32))
+            self.models[setting] = model
+
+    def evaluate(self):
+        from adapler.evaluation import evaluate
+
+        ctx, result = self.context, {}
+        for setting, model in self.models.items():
+            scores = evaluate(model, ctx.task, ctx.dev, EVAL_BATCH)
+            detail = "eta " + ",".join(f"{v:.3f}" for v in model.eta.numpy())
+            result[setting] = (scores["metrics"][ctx.task.metric], scores["speedup"], detail)
+        return result
+
+    def sides(self, batch_size):
+        from adapler.benchmark import sides
+
+        name = "adapler-unpadded" if batch_size == 1 else "adapler-dynamic"
+        dense, methods = None, {}
+        for setting, model in self.models.items():
+            found, methods[setting] = _split_sides(sides(model, self.context.timing,
+                                                         batch_size), name)
+            dense = dense or found
+        return dense, methods
+
+
+# ---------------------------------------------------------------- PABEE
+
+def pabee_groups(context, method="pabee", start=None, before=()):
+    """PABEE trained once from `start` (default the fine-tuned model) after the commands
+    `before`; every patience 1..L-1 is a point."""
+    task, budget = context.task, context.budget
+    folder = os.path.join(context.runs, method, "model")
+    argv = python(os.path.join(REPO, "run_files", "run_glue_with_pabee.py"), "--model_type",
+                  "albert" if context.config.is_albert else "bert", "--model_name_or_path",
+                  start or context.finetuned, "--task_name", task.name, "--do_train", "--data_dir",
+                  context.train_dir, "--max_seq_length", context.max_length,
+                  "--per_gpu_train_batch_size", PABEE["batch_size"], "--learning_rate",
+                  PABEE["learning_rate"], "--num_train_epochs", budget.method_epochs,
+                  "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,
+                  "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"])
+    settings = {f"patience={t}": t for t in range(1, context.config.num_hidden_layers)}
+    return [Group(method, "model", [*before, Command(method, argv, folder)], list(settings),
+                  lambda ctx: PabeePoints(ctx, folder, settings))]
+
+
+def powerbert_pabee_groups(context):
+    """PABEE on the PoWER-BERT model of the budget's largest LAMBDA (the most word-vectors
+    removed; trained once, shared with the powerbert method's point of the same LAMBDA)."""
+    from powerbert import pipeline
+
+    powerbert = powerbert_groups(context)[-1]
+    folder = powerbert.commands[-1].folder
+    return pabee_groups(context, "powerbert+pabee", os.path.join(folder, pipeline.RETRAINED),
+                        before=powerbert.commands)
+
+
+class PabeePoints:
+    """Every patience from the per-layer logits of one pass over dev (the exit rule reads only
+    those), timed through the early-exit engine (batch 1: each text alone, unpadded; batched:
+    per-example exit on length-sorted, dynamically padded batches)."""
+
+    def __init__(self, context, folder, patience):
+        from pabee.patience import EarlyExitEngine, ExitRule
+        from pabee.pipeline import load_for_eval
+
+        self.context = context
+        self.model = load_for_eval(folder, context.task)
+        self.engine = EarlyExitEngine(self.model)
+        regression = context.task.is_regression
+        # Regression exits on outputs closer than 0.1 (the value PABEE's README suggests).
+        self.rules = {setting: ExitRule(t, 0.1 if regression else 0.0, regression)
+                      for setting, t in patience.items()}
+
+    def evaluate(self):
+        from common.data import real_lengths
+        from common.metrics import compute_metrics
+        from pabee.patience import INPUT_KEYS, exit_statistics, map_batches, simulate
+
+        ctx, model = self.context, self.model
+        features = {key: ctx.dev[key] for key in INPUT_KEYS}
+        layer_logits = np.concatenate(map_batches(self.engine.all_layers, features, EVAL_BATCH),
+                                      axis=1)
+        result = {}
+        for setting, rule in self.rules.items():
+            exits = simulate(layer_logits, rule)
+            predictions = (exits.logits[:, 0] if ctx.task.is_regression
+                           else np.argmax(exits.logits, -1))
+            metric = compute_metrics(ctx.task, predictions, ctx.dev["labels"])[ctx.task.metric]
+            stats = exit_statistics(model.config, exits.exit_layers, real_lengths(ctx.dev),
+                                    model.num_labels, model.retention)
+            result[setting] = (metric, stats["flops_ratio"],
+                               f"avg exit layer {stats['avg_exit_layer']:.2f} of "
+                               f"{model.num_layers}")
+        return result
+
+    def sides(self, batch_size):
+        from pabee.speed import side_name, sides
+
+        patience = {setting: rule.patience for setting, rule in self.rules.items()}
+        found = sides(self.engine, self.context.timing, batch_size,
+                      {rule.patience: rule for rule in self.rules.values()})
+        dense = [side for side in found if side.name.startswith("dense")]
+        named = {side.name: side for side in found}
+        return dense, {setting: named[side_name(batch_size, t)] for setting, t in patience.items()}

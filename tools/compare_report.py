@@ -1,0 +1,176 @@
+"""The outputs of `bert-speedup-compare`: results.csv (appended row by row, atomically), the
+Pareto plot pareto.png and report.md.
+
+A row is one operating point of one method at one batch size. `speedup_vs_dynamic` is the
+unqualified speed-up of the toolkit: against the dense model with length-sorted dynamic padding
+(baseline b) when batched, against the dense model on the unpadded text (baseline c) at batch 1;
+`reference` names the dense side it was measured against. `flops_speedup` counts every dev
+example at its real length.
+"""
+import csv
+import io
+import os
+import tempfile
+
+COLUMNS = ("method", "setting", "metric_name", "metric", "flops_speedup", "speedup_vs_padded",
+           "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail", "task")
+DENSE = "dense"
+WITHIN = 0.01  # "within one point" of the fine-tuned model, on metrics in [0, 1]
+
+
+def read_rows(path):
+    """The rows of results.csv (numbers as floats, batch size as int); [] if it does not exist."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("metric", "flops_speedup", "speedup_vs_padded", "speedup_vs_dynamic",
+                    "ms_per_example", "seconds"):
+            row[key] = float(row[key]) if row[key] not in ("", None) else None
+        row["batch_size"] = int(row["batch_size"])
+    return rows
+
+
+def _write_atomically(path, text):
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _csv_text(rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _cell(row.get(key)) for key in COLUMNS})
+    return buffer.getvalue()
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def append_rows(path, rows):
+    """Add rows to results.csv: the whole file is rewritten to a temporary file and renamed, so
+    a killed run leaves either the old file or the new one, never half a row."""
+    _write_atomically(path, _csv_text(read_rows(path) + list(rows)))
+
+
+def done_keys(rows):
+    """{(method, setting, batch size)} already in results.csv."""
+    return {(row["method"], row["setting"], row["batch_size"]) for row in rows}
+
+
+def plot_batch_size(rows):
+    """The batch size the plot's measured panel shows: the largest one measured."""
+    return max(row["batch_size"] for row in rows)
+
+
+def pareto_front(points):
+    """The (x, y) points no other point beats on both (higher is better on both), by x."""
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if y > best:
+            front.append((x, y))
+            best = y
+    return sorted(front)
+
+
+def write_plot(path, rows, finetuned_metric, metric_name):
+    """pareto.png: metric vs measured speed-up (against baseline b batched, c at batch 1) and
+    metric vs FLOPs speed-up; one series per method, dense baselines marked, fronts drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    size = plot_batch_size(rows)
+    shown = [r for r in rows if r["batch_size"] == size and r["metric"] is not None]
+    methods = sorted({r["method"] for r in shown if r["method"] != DENSE})
+    reference = "dense, length-sorted dynamic padding" if size > 1 else "dense, unpadded"
+    figure, axes = pyplot.subplots(1, 2, figsize=(12, 4.8))
+    panels = (("speedup_vs_dynamic", f"measured speed-up vs {reference} (batch {size})"),
+              ("flops_speedup", "FLOPs speed-up (real lengths)"))
+    for axis, (key, label) in zip(axes, panels):
+        front = []
+        for method in methods:
+            points = [(r[key], r["metric"]) for r in shown
+                      if r["method"] == method and r[key] is not None]
+            front += points
+            if points:
+                axis.scatter(*zip(*points), label=method, s=30)
+        for r in shown:
+            if r["method"] == DENSE and r[key] is not None:
+                axis.scatter(r[key], r["metric"], marker="x", color="black", s=50)
+                axis.annotate(r["setting"], (r[key], r["metric"]), fontsize=7,
+                              textcoords="offset points", xytext=(4, 4))
+        if front:
+            axis.plot(*zip(*pareto_front(front)), color="grey", linestyle="--", linewidth=1,
+                      marker="o", markersize=9, markerfacecolor="none", label="Pareto front")
+        axis.axhline(finetuned_metric - WITHIN, color="red", linewidth=0.8, linestyle=":",
+                     label="fine-tuned - 1 point")
+        axis.set_xlabel(label)
+        axis.set_ylabel(f"dev {metric_name}")
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path + ".tmp.png", dpi=110)
+    pyplot.close(figure)
+    os.replace(path + ".tmp.png", path)
+
+
+def best_points(rows, finetuned_metric):
+    """{method: (row or None, text)}: the fastest point (measured, at the plot's batch size)
+    within one point of the fine-tuned model, else the most accurate one."""
+    size = plot_batch_size(rows)
+    result = {}
+    for method in sorted({r["method"] for r in rows if r["method"] != DENSE}):
+        points = [r for r in rows if r["method"] == method and r["batch_size"] == size]
+        close = [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9]
+        if close:
+            best = max(close, key=lambda r: r["speedup_vs_dynamic"] or 0.0)
+            result[method] = (best, f"{best['setting']}: {best['metric_name']} "
+                                    f"{best['metric']:.4f}, {best['speedup_vs_dynamic']:.2f}x "
+                                    f"measured, {best['flops_speedup']:.2f}x FLOPs")
+        elif points:
+            best = max(points, key=lambda r: r["metric"])
+            result[method] = (None, f"no point within 1 point; the most accurate is "
+                                    f"{best['setting']} ({best['metric_name']} "
+                                    f"{best['metric']:.4f}, {best['speedup_vs_dynamic']:.2f}x "
+                                    "measured)")
+    return result
+
+
+def write_report(path, rows, settings, finetuned_metric, commands, notes):
+    """report.md: settings, the best point per method, the plot, the table, the commands."""
+    size = plot_batch_size(rows)
+    metric_name = rows[0]["metric_name"]
+    lines = [f"# Speed-up comparison on {settings['task']}", "",
+             f"Model `{settings['model']}`, data `{settings['data_dir']}`, budget "
+             f"{settings['budget']}, max length {settings['max_length']}, "
+             f"{settings['train_rows']} training rows, batch sizes "
+             f"{','.join(map(str, settings['batch_sizes']))}.", "",
+             f"Fine-tuned model: dev {metric_name} {finetuned_metric:.4f}.", "",
+             f"## Best point within 1 point of the fine-tuned model (batch {size})", ""]
+    for method, (_, text) in best_points(rows, finetuned_metric).items():
+        lines.append(f"- **{method}**: {text}")
+    lines += [""] + [f"- {note}" for note in notes]
+    lines += ["", "## Plot", "", "![Pareto fronts](pareto.png)", "",
+              "Left: measured speed-up against the dense model with length-sorted dynamic "
+              "padding (batched) or on the unpadded text (batch 1); right: FLOPs speed-up on "
+              "the real lengths. Crosses: the dense baselines.", "", "## All points", "",
+              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(_cell(row.get(k))) for k in COLUMNS) + " |")
+    lines += ["", "## Commands", "", "```bash"] + commands + ["```", ""]
+    _write_atomically(path, "\n".join(lines))
