@@ -1,12 +1,14 @@
 """One training stage on the tiny model, for the strategy tests (run in its own process):
 
-    python tests/strategy_case.py DEVICES STRATEGY [STAGE ...]
+    python tests/strategy_case.py DEVICES STRATEGY[,STRATEGY...] [STAGE ...]
 
 splits the CPU into DEVICES logical devices (before TensorFlow starts), runs each STAGE
-(default all: finetune, powerbert_search, adapler, pabee) for a few steps under STRATEGY (none,
-mirrored, multi_worker) with dropout off and a global batch of all ROWS examples (the per-device
-batch is ROWS / replicas), and prints one JSON line {"replicas": n, STAGE: [losses...], ...}
-(with finetune: also "finetune_fp16", the same stage under mixed_float16 with loss scaling).
+(default all: finetune, powerbert_search, adapler, pabee) for a few steps under each STRATEGY
+(none, mirrored, multi_worker) in turn, with dropout off and a global batch of all ROWS examples
+(the per-device batch is ROWS / replicas), and prints one JSON line
+{STRATEGY: {"replicas": n, STAGE: [losses...], ...}, ...} (with finetune: also "finetune_fp16",
+the same stage under mixed_float16 with loss scaling). One process runs several strategies to
+save TensorFlow's start-up: with two logical devices, `none` trains on the first one only.
 """
 import dataclasses
 import json
@@ -114,21 +116,23 @@ STAGES = ("finetune", "powerbert_search", "adapler", "pabee")
 
 
 def main():
-    devices, strategy = int(sys.argv[1]), sys.argv[2]
+    devices, strategies = int(sys.argv[1]), sys.argv[2].split(",")
     stages = sys.argv[3:] or STAGES
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(devices)])
-    from common import distribute
-    with distribute.scope(strategy):
-        result = {"replicas": distribute.replicas()}
-        for stage in stages:
-            result[stage] = [float(v) for v in globals()[stage](ROWS // result["replicas"])]
-        if "finetune" in stages:  # loss-scaled float16 under the strategy too
-            from common import precision
-            precision.set_precision("fp16")
-            result["finetune_fp16"] = [float(v) for v in finetune(ROWS // result["replicas"])]
-    print(json.dumps(result))
+    from common import distribute, precision
+    results = {}
+    for strategy in strategies:
+        precision.set_precision("fp32")
+        with distribute.scope(strategy):
+            result = results[strategy] = {"replicas": distribute.replicas()}
+            for stage in stages:
+                result[stage] = [float(v) for v in globals()[stage](ROWS // result["replicas"])]
+            if "finetune" in stages:  # loss-scaled float16 under the strategy too
+                precision.set_precision("fp16")
+                result["finetune_fp16"] = [float(v) for v in finetune(ROWS // result["replicas"])]
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

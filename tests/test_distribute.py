@@ -31,12 +31,14 @@ def _result(process, timeout=900):
 
 @pytest.fixture(scope="module")
 def runs():
-    """One device, two mirrored logical devices and two workers, started together."""
-    started = {"one": _start(CASE + ["1", "none"]),
-               "mirrored": _start(CASE + ["2", "mirrored"]),
-               "workers": _start(["tools/run_workers.py", "--workers", "2", "--timeout", "600",
-                                  "--", *CASE, "1", "multi_worker"])}
-    return {name: _result(process) for name, process in started.items()}
+    """One device and two mirrored logical devices (one process), and two workers, started
+    together."""
+    local = _start(CASE + ["2", "none,mirrored"])
+    workers = _start(["tools/run_workers.py", "--workers", "2", "--timeout", "600", "--", *CASE,
+                      "1", "multi_worker"])
+    runs = _result(local)
+    return {"one": runs["none"], "mirrored": runs["mirrored"],
+            "workers": _result(workers)["multi_worker"]}
 
 
 @pytest.mark.parametrize("strategy", ["mirrored", "workers"])
