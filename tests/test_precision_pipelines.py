@@ -13,6 +13,7 @@ import pytest
 import tests.test_adapler_pipeline as adapler_case
 import tests.test_pabee_cli as pabee_case
 import tests.test_powerbert_cli as powerbert_case
+from common.files import file_digest
 from conftest import FIXTURES
 from tools import finetune
 
@@ -75,9 +76,14 @@ def powerbert_fp32(tmp_path_factory):
     assert powerbert_case._run(common + ["--CHECKPOINT_PATH", TINY, "--EPOCHS", 1, "--LR_BERT",
                                          1e-3, "--LR_SOFT_EXTRACT", 0.02, "--LAMBDA", 0.01,
                                          "--OUTPUT_DIR", root / "fp32"]) == 0
-    # Large margins: the tiny run barely moves the head, so scale it up.
-    with h5py.File(root / "fp32" / "retrained" / "model.weights.h5", "r+") as weights:
+    # Large margins: the tiny run barely moves the head, so scale it up (and record the
+    # changed weights file in the sidecar's manifest, which the loader checks).
+    retrained = root / "fp32" / "retrained"
+    with h5py.File(retrained / "model.weights.h5", "r+") as weights:
         weights["classifier/kernel"][...] = weights["classifier/kernel"][()] * 300
+    sidecar = json.loads((retrained / "config.json").read_text())
+    sidecar["files"]["model.weights.h5"] = file_digest(retrained / "model.weights.h5")
+    (retrained / "config.json").write_text(json.dumps(sidecar))
     return root, common
 
 
