@@ -121,7 +121,7 @@ def test_pabee(sst2, tmp_path):
                 "--per_gpu_train_batch_size", "8", "--learning_rate", "1e-3",
                 "--num_train_epochs", "1", "--logging_steps", "0", "--save_steps", "0",
                 "--seed", "3"]
-        results.append(pipeline.run(cli.build_parser().parse_args(argv), log=lambda line: None))
+        results.append(pipeline.run(cli.settings(argv), log=lambda line: None))
     assert_identical(*outs)
     assert results[0] == results[1]
 
