@@ -5,9 +5,12 @@ a Google checkpoint folder) and --DATA_DIR (local task files; default ./data, fo
 bundled sample when ./data/SST-2 is absent). --GPU and --MULTI_GPU are accepted for
 compatibility; this build runs on TensorFlow's default device. Extra: --MAX_TRAIN_EXAMPLES (a
 fixed training subset: the first rows of the seeded shuffle; give the same value to stages A-C),
---PAPER_FLOPS (count FLOPs as the original did, bugs included) and --SPLIT for the evaluation.
+--PAPER_FLOPS (count FLOPs as the original did, bugs included), --SPLIT for the evaluation,
+--FP16 / --BF16 (Keras mixed precision) on every stage and --STRATEGY (tf.distribute) on the
+training stages A and C.
 """
 from adapler import paths
+from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
 from common.tasks import get_task
@@ -31,6 +34,7 @@ def _parser(description, max_length=128, batch_size=32, seed=True):
                         help="base model: HF folder, hub id or Google checkpoint folder")
     parser.add_argument("--DATA_DIR", default=None,
                         help="folder with the task files (default ./data; SST-2: bundled sample)")
+    precision.add_flags(parser, upper=True)
     return parser
 
 
@@ -67,6 +71,7 @@ def _parse(parser, argv):
     check_model_files(args.MODEL_NAME_OR_PATH)
     if getattr(args, "MODEL_PATH", None):
         check_model_files(paths.checkpoint_folder(args.MODEL_PATH))
+    precision.apply_flags(args)
     return args
 
 
@@ -88,6 +93,7 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
     parser.add_argument("--EPOCHS", type=int, default=5)
     _train_subset(parser)
     _overwrite(parser, "the fine-tuned checkpoints and ft_logs.json")
+    distribute.add_flag(parser, "--STRATEGY")
     return parser
 
 
@@ -97,14 +103,16 @@ def finetune_main(argv=None):
     dirs = _dirs(args)
     check_new_files([dirs.ft_logs] + [dirs.finetuned(e) for e in range(1, args.EPOCHS + 1)],
                     args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
-    print(f"arguments: {_flags(args)}")
     from adapler import stages
 
-    stages.run_finetune(task=args.task, data_dir=args.data_dir,
-                        model_name_or_path=args.MODEL_NAME_OR_PATH, max_length=args.MAX_LENGTH,
-                        batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
-                        warmup_ratio=args.WARMUP_RATIO, epochs=args.EPOCHS, seed=args.DATA_SEED,
-                        dirs=_dirs(args), max_train_examples=args.MAX_TRAIN_EXAMPLES)
+    with distribute.scope(args.STRATEGY):
+        print(f"arguments: {_flags(args)}")
+        stages.run_finetune(task=args.task, data_dir=args.data_dir,
+                            model_name_or_path=args.MODEL_NAME_OR_PATH,
+                            max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
+                            learning_rate=args.LEARNING_RATE, warmup_ratio=args.WARMUP_RATIO,
+                            epochs=args.EPOCHS, seed=args.DATA_SEED, dirs=_dirs(args),
+                            max_train_examples=args.MAX_TRAIN_EXAMPLES)
 
 
 # ---------------------------------------------------------------- stage B
@@ -168,6 +176,7 @@ def train_parser(glue=False):
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
     _overwrite(parser, "the AdapLeR checkpoint and logs")
+    distribute.add_flag(parser, "--STRATEGY")
     return parser
 
 
@@ -183,17 +192,19 @@ def _train(argv, glue):
                     args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
     from adapler import stages
 
-    stages.run_adapler(
-        task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
-        initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
-        seed=args.DATA_SEED, gamma=args.GAMMA, phi=args.PHI, epochs=args.EPOCHS,
-        batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
-        warmup_ratio=args.WARMUP_RATIO, acc_steps=getattr(args, "ACC_STEPS", 1),
-        eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
-        dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
-        divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
-        head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0), eval_current_lambda=glue,
-        max_train_examples=args.MAX_TRAIN_EXAMPLES, arguments=_flags(args), **eta_rate)
+    with distribute.scope(args.STRATEGY):
+        stages.run_adapler(
+            task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
+            initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
+            seed=args.DATA_SEED, gamma=args.GAMMA, phi=args.PHI, epochs=args.EPOCHS,
+            batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
+            warmup_ratio=args.WARMUP_RATIO, acc_steps=getattr(args, "ACC_STEPS", 1),
+            eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
+            dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
+            divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
+            head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0),
+            eval_current_lambda=glue, max_train_examples=args.MAX_TRAIN_EXAMPLES,
+            arguments=_flags(args), **eta_rate)
 
 
 @command

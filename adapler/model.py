@@ -57,6 +57,7 @@ def _cls_one_hot(mask):
 def rescale_cls(shares, factor, cls):
     """Multiply the [CLS] share by max(0.001, factor) and renormalise (spec §2.4); the original's
     THETA_PR is always 1, so this is a numerical no-op whose gradient trains theta."""
+    factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
     return scaled / (ops.sum(scaled, axis=-1, keepdims=True) + 1e-15)
 
@@ -93,14 +94,17 @@ class SoftRemoval(Removal):
         state.record("predictor_inputs", state.hidden)
         shares = self.predictors[layer](state.hidden, state.mask)
         state.record("explanations", shares)
-        cls = _cls_one_hot(state.mask)
-        retention = state.mask * (1.0 - cls)
+        # The soft removal computes in float32 under mixed precision (so do the shares).
+        mask = ops.cast(state.mask, "float32")
+        cls = _cls_one_hot(mask)
+        retention = mask * (1.0 - cls)
         if self.cls_scale is not None and layer > 0:
             shares = rescale_cls(shares, self.cls_scale[layer - 1], cls)
         delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
         removal = soft_removal(shares, delta, self.sharpness) * retention
         retention = ops.where(retention > 1e-6, retention * ops.exp(removal), retention)
-        bias = ops.maximum(MASK_VALUE, state.bias + removal[:, None, None, :])
+        bias = ops.maximum(MASK_VALUE,
+                           ops.cast(state.bias, "float32") + removal[:, None, None, :])
         state.record("lengths", ops.sum(retention, axis=-1) + 1.0)
         state.record("masks", retention)
         state.record("attention_biases", bias)
@@ -161,12 +165,14 @@ class AdapLeR(SeamLayer):
         self.num_layers, self.cp_hidden = layers, cp_hidden
         self.predictors = [ContributionPredictor(config, cp_hidden, name=f"exp_head_{index + 1}")
                            for index in range(layers)]
-        # eta and theta are trained by their own optimizer (never by the main one).
-        self.eta = self.add_weight(shape=(layers,), name="adapler_eta",
+        # eta and theta are trained by their own optimizer (never by the main one). Not
+        # autocast: the soft removal computes in float32 under mixed precision.
+        self.eta = self.add_weight(shape=(layers,), name="adapler_eta", autocast=False,
                                    initializer=keras.initializers.Constant(INITIAL_ETA))
         self.theta = self.add_weight(shape=(layers - 1,), name="adapler_theta",
-                                     initializer="ones")
+                                     initializer="ones", autocast=False)
         self.sharpness = self.add_weight(shape=(), name="adapler_lambda", trainable=False,
+                                         autocast=False,
                                          initializer=keras.initializers.Constant(INITIAL_SHARPNESS))
 
     def _eta(self, eta):

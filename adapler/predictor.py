@@ -35,5 +35,7 @@ class ContributionPredictor(keras.layers.Layer):
     def call(self, hidden_states, present):
         """`present` (batch, length): u, the (soft) mask of the tokens still present, 1 at [CLS]
         and 0 at pads."""
-        weights = ops.softmax(self.logits(hidden_states), axis=-1) * present
+        # Softmax and shares in float32 under mixed precision: they feed the soft removal.
+        logits = ops.cast(self.logits(hidden_states), "float32")
+        weights = ops.softmax(logits, axis=-1) * ops.cast(present, "float32")
         return weights / (ops.sum(weights, axis=-1, keepdims=True) + 1e-15)

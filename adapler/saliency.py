@@ -41,7 +41,8 @@ def saliency_step(model, features):
             features[GOLD], dtype="int32")
         total = ops.sum(ops.take_along_axis(logits, gold[:, None], axis=1))
     gradient = tape.gradient(total, state.hidden)
-    return ops.sqrt(ops.sum(ops.square(gradient * state.hidden), axis=-1)) * state.mask
+    product = ops.cast(gradient, "float32") * ops.cast(state.hidden, "float32")  # float32 norms
+    return ops.sqrt(ops.sum(ops.square(product), axis=-1)) * ops.cast(state.mask, "float32")
 
 
 def compute_saliencies(model, arrays, batch_size=4):

@@ -22,6 +22,7 @@ from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
+from common import distribute
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 resolve_source, save_checkpoint)
 from common.errors import UserError
@@ -264,6 +265,7 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
             log(f"Speedup improved from: {old:.4f}, {result['speedup']:.4f}; saved {model_path}")
         records.append(result)
 
+    batch_size = distribute.global_batch(batch_size)  # --BATCH_SIZE is per device
     trainer = AdapLeRTrainer(model, epochs=epochs, steps_per_epoch=-(-len(ids) // batch_size),
                              learning_rate=learning_rate, gamma=gamma, phi=phi,
                              warmup_ratio=warmup_ratio, acc_steps=acc_steps,

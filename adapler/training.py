@@ -24,7 +24,9 @@ import tensorflow as tf
 
 from adapler.losses import (contribution_loss, count_drops, js_divergence, kl_divergence,
                             length_loss)
+from common import distribute
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 from common.training import ParamGroup, classification_loss
 
 ETA_LEARNING_RATE = 5e-4  # hard-coded in the original; --ETA_LEARNING_RATE changes it here
@@ -67,6 +69,7 @@ def build_optimizer(group, total_steps, warmup_steps):
     if group.weight_decay:
         optimizer.exclude_from_weight_decay(
             var_list=[v for v in group.variables if NO_DECAY.search(v.path)])
+    optimizer = training_optimizer(optimizer)
     optimizer.build(group.variables)
     return optimizer
 
@@ -99,7 +102,9 @@ class AdapLeRTrainer:
                                                 optimizer="adam", epsilon=EPSILON)]
         self.optimizers = [build_optimizer(g, updates, warmup) for g in self.groups]
         self.main_variables = [v for g in main_groups for v in g.variables]
-        self._gradients = tf.function(self._step_gradients, reduce_retracing=True)
+        self._gradients = tf.function(
+            lambda *batch: distribute.mean_over_replicas(self._step_gradients, *batch),
+            reduce_retracing=True)
         self._apply = tf.function(self._apply_gradients, reduce_retracing=True)
 
     def _step_gradients(self, features, labels, saliency):
@@ -117,8 +122,12 @@ class AdapLeRTrainer:
             length = length_loss(outputs["lengths"])
             main = ce + self.gamma * cp
             eta_objective = ce + self.phi * length
-        main_grads = tape.gradient(main, self.main_variables)
-        eta_grad, scale_grad = tape.gradient(eta_objective, [model.eta, cls_scale])
+            # Loss scaling, per optimizer (float16 only; the losses are float32).
+            scaled = [optimizer.scale_loss(main) for optimizer in self.optimizers[:-1]]
+            scaled_eta = self.optimizers[-1].scale_loss(eta_objective)
+        main_grads = [grad for group, objective in zip(self.groups, scaled)
+                      for grad in tape.gradient(objective, group.variables)]
+        eta_grad, scale_grad = tape.gradient(scaled_eta, [model.eta, cls_scale])
         del tape
         theta_grad = scale_grad / (model.theta + 1e-7)
         grads = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v)
@@ -135,16 +144,18 @@ class AdapLeRTrainer:
         for group, optimizer in zip(self.groups, self.optimizers):
             part = grads[start:start + len(group.variables)]
             start += len(group.variables)
-            clipped, _ = tf.clip_by_global_norm(part, MAX_GRAD_NORM)
-            optimizer.apply_gradients(zip(clipped, group.variables))
+            clipped, _ = tf.clip_by_global_norm(part, clip_norm(optimizer, MAX_GRAD_NORM))
+            distribute.apply_gradients(optimizer, zip(clipped, group.variables))
         self.model.eta.assign(tf.clip_by_value(self.model.eta, *ETA_RANGE))
 
     def fit(self, arrays, saliency, batch_size, on_epoch_end=None, log=print, log_every=100):
         """Train; `on_epoch_end(epoch)` (1-based) runs after each epoch. Returns the per-step
-        history {loss, head_loss, lambda, gamma} (the original's .pkl)."""
+        history {loss, head_loss, lambda, gamma} (the original's .pkl). `batch_size` is the
+        global batch (common.distribute: the step runs under the current strategy)."""
         count = len(arrays["input_ids"])
         if count == 0:
             raise UserError("the training split is empty; check the data folder")
+        distribute.check_batches(count, batch_size)
         features_keys = ("input_ids", "token_type_ids", "attention_mask")
         history = {"loss": [], "head_loss": [], "lambda": [], "gamma": []}
         steps_per_epoch = math.ceil(count / batch_size)
@@ -158,9 +169,9 @@ class AdapLeRTrainer:
                 # Cut the batch to its longest example: pads change nothing (masked keys, CP
                 # share 0, not in the losses) but cost time.
                 width = int(arrays["attention_mask"][rows].sum(axis=1).max())
-                features = {k: tf.constant(arrays[k][rows, :width]) for k in features_keys}
-                grads, stats = self._gradients(features, tf.constant(arrays["labels"][rows]),
-                                               tf.constant(saliency[rows, :width]))
+                features = {k: arrays[k][rows, :width] for k in features_keys}
+                grads, stats = self._gradients(*distribute.split(
+                    features, arrays["labels"][rows], saliency[rows, :width]))
                 values = {k: float(v) for k, v in stats.items() if k != "kl"}
                 if not (np.isfinite(values["ce"]) and np.isfinite(values["cp"])):
                     raise UserError(

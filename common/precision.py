@@ -58,6 +58,32 @@ def _warn_slow_bf16():
                   "slower than float32 here", stacklevel=3)
 
 
+def add_flags(parser, upper=False):
+    """--fp16 / --bf16 (--FP16 / --BF16 on the upper-case command lines)."""
+    fp16, bf16 = ("--FP16", "--BF16") if upper else ("--fp16", "--bf16")
+    parser.add_argument(fp16, action="store_true",
+                        help="mixed float16 (Keras mixed_float16; training is loss-scaled); "
+                             "for GPUs")
+    parser.add_argument(bf16, action="store_true",
+                        help="mixed bfloat16 (Keras mixed_bfloat16); fast on CPUs with "
+                             "AVX512_BF16/AMX and on recent GPUs, slower on other CPUs")
+
+
+def apply_flags(args):
+    """Set the global policy the parsed flags ask for (before any model is built); its name."""
+    name = precision_name(getattr(args, "bf16", False) or getattr(args, "BF16", False),
+                          getattr(args, "fp16", False) or getattr(args, "FP16", False))
+    set_precision(name)
+    return name
+
+
+def clip_norm(optimizer, max_norm):
+    """The global-norm bound for gradients of `optimizer.scale_loss(loss)`: clipping the scaled
+    gradients at max_norm x scale is clipping the true ones at max_norm."""
+    scale = getattr(optimizer, "dynamic_scale", None)
+    return max_norm if scale is None else max_norm * scale
+
+
 def training_optimizer(optimizer):
     """The optimizer to train with under the global policy: loss-scaled for float16."""
     import keras

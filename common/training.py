@@ -16,7 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import distribute
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 from common.seeding import set_seed
 
 NO_DECAY = ("layer_norm", "bias")
@@ -93,36 +95,49 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
 
     `loss_fn(model, features, labels, training)` -> scalar or {group name: scalar}.
     `evaluate(model)` -> metrics dict; `select(metrics)` -> number to maximise;
-    `on_best(epoch, metrics)` is called whenever an epoch beats all earlier ones."""
+    `on_best(epoch, metrics)` is called whenever an epoch beats all earlier ones.
+    `batch_size` is per device (common.distribute: the step runs under the current strategy)."""
     count = len(train_arrays["input_ids"])
     if count == 0:
         raise UserError("the training split is empty; check the data folder")
+    batch_size = distribute.global_batch(batch_size)
+    distribute.check_batches(count, batch_size)
     steps_per_epoch = math.ceil(count / batch_size)
     total_steps = max_steps or steps_per_epoch * epochs
     if warmup_proportion is not None:
         warmup_steps = int(total_steps * warmup_proportion)
-    optimizers = [group.build_optimizer(total_steps, warmup_steps) for group in groups]
+    optimizers = [training_optimizer(group.build_optimizer(total_steps, warmup_steps))
+                  for group in groups]
     for group, optimizer in zip(groups, optimizers):
         optimizer.build(group.variables)
 
-    @tf.function(reduce_retracing=True)
-    def step(features, labels):
+    def gradients(features, labels):
         with tf.GradientTape(persistent=True) as tape:
             losses = loss_fn(model, features, labels, True)
+            # Loss scaling (float16 only; a no-op otherwise); the losses themselves are float32.
+            objectives = [optimizer.scale_loss(losses[group.name] if isinstance(losses, dict)
+                                               else losses)
+                          for group, optimizer in zip(groups, optimizers)]
         total = losses if not isinstance(losses, dict) else tf.add_n(list(losses.values()))
-        for group, optimizer in zip(groups, optimizers):
-            objective = losses[group.name] if isinstance(losses, dict) else losses
-            grads = tape.gradient(objective, group.variables)
-            # Embedding gradients arrive as IndexedSlices with one row per token occurrence;
-            # Keras 3 would square those rows one by one in Adam's second moment. Dense
-            # gradients give the textbook (and PyTorch/Keras-2) Adam update.
-            pairs = [(tf.convert_to_tensor(g), v) for g, v in zip(grads, group.variables)
-                     if g is not None]
-            if max_grad_norm:
-                clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], max_grad_norm)
-                pairs = list(zip(clipped, [v for _, v in pairs]))
-            optimizer.apply_gradients(pairs)
+        # Embedding gradients arrive as IndexedSlices with one row per token occurrence;
+        # Keras 3 would square those rows one by one in Adam's second moment. Dense
+        # gradients give the textbook (and PyTorch/Keras-2) Adam update.
+        grads = [[None if g is None else tf.convert_to_tensor(g)
+                  for g in tape.gradient(objective, group.variables)]
+                 for group, objective in zip(groups, objectives)]
         del tape
+        return total, grads
+
+    @tf.function(reduce_retracing=True)
+    def step(features, labels):
+        total, grads = distribute.mean_over_replicas(gradients, features, labels)
+        for group, optimizer, group_grads in zip(groups, optimizers, grads):
+            pairs = [(g, v) for g, v in zip(group_grads, group.variables) if g is not None]
+            if max_grad_norm:
+                clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs],
+                                                    clip_norm(optimizer, max_grad_norm))
+                pairs = list(zip(clipped, [v for _, v in pairs]))
+            distribute.apply_gradients(optimizer, pairs)
         return total
 
     rng = np.random.default_rng(seed)
@@ -133,7 +148,7 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
         started, losses = time.time(), []
         for batch in batches(train_arrays, batch_size, shuffle=True, rng=rng):
             features, labels = split_features(batch)
-            loss = float(step(features, labels))
+            loss = float(step(*distribute.split(features, labels)))
             losses.append(loss)
             done += 1
             progress.add(1, values=[("loss", loss)])

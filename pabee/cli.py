@@ -4,12 +4,15 @@
         --task_name SST-2 --do_train --do_eval --do_lower_case --data_dir <GLUE>/SST-2
         --output_dir <out> --patience 2,3,4
 
-Every flag of the original parses. Flags for hardware this toolkit does not drive (--fp16,
---fp16_opt_level, --local_rank, --server_ip, --server_port) and --cache_dir / --overwrite_cache
-(features are never cached) are accepted and ignored with a one-line notice.
+Every flag of the original parses. --fp16 trains and evaluates under Keras' mixed_float16 policy
+with loss scaling (added: --bf16, mixed_bfloat16; --strategy, tf.distribute). Flags this toolkit
+has no use for (--fp16_opt_level: Keras has no apex opt levels; --local_rank, --server_ip,
+--server_port) and --cache_dir / --overwrite_cache (features are never cached) are accepted and
+ignored with a one-line notice.
 """
 import sys
 
+from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError, parse_int_list
 from common.tasks import get_task
@@ -17,7 +20,7 @@ from common.validation import check_model_files, check_numbers, check_output_dir
 from pabee.settings import PabeeSettings
 
 MODEL_TYPES = ("bert", "albert")
-IGNORED = {"fp16": False, "fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
+IGNORED = {"fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
            "server_port": "", "cache_dir": "", "overwrite_cache": False}
 
 
@@ -88,8 +91,11 @@ def build_parser():
                    help="compile the per-layer inference steps with XLA")
     p.add_argument("--overwrite_cache", action="store_true", help="accepted; nothing is cached")
     p.add_argument("--cache_dir", default="", help="accepted; ignored")
-    p.add_argument("--fp16", action="store_true", help="accepted; ignored (CPU toolkit)")
-    p.add_argument("--fp16_opt_level", default="O1", help="accepted; ignored")
+    precision.add_flags(p)
+    distribute.add_flag(p)
+    p.add_argument("--fp16_opt_level", default="O1",
+                   help="accepted; ignored (apex's opt levels have no Keras counterpart: --fp16 "
+                        "is the mixed_float16 policy with dynamic loss scaling)")
     p.add_argument("--local_rank", type=int, default=-1, help="accepted; ignored")
     p.add_argument("--server_ip", default="", help="accepted; ignored")
     p.add_argument("--server_port", default="", help="accepted; ignored")
@@ -105,6 +111,7 @@ def validate(args, task, warn=None):
         raise UserError(f"--model_type {args.model_type} is not supported by PABEE; use bert or "
                         "albert")
     patience = parse_int_list(args.patience, "--patience", minimum=0)
+    precision.precision_name(args.bf16, args.fp16)  # both given: UserError
     if not (args.do_train or args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     check_numbers(args, counts=("per_gpu_train_batch_size", "per_gpu_eval_batch_size",
@@ -147,5 +154,9 @@ def main(argv=None):
     run_settings = settings(argv)
     from pabee import pipeline
 
-    pipeline.run(run_settings)
+    with distribute.scope(run_settings.strategy):
+        precision.apply_flags(run_settings)
+        if run_settings.do_train:  # other workers train into a throwaway folder
+            run_settings.output_dir = distribute.chief_folder(run_settings.output_dir)
+        pipeline.run(run_settings)
     return 0

@@ -110,9 +110,10 @@ class EarlyExitEngine:
 
     def __init__(self, model, jit_compile=False):
         self.model = model
-        state_spec = [tf.TensorSpec([None, None, model.config.hidden_size], tf.float32),
-                      tf.TensorSpec([None, None], tf.float32),
-                      tf.TensorSpec([None, 1, 1, None], tf.float32),
+        floats = model.compute_dtype  # hidden, mask and bias: bfloat16 / float16 when mixed
+        state_spec = [tf.TensorSpec([None, None, model.config.hidden_size], floats),
+                      tf.TensorSpec([None, None], floats),
+                      tf.TensorSpec([None, 1, 1, None], floats),
                       tf.TensorSpec([None, None], tf.int32)]
         input_spec = [{key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}]
         self._full = _Compiled(lambda features: model(features), input_spec, jit_compile)

@@ -39,10 +39,12 @@ class PabeeSettings:
     allow_other_task: bool = False
     seed: int = 42
     jit_compile: bool = False
+    fp16: bool = False  # Keras mixed_float16 with loss scaling
+    bf16: bool = False  # Keras mixed_bfloat16
+    strategy: str = "auto"  # tf.distribute: auto, none, mirrored or multi_worker
     # accepted for compatibility with the original and ignored
     overwrite_cache: bool = False
     cache_dir: str = ""
-    fp16: bool = False
     fp16_opt_level: str = "O1"
     local_rank: int = -1
     server_ip: str = ""

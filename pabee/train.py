@@ -26,7 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import distribute
 from common.errors import UserError
+from common.precision import clip_norm, training_optimizer
 from common.seeding import set_seed
 from common.training import ParamGroup, batches, split_features
 from pabee.model import loss_fn
@@ -49,7 +51,7 @@ def schedule_length(count, batch_size, grad_accum, num_train_epochs, max_steps):
 def build_optimizer(model, learning_rate, weight_decay, adam_epsilon, total_steps, warmup_steps):
     group = ParamGroup("main", model.trainable_variables, learning_rate, weight_decay,
                        optimizer="adamw", epsilon=adam_epsilon)
-    optimizer = group.build_optimizer(total_steps, warmup_steps)
+    optimizer = training_optimizer(group.build_optimizer(total_steps, warmup_steps))
     optimizer.build(model.trainable_variables)
     return optimizer
 
@@ -79,10 +81,13 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
           grad_accum=1, weight_decay=0.0, adam_epsilon=1e-8, max_grad_norm=1.0, warmup_steps=0,
           logging_steps=500, save_steps=500, seed=42, start_step=0, optimizer_state=None,
           on_log=None, on_save=None, log=print):
-    """Train `model` in place; returns (updates done, mean update loss)."""
+    """Train `model` in place; returns (updates done, mean update loss). `batch_size` is per
+    device (--per_gpu_train_batch_size): the step runs under the current strategy."""
     count = len(train_arrays["input_ids"])
     if count == 0:
         raise UserError("the training split is empty; check --data_dir")
+    batch_size = distribute.global_batch(batch_size)
+    distribute.check_batches(count, batch_size)
     total, epochs, updates_per_epoch = schedule_length(
         count, batch_size, grad_accum, num_train_epochs, max_steps)
     optimizer = build_optimizer(model, learning_rate, weight_decay, adam_epsilon, total,
@@ -96,13 +101,19 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
                   if key != "labels"},
                  tf.TensorSpec([None], tf.as_dtype(train_arrays["labels"].dtype))]
 
-    # One trace, also for the last partial batch; no AutoGraph (nothing branches on tensors,
-    # and it re-reads source files, which breaks long runs when a file is edited meanwhile).
-    @tf.function(input_signature=signature, autograph=False)
-    def accumulate(features, labels):
+    def micro_batch(features, labels):
         with tf.GradientTape() as tape:
             loss = loss_fn(model, features, labels, training=True) / grad_accum
-        for total_grad, grad in zip(accumulated, tape.gradient(loss, variables)):
+            scaled = optimizer.scale_loss(loss)  # float16 only; the loss is float32
+        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
+
+    # One trace, also for the last partial batch (one device); no AutoGraph (nothing branches
+    # on tensors, and it re-reads source files, which breaks long runs when a file is edited).
+    @tf.function(input_signature=signature if distribute.replicas() == 1 else None,
+                 autograph=False, reduce_retracing=True)
+    def accumulate(features, labels):
+        loss, grads = distribute.mean_over_replicas(micro_batch, features, labels)
+        for total_grad, grad in zip(accumulated, grads):
             total_grad.assign_add(grad)
         return loss
 
@@ -110,8 +121,8 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
     def update():
         grads = [g.value() for g in accumulated]
         if max_grad_norm and max_grad_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, max_grad_norm)
-        optimizer.apply_gradients(zip(grads, variables))
+            grads, _ = tf.clip_by_global_norm(grads, clip_norm(optimizer, max_grad_norm))
+        distribute.apply_gradients(optimizer, zip(grads, variables))
         for g in accumulated:
             g.assign(tf.zeros_like(g))
 
@@ -131,7 +142,7 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
                 progress.add(1)
                 continue
             features, labels = split_features(batch)
-            loss = float(accumulate(features, labels))
+            loss = float(accumulate(*distribute.split(features, labels)))
             loss_sum += loss
             progress.add(1, values=[("loss", loss * grad_accum)])
             if (index + 1) % grad_accum:

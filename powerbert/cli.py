@@ -2,13 +2,15 @@
 
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).
-Every flag of the reference works (`--EPOCH` too); added: --SEED and --SKIP_FINETUNE. Every input
-is checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
+Every flag of the reference works (`--EPOCH` too); added: --SEED, --SKIP_FINETUNE, --FP16 / --BF16
+(Keras mixed precision) and --STRATEGY (tf.distribute for the training stages). Every input is
+checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
 """
 import json
 import os
 import tempfile
 
+from common import distribute, precision
 from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
 from common.cli import ArgumentParser, command
 from common.data import load_split
@@ -71,12 +73,18 @@ def build_parser():
                         "log_file.txt are replaced); evaluation and prediction always append")
     p.add_argument("--ALLOW_OTHER_TASK", action="store_true",
                    help="run a checkpoint trained on another task with the same labels")
+    precision.add_flags(p, upper=True)
+    distribute.add_flag(p, "--STRATEGY")
     return p
 
 
 @command
 def main(argv=None):
-    run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    with distribute.scope(args.STRATEGY):
+        precision.apply_flags(args)
+        args.OUTPUT_DIR = distribute.chief_folder(args.OUTPUT_DIR)
+        run(args)
     return 0
 
 

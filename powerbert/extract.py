@@ -28,7 +28,9 @@ class SoftExtract(keras.layers.Layer):
     """Scale each word-vector by the retention parameter of its significance rank."""
 
     def __init__(self, length, penalty, **kwargs):
-        super().__init__(**kwargs)
+        # No autocast: the significance scores stay float32 under mixed precision, so the
+        # ranking is the float32 one (and so are the retention parameters and their L1 loss).
+        super().__init__(autocast=False, **kwargs)
         self.length, self.penalty = int(length), float(penalty)
 
     def build(self, input_shape):
@@ -41,7 +43,7 @@ class SoftExtract(keras.layers.Layer):
             raise ValueError(f"{self.name} was built for {self.length} word-vectors, got "
                              f"{x.shape[1]}; pad inputs to the task's max length")
         ranks = significance_ranks(scores, self.length)
-        return x * ops.expand_dims(ops.take(self.retention, ranks), -1)
+        return x * ops.cast(ops.expand_dims(ops.take(self.retention, ranks), -1), x.dtype)
 
     def mass(self):
         """Sum of the retention parameters: the block's soft word-vector budget."""

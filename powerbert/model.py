@@ -72,6 +72,7 @@ class PowerBertSeam(SeamLayer):
         return k
 
     def between(self, state, probs, layer, training=False):
+        # float32 sums under mixed precision: the attention probabilities are float32.
         scores = significance(probs, None if self.padding_queries else state.mask)
         if self.soft_extracts:
             state = state.replace(hidden=self.soft_extracts[layer](state.hidden, scores))

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common import checkpoints, flops, runlog
+from common import checkpoints, distribute, flops, runlog
 from common.files import write_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
@@ -177,7 +177,8 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
     run.record(f"Retention Configuration :{retention}")
     run.record(f"RETENTION_CONFIG={format_retention(retention)}")
     run.record("Retention masses :" + str([round(mass, 2) for mass in masses]))
-    total, warmup = stage_steps(len(train_arrays["input_ids"]), run.batch_size, run.epochs)
+    total, warmup = stage_steps(len(train_arrays["input_ids"]),
+                                distribute.global_batch(run.batch_size), run.epochs)
     travel = KerasTwoWarmupDecay(lr_soft_extract, total, warmup).summed()
     warning = movement_warning(masses, run.max_length, travel, lr_soft_extract)
     if warning:

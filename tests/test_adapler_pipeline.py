@@ -38,7 +38,15 @@ def sentence(rng):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("adapler")
+    root = make_workdir(tmp_path_factory.mktemp("adapler"))
+    previous = os.getcwd()
+    os.chdir(root)
+    yield root
+    os.chdir(previous)
+
+
+def make_workdir(root):
+    """Tiny SST-2 data and a 2-layer tiny BERT in `root`."""
     rng = random.Random(0)
     data = root / "data" / "SST-2"
     data.mkdir(parents=True)
@@ -52,10 +60,7 @@ def workdir(tmp_path_factory):
     shutil.copytree(REPO / "tests" / "fixtures" / "tiny_bert", model)
     config = json.loads((model / "config.json").read_text())
     (model / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
-    previous = os.getcwd()
-    os.chdir(root)
-    yield root
-    os.chdir(previous)
+    return root
 
 
 def fails(main, argv, capsys, message):

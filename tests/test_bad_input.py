@@ -233,7 +233,7 @@ CASES = [
     ("ft-h5-empty", "finetune", ["--model", "{h5_empty}"] + FT_EVAL, DAMAGED, None),
     ("ft-h5-garbage", "finetune", ["--model", "{h5_garbage}"] + FT_EVAL, DAMAGED, None),
     ("ft-sidecar-garbage", "finetune", ["--model", "{sidecar_garbage}"] + FT_EVAL,
-     "not found or not recognised|cannot read", None),
+     "not found or not recognised|cannot read|config.json is missing or unreadable", None),
     ("ft-sidecar-mistyped", "finetune", ["--model", "{sidecar_mistyped}"] + FT_EVAL,
      "hidden_size must be a positive integer", None),
     ("ft-vocab-empty", "finetune", ["--model", "{vocab_empty}"] + FT_EVAL,

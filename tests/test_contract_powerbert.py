@@ -70,7 +70,7 @@ def test_powerbert_checkpoint_round_trips(tmp_path):
     path = run.save(searched, pipeline.SEARCH, retention_config=[9, 6, 3])
     source = checkpoints.resolve_source(path)
     assert source.sidecar["method"] == "powerbert"
-    assert source.sidecar["retention_config"] == [9, 6, 3]
+    assert source.sidecar["method_state"]["retention_config"] == [9, 6, 3]
     loaded = PowerBertClassifier(source.config, 2, search_length=POWERBERT_N)
     loaded(dummy_inputs(POWERBERT_N))
     assert checkpoints.load_backbone_weights(loaded, source)
@@ -79,13 +79,13 @@ def test_powerbert_checkpoint_round_trips(tmp_path):
 
     # Stage 3's model from the stage-2 checkpoint (retention parameters absent there), saved
     # and loaded again with the configuration its sidecar names.
-    retrained = pipeline.build_powerbert(source.config, 2, POWERBERT_N,
-                                         retention=source.sidecar["retention_config"])
+    retention = source.sidecar["method_state"]["retention_config"]
+    retrained = pipeline.build_powerbert(source.config, 2, POWERBERT_N, retention=retention)
     pipeline.load_stage(retrained, path)
     path = run.save(retrained, pipeline.RETRAINED, retention_config=retrained.retention)
     source = checkpoints.resolve_source(path)
     again = pipeline.build_powerbert(source.config, 2, POWERBERT_N,
-                                     retention=source.sidecar["retention_config"])
+                                     retention=source.sidecar["method_state"]["retention_config"])
     assert checkpoints.load_backbone_weights(again, source)
     assert again.retention == [9, 6, 3]
     expected = np.asarray(retrained(inputs))

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.files import write_text  # noqa: E402
@@ -95,6 +96,7 @@ def build_parser():
     p.add_argument("--json", help="also write settings and results to this JSON file")
     p.add_argument("--docs", help="write the table into this markdown file, between "
                                   f"<!-- BEGIN {SECTION} --> and <!-- END {SECTION} -->")
+    precision.add_flags(p)
     return p
 
 
@@ -457,6 +459,7 @@ def run(args, compare, command):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     compare = check_args(args)
+    precision.apply_flags(args)
     command = "python tools/benchmark.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = run(args, compare, command)
     text = report(result)

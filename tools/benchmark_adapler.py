@@ -27,6 +27,7 @@ from adapler import benchmark as adapler_benchmark  # noqa: E402
 from adapler.data import default_data_dir_for, load_split  # noqa: E402
 from common.config import BertConfig  # noqa: E402
 from common.data import default_model_dir  # noqa: E402
+from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.inference import configure_threads  # noqa: E402
@@ -77,6 +78,7 @@ def build_parser():
                              "(one compile per distinct length during the warm-up); the "
                              "faster dense side is the batch-1 reference")
     parser.add_argument("--OUTPUT", default=None, help="write the result as JSON here")
+    precision.add_flags(parser, upper=True)
     return parser
 
 
@@ -145,6 +147,7 @@ def main(argv=None):
     from common import benchmark
 
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     command = "python tools/benchmark_adapler.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     result = run(args, command)

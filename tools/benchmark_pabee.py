@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError, parse_int_list  # noqa: E402
 
@@ -49,6 +50,7 @@ def build_parser():
     p.add_argument("--jit_compile", action="store_true",
                    help="XLA-compile PABEE's layer steps (the dense sides are timed as a graph "
                         "and XLA-compiled regardless)")
+    precision.add_flags(p)
     p.add_argument("--output", help="also write the JSON record to this file")
     return p
 
@@ -122,6 +124,7 @@ def main(argv=None):
     from common import benchmark
 
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     command = "python tools/benchmark_pabee.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     result = run(args, command)

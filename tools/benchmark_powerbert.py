@@ -23,6 +23,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError, parse_int_list  # noqa: E402
 
@@ -55,6 +56,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sides", help="comma list of the sides to time (default: all; e.g. "
                    "dense-dynamic-xla,powerbert-dynamic)")
+    precision.add_flags(p)
     p.add_argument("--output", help="also write the result as JSON to this file")
     return p
 
@@ -181,6 +183,7 @@ def main(argv=None):
     from common import benchmark
 
     args = build_parser().parse_args(argv)
+    precision.apply_flags(args)
     command = "python tools/benchmark_powerbert.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     result = run(args, command)

@@ -23,6 +23,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import distribute, precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.validation import check_model_files, check_numbers, check_output_dir  # noqa: E402
@@ -50,6 +51,8 @@ def parse_args(argv):
                         help="allow a non-empty --work_dir: every result in it is replaced")
     parser.add_argument("--skip_compare", action="store_true",
                         help="leave out the closing `bert-speedup-compare --budget quick` run")
+    precision.add_flags(parser)
+    distribute.add_flag(parser)
     args = parser.parse_args(argv)
     check_output_dir(args.work_dir, args.reuse or args.overwrite_output_dir,
                      flag="--reuse or --overwrite_output_dir", what="--work_dir")
@@ -134,7 +137,11 @@ def run_compare(finetuned, data_dir, output_dir, log=print):
 
 @command
 def main(argv=None):
-    run(parse_args(argv))
+    args = parse_args(argv)
+    with distribute.scope(args.strategy):
+        precision.apply_flags(args)
+        args.work_dir = distribute.chief_folder(args.work_dir)
+        run(args)
 
 
 if __name__ == "__main__":

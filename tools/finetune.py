@@ -15,6 +15,7 @@ import sys
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import distribute, precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.validation import (check_checkpoint_task, check_model_files,  # noqa: E402
@@ -45,6 +46,8 @@ def parse_args(argv):
     parser.add_argument("--allow_other_task", action="store_true",
                         help="--eval_only: evaluate a checkpoint trained on another task with "
                              "the same labels")
+    precision.add_flags(parser)
+    distribute.add_flag(parser)
     args = parser.parse_args(argv)
     check_numbers(args, counts=("epochs", "batch_size", "max_length", "train_limit"),
                   rates=("learning_rate",), seeds=("seed",))
@@ -124,7 +127,11 @@ def run(args, log=print):
 
 @command
 def main(argv=None):
-    run(parse_args(argv))
+    args = parse_args(argv)
+    with distribute.scope(args.strategy):
+        precision.apply_flags(args)
+        args.output_dir = distribute.chief_folder(args.output_dir)
+        run(args)
 
 
 if __name__ == "__main__":

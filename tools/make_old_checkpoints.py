@@ -17,7 +17,6 @@ against them. The fixtures of tests/fixtures/old_checkpoints were written at com
 
     python tools/make_old_checkpoints.py [--out tests/fixtures/old_checkpoints]
 """
-import argparse
 import contextlib
 import json
 import os
@@ -30,6 +29,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+
+from common.cli import ArgumentParser, command  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "fixtures", "tiny_bert")
@@ -126,8 +127,9 @@ def pabee_logits(folder):
     return np.stack([np.asarray(z) for z in model(inputs(), training=False, all_layers=True)])
 
 
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures",
                                                       "old_checkpoints"))
     out = os.path.abspath(parser.parse_args(argv).out)
