@@ -11,6 +11,8 @@ sys.path.insert(0, str(REPO))
 import pytest  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
+# Optional real data (GLUE, AG News, HateXplain); tests that read it skip when it is absent.
+SHARED_DATA = Path(os.environ.get("BERT_SPEEDUP_SHARED_DATA") or REPO.parent / "shared" / "data")
 
 
 @pytest.fixture

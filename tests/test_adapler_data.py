@@ -3,8 +3,6 @@ carved dev splits and their sizes, HateXplain votes, ERASER rationale windows an
 rationale comparison table."""
 import csv
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +15,9 @@ from common.data import read_split, read_table
 from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
+from conftest import SHARED_DATA
 
-SHARED = Path(os.environ.get("BERT_SPEEDUP_SHARED_DATA")
-              or Path(__file__).resolve().parents[2] / "shared" / "data")
+SHARED = SHARED_DATA
 TOKENIZER = "tests/fixtures/tiny_bert"
 
 

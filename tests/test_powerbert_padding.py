@@ -14,9 +14,10 @@ from common.modeling import dummy_inputs
 from conftest import FIXTURES
 from test_powerbert_model import N, _inputs, _plain, _powerbert
 from tools.powerbert_padding import compare
+from conftest import SHARED_DATA
 
 RETENTION = [8, 5, 2]
-GLUE = "/work/shared/data/glue"
+GLUE = str(SHARED_DATA / "glue")
 
 
 def _trim(inputs, n):

@@ -1,5 +1,4 @@
 """Task registry and GLUE readers: the real offline GLUE files, the bundled sample, bad inputs."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +8,8 @@ from common import tasks
 from common.data import Examples, default_data_dir, encode_examples, read_split, split_path
 from common.errors import UserError
 from common.tasks import get_task
+from conftest import SHARED_DATA
 
-SHARED_DATA = Path(os.environ.get("BERT_SPEEDUP_SHARED_DATA")
-                   or Path(__file__).resolve().parents[2] / "shared" / "data")
 GLUE = SHARED_DATA / "glue"
 needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason=f"no GLUE data in {GLUE}")
 
