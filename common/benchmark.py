@@ -30,6 +30,8 @@ import json
 import multiprocessing
 import os
 import platform
+import shlex
+import sys
 import tempfile
 import time
 from importlib import metadata
@@ -629,3 +631,14 @@ COLUMNS = [("batch_size", "batch"), ("side", "side"), ("median_ms", "ms per pass
            ("speedup_vs_dynamic", "vs (b) dynamic"), ("speedup_vs_unpadded", "vs (c) unpadded"),
            ("paired_speedup_vs_dynamic", "paired vs (b)"),
            ("paired_speedup_vs_unpadded", "paired vs (c)")]
+
+
+def run_tool(script, args, argv, run, columns, output):
+    """What every benchmark command does once its flags are parsed: `run(args, command)`, print
+    the table, write the JSON record to `output` (if given); returns the record."""
+    command = f"python {script} " + shlex.join(sys.argv[1:] if argv is None else argv)
+    result = run(args, command)
+    print(report(result, columns))
+    if output:
+        write_json(output, result)
+    return result

@@ -15,7 +15,6 @@ how many predictions equal lr_mode's on each text alone are given beside it. Pri
 table; --OUTPUT writes the JSON record.
 """
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -148,13 +147,9 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     precision.apply_flags(args)
-    command = "python tools/benchmark_adapler.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    result = run(args, command)
-    print(benchmark.report(result, COLUMNS))
+    result = benchmark.run_tool("tools/benchmark_adapler.py", args, argv, run, COLUMNS,
+                                args.OUTPUT)
     print(f"mean tokens per layer (lr_mode): {result['settings']['mean_kept_per_layer']}")
-    if args.OUTPUT:
-        benchmark.write_json(args.OUTPUT, result)
     return 0
 
 

@@ -14,7 +14,6 @@ the analytic FLOPs ratio on the real lengths beside the measured speed-up; --out
 JSON record.
 """
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,12 +124,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     precision.apply_flags(args)
-    command = "python tools/benchmark_pabee.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    result = run(args, command)
-    print(benchmark.report(result, COLUMNS))
-    if args.output:
-        benchmark.write_json(args.output, result)
+    benchmark.run_tool("tools/benchmark_pabee.py", args, argv, run, COLUMNS, args.output)
     return 0
 
 

@@ -17,7 +17,6 @@ real lengths. With real labelled texts and --model, every side's task metric is 
 default retention is the paper's RTE configuration (N = 256) halved for N = 128.
 """
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -184,12 +183,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     precision.apply_flags(args)
-    command = "python tools/benchmark_powerbert.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    result = run(args, command)
-    print(benchmark.report(result, COLUMNS))
-    if args.output:
-        benchmark.write_json(args.output, result)
+    benchmark.run_tool("tools/benchmark_powerbert.py", args, argv, run, COLUMNS, args.output)
     return 0
 
 
