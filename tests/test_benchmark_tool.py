@@ -58,8 +58,8 @@ def test_albert_weights_copy_into_pytorch():
         remote = Remote("tools.benchmark:torch_sides", dict(
             is_albert=is_albert, shape=shape, state_file=state, items=items, threads=1,
             onnx=False))
-        _, measurement = run_sides(benchmark.tensorflow_sides(model, [False], items), [remote],
-                                   repeats=1, warmup=0, check=benchmark.check_agreement)
+        _, measurement = run_sides(benchmark.tensorflow_sides({"fp32": model}, [False], items),
+                                   [remote], repeats=1, warmup=0, check=benchmark.check_agreement)
     assert set(measurement["check"]) == {"tensorflow", "pytorch", "pytorch last hidden state"}
 
 
@@ -74,6 +74,9 @@ def test_albert_weights_copy_into_pytorch():
     (["--compare", "jax"], "unknown side(s) jax"),
     (["--compare", "onnxruntime"], "add pytorch"),
     (["--model", "/no/such/model"], "not found"),
+    (["--precisions", "fp32,int8"], "--precisions: give distinct names"),
+    (["--precisions", "fp32,fp32"], "--precisions: give distinct names"),
+    (["--precisions", "fp32,bf16", "--bf16"], "leave out --bf16/--fp16"),
     (["--config", str(FIXTURES / "tiny_bert"), "--shapes", "1x64"], "position table"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
@@ -97,3 +100,20 @@ def test_real_texts_run_in_length_sorted_batches(tmp_path):
     assert result["settings"]["inputs"].startswith("sst-2 dev texts")
     (row,) = result["rows"]
     assert row["side"] == "tensorflow" and row["sequences_per_s"] > 0
+
+
+def test_precisions_time_each_precision_in_one_run(tmp_path):
+    out = tmp_path / "bench.json"
+    benchmark.main(["--model", str(FIXTURES / "tiny_bert"), "--shapes", "2x8", "--repeats", "2",
+                    "--warmup", "1", "--compare", "none", "--precisions", "fp32,bf16",
+                    "--json", str(out)])
+    result = json.loads(out.read_text())
+    rows = {row["side"]: row for row in result["rows"]}
+    assert set(rows) == {"tensorflow", "tensorflow-bf16"}
+    assert rows["tensorflow"]["vs_fp32"] == pytest.approx(1.0)
+    assert rows["tensorflow-bf16"]["vs_fp32"] == pytest.approx(
+        rows["tensorflow"]["median_ms"] / rows["tensorflow-bf16"]["median_ms"])
+    gap = result["agreement"]["2x8"]["tensorflow-bf16"]
+    assert 0 < gap < 0.5  # bf16 rounds, but the same weights give nearly the same logits
+    import keras
+    assert keras.mixed_precision.global_policy().name == "float32"

@@ -5,6 +5,7 @@ Runtime: same weights, same inputs, same thread count, one run.
     python tools/benchmark.py --model tests/fixtures/tiny_bert --shapes 8x32,1x16 --repeats 20
     python tools/benchmark.py --rounds 3 --json bench.json --docs docs/benchmarks.md
     python tools/benchmark.py --model $MINILM --shapes 32x64 --task sst-2 --data_dir $GLUE/SST-2
+    python tools/benchmark.py --precisions fp32,bf16 --jit_compile both     # bf16 against fp32
 
 Our side is the classifier (`SequenceClassifier`: backbone, pooler, head) run through
 `common.inference.compile_forward`, the function the methods and `predict` use; the weights are
@@ -15,7 +16,9 @@ copy of the same weights; the ONNX Runtime side is that model exported with torc
 ONNX Runtime sides live in a worker process (`common.benchmark.Remote`: TensorFlow and PyTorch
 in one process crashed with a segmentation fault with PyPI's default torch build); a missing
 package skips them with one line saying what to install. Before timing, every side's logits (and
-PyTorch's last hidden state) must match ours to 1e-3.
+PyTorch's last hidden state) must match ours to 1e-3. With --precisions our side is built and timed
+once per precision (Keras mixed-precision policies, same weights) in the same run, with its
+speed-up over our fastest fp32 side; bf16/fp16 sides' gaps to fp32 are reported, not checked.
 
 Inputs: random full-length BATCHxLENGTH batches, or with --task/--data_dir the first --examples
 real texts of the split encoded at LENGTH, in length-sorted dynamically padded batches of BATCH
@@ -51,7 +54,8 @@ FEATURES = ("input_ids", "token_type_ids", "attention_mask")
 COLUMNS = (("shape", "batch x length"), ("side", "side"), ("median_ms", "median ms"),
            ("p10_ms", "p10 ms"), ("p90_ms", "p90 ms"), ("sequences_per_s", "seq/s"),
            ("gflops_per_s", "GFLOP/s"), ("ratio", "vs PyTorch"),
-           ("paired_ratio", "paired ratio"), ("round_ratios", "ratio per round"))
+           ("paired_ratio", "paired ratio"), ("round_ratios", "ratio per round"),
+           ("vs_fp32", "speed-up vs fp32"))
 
 
 def parse_shapes(text):
@@ -93,6 +97,9 @@ def build_parser():
     p.add_argument("--split", default="dev")
     p.add_argument("--examples", type=int, default=256, help="real texts: the first N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precisions", help="comma list of fp32, bf16, fp16: time our side in each, "
+                                        "in the same run (default: the one --bf16/--fp16 sets, "
+                                        "else fp32)")
     p.add_argument("--json", help="also write settings and results to this JSON file")
     p.add_argument("--docs", help="write the table into this markdown file, between "
                                   f"<!-- BEGIN {SECTION} --> and <!-- END {SECTION} -->")
@@ -115,6 +122,17 @@ def check_args(args):
                         "use pytorch, onnxruntime or none")
     if "onnxruntime" in compare and "pytorch" not in compare:
         raise UserError("--compare onnxruntime exports the PyTorch model; add pytorch")
+    if args.precisions:
+        if args.bf16 or args.fp16:
+            raise UserError("--precisions names every precision to time; leave out --bf16/--fp16")
+        names = [n.strip() for n in args.precisions.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(precision.POLICIES))
+        if unknown or not names or len(set(names)) != len(names):
+            raise UserError(f"--precisions: give distinct names among "
+                            f"{', '.join(precision.POLICIES)}, got {args.precisions!r}")
+        args.precisions = names
+    else:
+        args.precisions = [precision.precision_name(args.bf16, args.fp16)]
     return compare
 
 
@@ -257,24 +275,34 @@ def torch_sides(is_albert, shape, state_file, items, threads, onnx):
         else:
             def ort(item):
                 return session.run(["logits"], {k: item[k].astype(np.int64) for k in FEATURES})[0]
-            sides.append(Side("onnxruntime", ort, items,
+            sides.append(Side("onnxruntime", ort, items, probe=lambda item: {"logits": ort(item)},
                               note=f"onnxruntime: CPUExecutionProvider, {threads} intra-op and 1 "
                                    "inter-op thread(s), sequential, all graph optimisations"))
     return sides
 
 
-def tensorflow_sides(model, jit_modes, items):
-    """Our classifier through `common.inference.compile_forward`, graph and/or XLA."""
+def side_name(jit, precision_name):
+    """tensorflow[-xla][-bf16|-fp16]."""
+    return "tensorflow" + ("-xla" if jit else "") + ("" if precision_name == "fp32"
+                                                     else f"-{precision_name}")
+
+
+def tensorflow_sides(models, jit_modes, items):
+    """Our classifier through `common.inference.compile_forward`, graph and/or XLA, once per
+    precision ({precision name: model})."""
     from common.benchmark import Side, blocking
     from common.inference import compile_forward
 
-    def probe(item):
-        return {"logits": np.asarray(model(item, training=False)),
-                "hidden": np.asarray(model.bert(item, training=False)["sequence_output"])}
+    def prober(model):
+        def probe(item):
+            return {"logits": np.asarray(model(item, training=False), np.float32),
+                    "hidden": np.asarray(model.bert(item, training=False)["sequence_output"],
+                                         np.float32)}
+        return probe
 
-    return [Side("tensorflow-xla" if jit else "tensorflow",
-                 blocking(compile_forward(model, jit_compile=jit)), items, probe=probe)
-            for jit in jit_modes]
+    return [Side(side_name(jit, name), blocking(compile_forward(model, jit_compile=jit)), items,
+                 probe=prober(model))
+            for name, model in models.items() for jit in jit_modes]
 
 
 def make_inputs(config, batch, length, seed):
@@ -286,15 +314,18 @@ def make_inputs(config, batch, length, seed):
 
 
 def check_agreement(outputs):
-    """Every side's logits, and PyTorch's last hidden state, must match ours to TOLERANCE."""
-    ours = outputs["tensorflow"] if "tensorflow" in outputs else outputs["tensorflow-xla"]
+    """Every full-precision side's logits, and PyTorch's last hidden state, must match ours to
+    TOLERANCE; the gaps of bf16/fp16 sides are reported, not checked (they round by design)."""
+    full = [name for name in outputs if not name.endswith(("-bf16", "-fp16"))]
+    ours = outputs[min((name for name in outputs if name.startswith("tensorflow")),
+                       key=lambda name: (name not in full, len(name)))]
     gaps = {name: float(np.abs(value["logits"] - ours["logits"]).max())
             for name, value in outputs.items()}
     if REFERENCE in outputs:
         gaps["pytorch last hidden state"] = float(
             np.abs(outputs[REFERENCE]["hidden"] - ours["hidden"]).max())
     for name, gap in gaps.items():
-        if not gap <= TOLERANCE:
+        if name in full and not gap <= TOLERANCE:
             raise UserError(f"{name} differs from our model by {gap:.2e} (> {TOLERANCE}); "
                             "the weight copy or the config mapping is wrong for this model")
     return gaps
@@ -306,7 +337,8 @@ def table_rows(shape, rows):
     result = []
     for row in rows:
         median = row["median_ms"] / 1e3
-        ratios = {"ratio": None, "paired_ratio": None, "round_ratios": None}
+        ratios = {"ratio": None, "paired_ratio": None, "round_ratios": None,
+                  "vs_fp32": row.get("speedup_vs_fp32")}
         if REFERENCE in times:
             ratios["ratio"] = 1.0 / row["speedup_vs_reference"]
             ratios["paired_ratio"] = float(np.median(np.divide(times[row["side"]],
@@ -326,7 +358,7 @@ def _cell(key, value):
         return "-"
     if key == "round_ratios":
         return f"{min(value):.2f}-{max(value):.2f}"
-    if key in ("ratio", "paired_ratio"):
+    if key in ("ratio", "paired_ratio", "vs_fp32"):
         return f"{value:.2f}x"
     if isinstance(value, float):
         return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
@@ -355,7 +387,8 @@ def report(result):
              f"{settings['threads']} intra-op thread(s) per "
              f"side; TensorFlow inter-op threads {settings['inter_op']}; ours = "
              f"`common.inference.compile_forward` "
-             f"({', '.join(settings['tensorflow_modes'])}), oneDNN "
+             f"({', '.join(settings['tensorflow_modes'])}; "
+             f"{', '.join(settings.get('precisions', ['fp32']))}), oneDNN "
              f"{'on' if settings['onednn'] else 'off'}; warm-up {settings['warmup']}, "
              f"{settings['repeats']} interleaved repeats x {settings['rounds']} round(s); "
              f"{result['date']}.", ""]
@@ -413,12 +446,20 @@ def run(args, compare, command):
     shapes = parse_shapes(args.shapes)
     settings = configure_threads(args.threads)
     threads = settings["intra_op"]
-    model, weights = load_model(args, max(length for _, length in shapes))
+    models = {}
+    for name in args.precisions:  # a layer's precision is fixed when it is built
+        precision.set_precision(name)
+        models[name], weights = load_model(args, max(length for _, length in shapes))
+    precision.set_precision("fp32")
+    model = models[args.precisions[0]]
     if args.task:
         from common.checkpoints import resolve_source
         from common.data import default_model_dir
         folder = resolve_source(args.model).folder if args.model else default_model_dir()
     jit_modes = {"off": [False], "on": [True], "both": [False, True]}[args.jit_compile]
+    references = {"reference": [REFERENCE]}
+    if "fp32" in models and len(models) > 1:  # the faster fp32 side of ours
+        references["fp32"] = [side_name(jit, "fp32") for jit in jit_modes]
     notes, rows, agreement, environments = [], [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         state_file = os.path.join(tmp, "weights.npz")
@@ -432,9 +473,9 @@ def run(args, compare, command):
                 is_albert=is_albert, shape=shape, state_file=state_file, items=items,
                 threads=threads, onnx="onnxruntime" in compare))] if compare else []
             harness_rows, measurement = benchmark.run_sides(
-                tensorflow_sides(model, jit_modes, items), remote, repeats=args.repeats,
+                tensorflow_sides(models, jit_modes, items), remote, repeats=args.repeats,
                 warmup=args.warmup, rounds=args.rounds, check=check_agreement,
-                references={"reference": [REFERENCE]}, notes=[])
+                references=references, notes=[])
             agreement[label] = measurement["check"]
             environments[label] = measurement["environment"]
             notes += [note for note in measurement["notes"] if note not in notes]
@@ -451,6 +492,7 @@ def run(args, compare, command):
             "settings": {"weights": weights, "inputs": inputs, "threads": threads,
                          "inter_op": settings["inter_op"], "onednn": settings["onednn"],
                          "tensorflow_modes": ["XLA" if j else "graph" for j in jit_modes],
+                         "precisions": args.precisions,
                          "warmup": args.warmup, "repeats": args.repeats, "rounds": args.rounds},
             "notes": notes, "agreement": agreement, "environments": environments, "rows": rows}
 
@@ -459,7 +501,6 @@ def run(args, compare, command):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     compare = check_args(args)
-    precision.apply_flags(args)
     command = "python tools/benchmark.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = run(args, compare, command)
     text = report(result)
