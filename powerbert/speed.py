@@ -8,7 +8,8 @@
     powerbert-unpadded  batch 1, each text at its own length (same rule), XLA per length
 
 Both models hold the same weights. FLOPs are counted per example on its real length n, with
-the retention clipped to min(k_l, n) (`flops_on_lengths`).
+the retention clipped to min(k_l, n) (`flops_on_lengths`); a length-scaled retention keeps
+min(ceil(k_l n / N), n).
 """
 import numpy as np
 import tensorflow as tf
@@ -17,16 +18,39 @@ from common import benchmark, flops
 from common.data import real_lengths
 
 
-def clipped(retention, n):
-    """The word-vectors block l keeps on an input of n tokens."""
+def clipped(retention, n, scaled_from=None):
+    """The word-vectors block l keeps on an input n tokens wide: min(k_l, n); with a
+    length-scaled retention (`scaled_from` = N, the task's length) min(ceil(k_l n / N), n)."""
+    if scaled_from:
+        return [min(-(-int(k) * int(n) // scaled_from), int(n)) for k in retention]
     return [min(int(k), int(n)) for k in retention]
 
 
-def flops_on_lengths(config, retention, lengths, num_labels=2):
-    """(vanilla, PoWER-BERT) FLOPs summed over examples of the given real lengths."""
+def scaled_from(model):
+    """N when `model` scales its retention with the batch's length, else None."""
+    return model.seam.max_length if model.seam.length_scaled else None
+
+
+def flops_on_lengths(config, retention, lengths, num_labels=2, scaled_from=None):
+    """(vanilla, PoWER-BERT) FLOPs summed over examples of the given real lengths (a
+    length-scaled retention scales with each example's own length, as at batch 1)."""
     vanilla = sum(flops.vanilla_flops(config, int(n), num_labels) for n in lengths)
-    method = sum(flops.powerbert_flops(config, int(n), clipped(retention, n), num_labels)
+    method = sum(flops.powerbert_flops(config, int(n), clipped(retention, n, scaled_from),
+                                       num_labels)
                  for n in lengths)
+    return vanilla, method
+
+
+def items_flops(config, retention, items, num_labels=2, scaled_from=None):
+    """(vanilla, PoWER-BERT) FLOPs of the rows in `items` as run: every row counted on its real
+    length n; a length-scaled retention keeps min(ceil(k_l w / N), n) in a batch of width w."""
+    vanilla = method = 0
+    for item in items:
+        width = item["input_ids"].shape[1]
+        for n in np.asarray(item["attention_mask"]).sum(axis=1).astype(int):
+            vanilla += flops.vanilla_flops(config, int(n), num_labels)
+            kept = [min(k, int(n)) for k in clipped(retention, width, scaled_from)]
+            method += flops.powerbert_flops(config, int(n), kept, num_labels)
     return vanilla, method
 
 
@@ -45,7 +69,8 @@ def sides(vanilla, powerbert, arrays, batch_size):
         return flops.vanilla_flops(config, n, labels)
 
     def method_flops(items):
-        return sum(flops.powerbert_flops(config, n, clipped(retention, n), labels)
+        return sum(flops.powerbert_flops(config, n, clipped(retention, n, scaled_from(powerbert)),
+                                         labels)
                    for n in benchmark.item_lengths(items))
 
     result = benchmark.dense_sides(vanilla, arrays, batch_size, vanilla_flops)

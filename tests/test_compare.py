@@ -138,7 +138,8 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     header, rows = read_csv(os.path.join(out, "results.csv"))
     assert tuple(header) == COLUMNS
     points = [(r["method"], r["setting"]) for r in rows if r["method"] != "dense"]
-    assert points == [("powerbert", "LAMBDA=0.002"), ("adapler", "PHI=0.05 eta+0"),
+    assert points == [("powerbert", "LAMBDA=0.002"), ("powerbert", "LAMBDA=0.002 length-scaled"),
+                      ("adapler", "PHI=0.05 eta+0"),
                       ("adapler", "PHI=0.05 eta+0.1"), ("powerbert+pabee", "patience=1"),
                       ("powerbert+pabee", "patience=2")]
     # PABEE on PoWER-BERT trains from the PoWER-BERT model of the same LAMBDA (trained once).
@@ -150,6 +151,10 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
         assert float(row["speedup_vs_dynamic"]) > 0 and float(row["flops_speedup"]) > 0
         assert int(row["batch_size"]) == 4
     assert all(r["detail"].startswith("retention ") for r in rows if r["method"] == "powerbert")
+    fixed, scaled = (r for r in rows if r["method"] == "powerbert")
+    assert "scaled by batch length / " in scaled["detail"] and "scaled" not in fixed["detail"]
+    # A length-scaled retention keeps at most the fixed k_l, so it never does more work.
+    assert float(scaled["flops_speedup"]) >= float(fixed["flops_speedup"])
     etas = [[float(v) for v in r["detail"][4:].split(",")] for r in rows
             if r["method"] == "adapler"]
     assert etas[1] == pytest.approx([v + 0.1 for v in etas[0]], abs=2e-3)

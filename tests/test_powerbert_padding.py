@@ -38,6 +38,23 @@ def test_a_short_batch_keeps_min_k_n(tmp_path):
     np.testing.assert_array_equal(np.asarray(scaled(full)), np.asarray(fixed(full)))
 
 
+def test_flops_count_the_rows_as_run():
+    from common import flops
+    from common.config import BertConfig
+    from powerbert.speed import clipped, items_flops
+
+    config = BertConfig.from_json(str(FIXTURES / "tiny_bert" / "config.json"))
+    assert clipped(RETENTION, 7) == [7, 5, 2]
+    assert clipped(RETENTION, 7, scaled_from=N) == [5, 3, 2]  # ceil(k * 7 / 12)
+    mask = np.array([[1] * 7, [1] * 4 + [0] * 3])
+    item = {"input_ids": np.ones_like(mask), "attention_mask": mask}
+    vanilla, method = items_flops(config, RETENTION, [item], 2, scaled_from=N)
+    assert vanilla == flops.vanilla_flops(config, 7, 2) + flops.vanilla_flops(config, 4, 2)
+    # The 4-token row sits in a batch of width 7: it keeps min(ceil(k * 7 / 12), 4) per block.
+    assert method == (flops.powerbert_flops(config, 7, [5, 3, 2], 2)
+                      + flops.powerbert_flops(config, 4, [4, 3, 2], 2))
+
+
 @pytest.mark.parametrize("length_scaled", [False, True])
 def test_graph_with_a_dynamic_length_and_xla_match_eager(length_scaled, tmp_path):
     model = _powerbert(_plain(), tmp_path, retention=RETENTION, length_scaled=length_scaled,

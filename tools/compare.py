@@ -301,22 +301,6 @@ def dense_flops_speedup(config, num_labels, timing, side):
     return real / run
 
 
-def plan(settings, context, log):
-    """(groups to run, notes on what is not swept) for the chosen methods."""
-    from tools.compare_methods import length_scaled_option
-
-    planned, notes = [], []
-    for method in settings["methods"]:
-        planned += groups(method, context)
-    if "powerbert" in settings["methods"]:
-        notes.append("PoWER-BERT length-scaled retention: " + (
-            "not swept yet (the flag exists; compare does not pass it)" if length_scaled_option()
-            else "skipped (this powerbert has no --LENGTH_SCALED_RETENTION)"))
-    for note in notes:
-        log(note)
-    return planned, notes
-
-
 def baseline_rows(results, model, context, settings, metric):
     """The dense baselines' rows at every batch size not yet in results.csv."""
     done = {key[2] for key in report.done_keys(report.read_rows(results))
@@ -375,7 +359,7 @@ def run(args, settings, log=print):
                       max_length=settings["max_length"], train_dir=data_dir,
                       runs=os.path.join(output_dir, "runs"), budget=budget, dev=None,
                       finetuned_scores=None, timing=None)
-    planned, notes = plan(settings, context, log)
+    planned = [group for method in settings["methods"] for group in groups(method, context)]
     trainings = {c.folder for group in planned for c in group.commands}
     progress = Progress(output_dir, 2 + len(trainings) + len(planned) + (finetune is not None),
                         log)
@@ -396,7 +380,7 @@ def run(args, settings, log=print):
         rows = report.read_rows(results)
         report.write_plot(os.path.join(output_dir, "pareto.png"), rows, metric, task.metric)
         report.write_report(os.path.join(output_dir, "report.md"), rows, settings, metric,
-                            commands, notes)
+                            commands)
 
     progress.stage("dense baselines", "start")
     baseline_rows(results, model, context, settings, metric)

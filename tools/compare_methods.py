@@ -111,13 +111,6 @@ def _split_sides(all_sides, name):
 
 # ---------------------------------------------------------------- PoWER-BERT
 
-def length_scaled_option():
-    """True when `python -m powerbert` has --LENGTH_SCALED_RETENTION (issue 17)."""
-    from powerbert.cli import build_parser
-    return any("--LENGTH_SCALED_RETENTION" in action.option_strings
-               for action in build_parser()._actions)
-
-
 def powerbert_groups(context):
     task, budget = context.task, context.budget
     task_config = os.path.join(context.runs, "powerbert", "task_config.json")
@@ -140,46 +133,63 @@ def powerbert_groups(context):
         result.append(Group("powerbert", setting,
                             [Command(f"powerbert {setting}", argv, folder,
                                      prepare=write_task_config)],
-                            [setting], lambda ctx, folder=folder, setting=setting:
+                            [setting, f"{setting} length-scaled"],
+                            lambda ctx, folder=folder, setting=setting:
                             PowerBertPoints(ctx, folder, setting)))
     return result
 
 
 class PowerBertPoints:
+    """The retrained model of one LAMBDA, twice: Extract keeping min(k_l, n) word-vectors in a
+    batch of width n, and the length-scaled retention keeping ceil(k_l n / N) (same weights)."""
+
     def __init__(self, context, folder, setting):
         from common.checkpoints import load_backbone_weights, resolve_source
         from powerbert import pipeline
 
-        self.context, self.setting = context, setting
+        self.context = context
         retrained = resolve_source(os.path.join(folder, pipeline.RETRAINED))
         self.retention = retrained.sidecar["method_state"]["retention_config"]
         labels = context.task.num_labels
         self.vanilla = pipeline.build_plain(context.config, labels, context.max_length)
         load_backbone_weights(self.vanilla, resolve_source(context.finetuned))
-        self.model = pipeline.build_powerbert(context.config, labels, context.max_length,
-                                              retention=self.retention)
-        pipeline.load_stage(self.model, retrained.folder)
+        self.models = {}
+        for name, scaled in ((setting, False), (f"{setting} length-scaled", True)):
+            model = pipeline.build_powerbert(context.config, labels, context.max_length,
+                                             retention=self.retention, length_scaled=scaled)
+            self.models[name] = pipeline.load_stage(model, retrained.folder)
 
     def evaluate(self):
-        from common.data import real_lengths
+        from common.benchmark import dynamic_batches, padded_batches
         from common.flops import speedup
         from common.training import evaluate_classifier
-        from powerbert.speed import flops_on_lengths
+        from powerbert.speed import items_flops, scaled_from
 
-        ctx = self.context
-        metrics = evaluate_classifier(self.model, ctx.task, ctx.dev, EVAL_BATCH)
-        vanilla, method = flops_on_lengths(ctx.config, self.retention, real_lengths(ctx.dev),
-                                           ctx.task.num_labels)
-        detail = "retention " + ",".join(map(str, self.retention))
-        return {self.setting: (metrics[ctx.task.metric], speedup(vanilla, method), detail)}
+        ctx, result = self.context, {}
+        features = {k: v for k, v in ctx.dev.items() if k != "labels"}
+        for setting, model in self.models.items():
+            metrics = evaluate_classifier(model, ctx.task, ctx.dev, EVAL_BATCH)
+            # FLOPs of the batches the metric came from (a length-scaled retention keeps more
+            # word-vectors in wider batches), every row on its real length.
+            batches = (padded_batches(features, EVAL_BATCH) if model.pads_to_max_length
+                       else dynamic_batches(features, EVAL_BATCH)[0])
+            vanilla, method = items_flops(ctx.config, self.retention, batches,
+                                          ctx.task.num_labels, scaled_from(model))
+            detail = "retention " + ",".join(map(str, self.retention)) + (
+                f", scaled by batch length / {ctx.max_length}" if scaled_from(model) else "")
+            result[setting] = (metrics[ctx.task.metric], speedup(vanilla, method), detail)
+        return result
 
     def sides(self, batch_size):
         from powerbert.speed import sides
 
         name = "powerbert-unpadded" if batch_size == 1 else "powerbert-dynamic"
-        dense, side = _split_sides(sides(self.vanilla, self.model, self.context.timing,
-                                         batch_size), name)
-        return dense, {self.setting: side}
+        dense, methods = None, {}
+        for setting, model in self.models.items():
+            found, methods[setting] = _split_sides(
+                sides(self.vanilla, model, self.context.timing, batch_size), name)
+            dense = dense or found
+        return dense, methods
 
 
 # ---------------------------------------------------------------- AdapLeR

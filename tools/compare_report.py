@@ -151,7 +151,7 @@ def best_points(rows, finetuned_metric):
     return result
 
 
-def write_report(path, rows, settings, finetuned_metric, commands, notes):
+def write_report(path, rows, settings, finetuned_metric, commands):
     """report.md: settings, the best point per method, the plot, the table, the commands."""
     size = plot_batch_size(rows)
     metric_name = rows[0]["metric_name"]
@@ -164,7 +164,6 @@ def write_report(path, rows, settings, finetuned_metric, commands, notes):
              f"## Best point within 1 point of the fine-tuned model (batch {size})", ""]
     for method, (_, text) in best_points(rows, finetuned_metric).items():
         lines.append(f"- **{method}**: {text}")
-    lines += [""] + [f"- {note}" for note in notes]
     lines += ["", "## Plot", "", "![Pareto fronts](pareto.png)", "",
               "Left: measured speed-up against the dense model with length-sorted dynamic "
               "padding (batched) or on the unpadded text (batch 1); right: FLOPs speed-up on "
