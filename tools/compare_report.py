@@ -109,11 +109,15 @@ def write_plot(path, rows, finetuned_metric, metric_name):
             front += points
             if points:
                 axis.scatter(*zip(*points), label=method, s=30)
+        marks = {}  # baselines at the same spot share one cross and one label
         for r in shown:
             if r["method"] == DENSE and r[key] is not None:
-                axis.scatter(r[key], r["metric"], marker="x", color="black", s=50)
-                axis.annotate(r["setting"], (r[key], r["metric"]), fontsize=7,
-                              textcoords="offset points", xytext=(4, 4))
+                spot = (round(r[key], 2), round(r["metric"], 4))
+                marks.setdefault(spot, []).append(r["setting"].removeprefix("dense-"))
+        for (x, y), names in marks.items():
+            axis.scatter(x, y, marker="x", color="black", s=50)
+            axis.annotate("dense " + " = ".join(names), (x, y), fontsize=7,
+                          textcoords="offset points", xytext=(4, 4))
         if front:
             axis.plot(*zip(*pareto_front(front)), color="grey", linestyle="--", linewidth=1,
                       marker="o", markersize=9, markerfacecolor="none", label="Pareto front")
