@@ -5,6 +5,9 @@
                         dense-dynamic baseline: a batch of width n keeps min(k_l, n) word-vectors
                         in block l (pads carry no significance, so the real tokens kept are the
                         padded run's), XLA-compiled once per batch width during the warm-up
+    powerbert-dynamic-graph  the same batches through one graph (`compile_forward`, as the
+                        dense-dynamic-graph baseline): the baseline gets the faster of graph and
+                        XLA, and so does the method
     powerbert-unpadded  batch 1, each text at its own length (same rule), XLA per length
 
 Both models hold the same weights. FLOPs are counted per example on its real length n, with
@@ -16,6 +19,7 @@ import tensorflow as tf
 
 from common import benchmark, flops
 from common.data import real_lengths
+from common.inference import compile_forward
 
 
 def clipped(retention, n, scaled_from=None):
@@ -81,9 +85,12 @@ def sides(vanilla, powerbert, arrays, batch_size):
                                         flops=method_flops(items))]
     padded = benchmark.padded_batches(arrays, batch_size)
     dynamic, order = benchmark.dynamic_batches(arrays, batch_size)
+    graph = benchmark.blocking(compile_forward(powerbert))
     return result + [
         benchmark.Side("powerbert-padded", run, padded, flops=method_flops(padded)),
         benchmark.Side("powerbert-dynamic", run, dynamic, flops=method_flops(dynamic),
+                       order=order),
+        benchmark.Side("powerbert-dynamic-graph", graph, dynamic, flops=method_flops(dynamic),
                        order=order)]
 
 

@@ -165,7 +165,7 @@ def test_powerbert_tool_tiny_run(tmp_path, capsys):
     single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
     assert set(single) == {"dense-padded", "dense-unpadded", "powerbert-unpadded"}
     assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
-                            "powerbert-padded", "powerbert-dynamic"}
+                            "powerbert-padded", "powerbert-dynamic", "powerbert-dynamic-graph"}
     for rows, headline in ((single, "unpadded"), (batched, "dynamic")):
         for row in rows.values():
             assert row["median_ms"] > 0 and row["examples"] == 6 and len(row["times_ms"]) == 2
@@ -199,10 +199,11 @@ def test_powerbert_tool_real_texts_give_the_metric(tmp_path):
         "--warmup", "1", "--output", str(output)])
     rows = json.loads(output.read_text())["groups"][0]["rows"]
     metrics = {row["side"]: row["metric"] for row in rows}
-    assert all(0 <= value <= 1 for value in metrics.values()) and len(metrics) == 5
+    assert all(0 <= value <= 1 for value in metrics.values()) and len(metrics) == 6
     # Dense outputs do not depend on the padding; PoWER-BERT's real tokens kept do not either.
     assert metrics["dense-padded"] == metrics["dense-dynamic-graph"] == metrics["dense-dynamic-xla"]
-    assert metrics["powerbert-padded"] == metrics["powerbert-dynamic"]
+    assert (metrics["powerbert-padded"] == metrics["powerbert-dynamic"]
+            == metrics["powerbert-dynamic-graph"])
 
 
 @pytest.mark.parametrize("argv, message", [
