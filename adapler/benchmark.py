@@ -8,9 +8,8 @@ runs in `lr_mode` (physical removal), one tf.function with data-dependent shapes
                        baseline; tokens are dropped row by row and the batch is compacted to its
                        longest survivor before every block (beyond the paper)
 
-At batch 1 `xla_baseline` adds dense-unpadded-xla (vanilla XLA-compiled per text length, its
-compiles in the warm-up), the fastest plain model there on small backbones; the reference (c) is
-the faster of it and the graph. FLOPs are those of each text alone with the lengths `lr_mode`
+At batch 1 the reference (c) is the faster of the dense graph and the dense model XLA-compiled
+per text length (the fastest plain model there on small backbones). FLOPs are those of each text alone with the lengths `lr_mode`
 keeps (`flops_and_predictions`).
 """
 import numpy as np
@@ -41,7 +40,7 @@ def flops_and_predictions(model, arrays):
     return vanilla, adapler, np.asarray(predictions), np.mean(kept, axis=0).round(1).tolist()
 
 
-def sides(model, arrays, batch_size, xla_baseline=False):
+def sides(model, arrays, batch_size):
     """The dense baselines and AdapLeR's side at `batch_size` (see the module docstring)."""
     config, labels = model.config, model.num_labels
     result = benchmark.dense_sides(vanilla_call(model), arrays, batch_size,
@@ -49,10 +48,6 @@ def sides(model, arrays, batch_size, xla_baseline=False):
     adapler = benchmark.blocking(compiled(model, lr_mode=True))
     if batch_size == 1:
         items = benchmark.unpadded_examples(arrays)
-        if xla_baseline:
-            result.append(benchmark.Side(
-                "dense-unpadded-xla",
-                benchmark.blocking(compiled(model, lr_mode=False, jit_compile=True)), items))
         return result + [benchmark.Side("adapler-unpadded", adapler, items)]
     batches, order = benchmark.dynamic_batches(arrays, batch_size)
     return result + [benchmark.Side("adapler-dynamic", adapler, batches, order=order)]

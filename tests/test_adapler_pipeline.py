@@ -192,7 +192,7 @@ def test_rationale_and_benchmark_tools(workdir, capsys):
         assert row in out
     benchmark_adapler.main(["--MODEL_PATH", model, "--DATA_DIR", "data/SST-2",
                             "--NUM_EXAMPLES", "6", "--REPEATS", "1", "--BATCH_SIZE", "4",
-                            "--XLA_BASELINE", "--OUTPUT", "bench.json"])
+                            "--OUTPUT", "bench.json"])
     record = json.loads(Path("bench.json").read_text())
     assert [g["batch_size"] for g in record["groups"]] == [1, 4]
     single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])

@@ -163,7 +163,8 @@ def test_powerbert_tool_tiny_run(tmp_path, capsys):
         "--repeats", "2", "--warmup", "1", "--output", str(output)]) == 0
     record = json.loads(output.read_text())
     single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
-    assert set(single) == {"dense-padded", "dense-unpadded", "powerbert-unpadded"}
+    assert set(single) == {"dense-padded", "dense-unpadded", "dense-unpadded-xla",
+                           "powerbert-unpadded"}
     assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
                             "powerbert-padded", "powerbert-dynamic", "powerbert-dynamic-graph"}
     for rows, headline in ((single, "unpadded"), (batched, "dynamic")):

@@ -216,8 +216,8 @@ def test_speed_benchmark_tool(trained, data, tmp_path):
     record = json.loads(output.read_text())
     assert [g["batch_size"] for g in record["groups"]] == [1, 4]
     single, batched = ({r["side"]: r for r in g["rows"]} for g in record["groups"])
-    assert set(single) == {"dense-padded", "dense-unpadded", "pabee-unpadded-t1",
-                           "pabee-unpadded-t2"}
+    assert set(single) == {"dense-padded", "dense-unpadded", "dense-unpadded-xla",
+                           "pabee-unpadded-t1", "pabee-unpadded-t2"}
     assert set(batched) == {"dense-padded", "dense-dynamic-graph", "dense-dynamic-xla",
                             "pabee-dynamic-t1", "pabee-dynamic-t2"}
     for rows in (single, batched):

@@ -72,10 +72,6 @@ def build_parser():
     parser.add_argument("--TOKENIZER", default=None,
                         help="vocab for the random model (default: the MiniLM package's, which "
                              "is bert-base-uncased's)")
-    parser.add_argument("--XLA_BASELINE", action="store_true",
-                        help="also time vanilla XLA-compiled per text length at batch 1 "
-                             "(one compile per distinct length during the warm-up); the "
-                             "faster dense side is the batch-1 reference")
     parser.add_argument("--OUTPUT", default=None, help="write the result as JSON here")
     precision.add_flags(parser, upper=True)
     return parser
@@ -112,8 +108,7 @@ def run(args, command, log=print):
     built = {}
 
     def make_sides(size):
-        built[size] = {s.name: s for s in adapler_benchmark.sides(model, arrays, size,
-                                                                    args.XLA_BASELINE)}
+        built[size] = {s.name: s for s in adapler_benchmark.sides(model, arrays, size)}
         return list(built[size].values())
 
     sizes = [1] + ([args.BATCH_SIZE] if args.BATCH_SIZE > 1 else [])
