@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from common.errors import UserError
+from common.progress import Progress
 from common.tasks import get_task
 from common.tokenization import encode
 
@@ -311,12 +312,18 @@ def restore_order(sorted_values, order):
     return tf.nest.map_structure(lambda value: np.asarray(value)[inverse], sorted_values)
 
 
-def map_length_sorted(fn, arrays, batch_size, dynamic=True):
+def map_length_sorted(fn, arrays, batch_size, dynamic=True, progress=None):
     """`fn(batch)` over length-sorted, dynamically padded batches of `arrays`, its outputs (an
-    array or a nest of arrays with one row per example) concatenated in the original row order."""
+    array or a nest of arrays with one row per example) concatenated in the original row order.
+    `progress`: the name of the step, to show its progress (common.progress)."""
     import tensorflow as tf
 
     order, batches = length_sorted_batches(arrays, batch_size, dynamic)
-    outputs = [tf.nest.map_structure(np.asarray, fn(batch)) for batch in batches]
+    shown = Progress(len(order), progress, unit="example") if progress else None
+    outputs = []
+    for batch in batches:
+        outputs.append(tf.nest.map_structure(np.asarray, fn(batch)))
+        if shown:
+            shown.add(len(next(iter(batch.values()))))
     joined = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)
     return restore_order(joined, order)

@@ -22,6 +22,7 @@ from keras import ops
 
 from common import flops
 from common.errors import parse_int_list
+from common.progress import Progress
 from common.seams import EncoderState
 from common.training import batches
 from pabee.model import LOGITS
@@ -242,13 +243,14 @@ class _Compiled:
 
 
 def map_batches(fn, arrays, batch_size, progress=None):
-    """[fn(batch) for each `batch_size` slice of `arrays`, in order] (a Keras Progbar may
-    follow along)."""
+    """[fn(batch) for each `batch_size` slice of `arrays`, in order]; `progress`: the name of
+    the step, to show its progress (common.progress)."""
     outputs = []
+    shown = Progress(len(arrays["input_ids"]), progress, unit="example") if progress else None
     for batch in batches(arrays, batch_size):
         outputs.append(fn(batch))
-        if progress is not None:
-            progress.add(len(batch["input_ids"]))
+        if shown:
+            shown.add(len(batch["input_ids"]))
     return outputs
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import re
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -257,18 +256,17 @@ def run_patience(engine, task, arrays, patience, threshold, batch_size, log=None
     """One evaluation on length-sorted, dynamically padded batches (at batch size 1: each text
     unpadded): (metrics, exit layers or None for patience 0, seconds)."""
     watch = Stopwatch()
+    what = f"evaluating patience {patience}"
     if patience == 0:
-        logits, exits = map_length_sorted(engine.full, arrays, batch_size), None
+        logits, exits = map_length_sorted(engine.full, arrays, batch_size, progress=what), None
     else:
         rule = ExitRule(patience, threshold, task.is_regression)
-        progress = keras.utils.Progbar(len(arrays["input_ids"]))
 
         def run(batch):
             result = engine.run(batch, rule)
-            progress.add(len(result.logits))
             return result.logits, result.exit_layers
 
-        logits, exits = map_length_sorted(run, arrays, batch_size)
+        logits, exits = map_length_sorted(run, arrays, batch_size, progress=what)
     seconds = watch.seconds
     return (_score(task, logits, arrays["labels"], engine.model.num_labels, log,
                    f"PABEE at patience {patience}"), exits, seconds)
@@ -358,7 +356,8 @@ def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, l
     """Score every classifier alone, the oracle, and the patience list simulated offline."""
     model = engine.model
     layer_logits = np.concatenate(
-        map_batches(engine.all_layers, arrays, max(settings.per_gpu_eval_batch_size, 32)), axis=1)
+        map_batches(engine.all_layers, arrays, max(settings.per_gpu_eval_batch_size, 32),
+                    progress="scoring every internal classifier"), axis=1)
     labels = arrays["labels"]
     rows = [{"row": f"layer {i + 1}",
              **_score(task, z, labels, model.num_labels, log, f"internal classifier {i + 1}")}

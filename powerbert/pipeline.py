@@ -245,7 +245,7 @@ def evaluate_stage(run, model, dev_arrays):
 def predict_stage(run, model, test_arrays, ids, glue=False):
     """--PREDICT_ONLY: `prediction.txt` (one output row per test example: class probabilities,
     or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`)."""
-    outputs = predict(model, test_arrays, run.batch_size)
+    outputs = predict(model, test_arrays, run.batch_size, progress="predicting")
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
     write_text(os.path.join(run.output_dir, PREDICTION_FILE),
