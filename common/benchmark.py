@@ -603,7 +603,8 @@ def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, only
             row["batch_size"] = size
         groups.append({"batch_size": size, "environment": measurement["environment"],
                        "notes": measurement["notes"], "rows": rows})
-        log(f"batch {size}: " + ", ".join(f"{r['side']} {r['median_ms']:.1f} ms" for r in rows))
+        log(f"timed batch size {size} (median ms per pass; every figure is in the table at the "
+            "end): " + ", ".join(f"{r['side']} {r['median_ms']:.1f}" for r in rows))
     return groups
 
 

@@ -285,6 +285,8 @@ def stats_line(patience, stats):
 
 
 def ratio_line(stats):
-    """The speed-up as ratios (how the paper and README report it) and the exit histogram."""
-    return (f"layer ratio L/X = {stats['layer_ratio']:.2f}x, FLOPs ratio = "
-            f"{stats['flops_ratio']:.2f}x, exits per layer = {stats['exit_histogram']}")
+    """What the original's 'Speed Up' is, the speed-up as ratios (how the paper and README
+    report it) and the exit histogram."""
+    return (f"layers skipped {100 * stats['speed_up']:.0f}% (the 'Speed Up' above); speed-up: "
+            f"layer ratio L/X = {stats['layer_ratio']:.2f}x, FLOPs ratio = "
+            f"{stats['flops_ratio']:.2f}x; exits per layer = {stats['exit_histogram']}")

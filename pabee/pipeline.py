@@ -46,6 +46,7 @@ from pabee.train import save_optimizer, train
 
 TABLE = "eval_results_patience.tsv"
 HISTORY = "log_history.jsonl"
+FINAL = "final"  # the final model's name in TABLE (its checkpoints are named by folder)
 
 
 def run(settings, log=print):
@@ -130,7 +131,9 @@ def train_and_save(settings, task, log):
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
         record["step"] = step
-        log(json.dumps(record, sort_keys=True))
+        log(f"step {step}: " + ", ".join(
+            f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in sorted(record.items()) if key != "step"))
         history.event("log", **record)
 
     def on_save(step, optimizer):
@@ -289,10 +292,12 @@ def evaluate_checkpoints(settings, task, log=print):
     history = RunLog(None, os.path.join(settings.output_dir, HISTORY), echo=None)
     results, rows, model, engine = {}, [], None, None
     for path in paths:
-        name = os.path.basename(os.path.normpath(path))
-        prefix = name if "checkpoint" in path else ""
+        final = "checkpoint" not in path
+        name = FINAL if final else os.path.basename(os.path.normpath(path))
+        prefix = "" if final else name
         step = path.split("-")[-1] if len(paths) > 1 else ""
-        log(f"Evaluation for checkpoint {prefix}")
+        log(f"Evaluation of the final model in {path}" if final
+            else f"Evaluation for checkpoint {prefix}")
         loaded = load_for_eval(path, task, settings.model_type, previous=model,
                                pooling=settings.pooling, log=log,
                                allow_other_task=settings.allow_other_task)
@@ -306,7 +311,7 @@ def evaluate_checkpoints(settings, task, log=print):
                 metrics, task_exits, seconds = run_patience(
                     engine, eval_task, arrays, patience, settings.regression_threshold or 0.0,
                     settings.per_gpu_eval_batch_size, log)
-                log(f"***** Eval results {prefix} ({eval_task.glue_name}, patience {patience}, "
+                log(f"***** Eval results {name} ({eval_task.glue_name}, patience {patience}, "
                     f"{seconds:.1f} s) *****")
                 for key in sorted(metrics):
                     log(f"  {key} = {metrics[key]}")

@@ -104,6 +104,12 @@ def test_submission_format():
     assert get_task("ax").submission_file == "AX.tsv"
 
 
+def test_label_names():
+    assert get_task("sst2").label_name(1) == "positive (1)"
+    assert get_task("cola").label_name(np.int64(0)) == "unacceptable (0)"
+    assert get_task("mnli").label_name(1) == "entailment"
+
+
 def test_unknown_task():
     with pytest.raises(UserError, match=r"unknown task 'sst-3'; valid tasks: cola, sst-2"):
         get_task("sst-3")

@@ -36,7 +36,8 @@ COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work_dir", default=os.path.join("runs", "demo"))
+    parser.add_argument("--work_dir", default=os.path.join("runs", "demo"),
+                        help="where the checkpoints, logs and results.md go")
     parser.add_argument("--model", help="backbone to fine-tune: HF folder, bert_model.ckpt or "
                                         "our checkpoint (default: the bundled MiniLM)")
     parser.add_argument("--data_dir", help="SST-2 folder with train.tsv and dev.tsv "
