@@ -101,6 +101,43 @@ def test_every_flag_explains_itself_and_its_default(how):
         "\n".join(thin)
 
 
+# The README's section on each command -> the commands whose every flag it must name. The
+# precision and distribution flags are listed once, in the README's section about them.
+README_SECTIONS = {
+    "Vanilla fine-tuning": [("call", "tools.finetune", "main")],
+    "PoWER-BERT": [("call", "powerbert.cli", "main"), ("path", "tools/benchmark_powerbert.py"),
+                   ("path", "tools/powerbert_padding.py")],
+    "AdapLeR": [("call", "adapler.cli", name) for name in (
+        "finetune_main", "saliency_main", "train_main", "evaluation_main", "glue_prediction_main")]
+    + [("path", "run_files/run_glue_w_lr.py"), ("module", "adapler.inference"),
+       ("path", "tools/benchmark_adapler.py"), ("path", "tools/rationale_eval.py")],
+    "PABEE": [("call", "pabee.cli", "main"), ("path", "tools/benchmark_pabee.py")],
+    "The demo (`tools/demo.py`": [("call", "tools.demo", "main")],
+    "Comparing the methods": [("call", "tools.compare", "main")],
+    "FLOPs calculator": [("call", "tools.flops_calculator", "main")],
+    "Benchmark of the backbone": [("call", "tools.benchmark", "main")],
+}
+LISTED_ELSEWHERE = {"--verbose", "--debug", "--fp16", "--bf16", "--FP16", "--BF16", "--strategy",
+                    "--STRATEGY"}
+
+
+@pytest.mark.parametrize("title", README_SECTIONS)
+def test_readme_names_every_flag(title):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = next(part for part in re.split(r"\n(?=### )", readme)
+                   if part.startswith("### " + title))
+    missing = []
+    for how in README_SECTIONS[title]:
+        done = run_help(how)
+        options = json.loads(done.stdout.split("@@ options=", 1)[1].splitlines()[0])
+        missing += [f"{how[-1]}: {option['flags'][0]}" for option in options
+                    if option["flags"][0].startswith("-")
+                    and option["flags"][0] not in LISTED_ELSEWHERE
+                    and not any(re.search(re.escape(flag) + r"(?![\w-])", section)
+                                for flag in option["flags"])]
+    assert not missing, f"README section '{title}' does not name: {missing}"
+
+
 def _run(main, argv, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
