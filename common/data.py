@@ -192,14 +192,19 @@ def _parse_label(task, value, path, line):
                         f"valid labels: {', '.join(task.labels)}") from None
 
 
+_NOTED = set()  # the truncation notes already shown by this process
+
+
 def encode_examples(tokenizer, examples, max_length, log=print, what="texts"):
     """input_ids / token_type_ids / attention_mask (n, max_length) int32, plus `labels` if known.
-    How many texts were cut to `max_length`, and by how much, goes to `log` (once per call)."""
+    How many texts were cut to `max_length`, and by how much, goes to `log` (once per process:
+    a pipeline that reads the same split again, such as the demo, does not repeat it)."""
     arrays = encode(tokenizer, examples.text_a, examples.text_b, max_length=max_length)
     if examples.labels is not None:
         arrays["labels"] = examples.labels
     note = truncation_note(tokenizer, examples, max_length, what)
-    if note and log is not None:
+    if note and log is not None and note not in _NOTED:
+        _NOTED.add(note)
         log(note)
     return arrays
 

@@ -210,6 +210,20 @@ def test_encode_examples(tmp_path):
     assert "labels" not in encode_examples(tokenizer, Examples(["good"], None, None, ["7"]), 5)
 
 
+def test_truncation_note_once_per_process(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\ngood\nbad\n")
+    from common.tokenization import load_tokenizer
+    tokenizer = load_tokenizer(tmp_path / "vocab.txt")
+    long = Examples(["good bad good bad good", "good"], None, None, ["0", "1"])
+    notes = []
+    for _ in range(2):  # the same split read twice (the demo's stages do)
+        encode_examples(tokenizer, long, 4, log=notes.append, what="tested texts")
+    assert notes == ["note: 1 of 2 tested texts are longer than the max length 4 and were cut "
+                     "by 3-3 word pieces (3.0 on average)"]
+    encode_examples(tokenizer, long, 5, log=notes.append, what="tested texts")
+    assert len(notes) == 2  # another max length: a new note
+
+
 def test_to_dataset():
     pytest.importorskip("tensorflow")
     from common.data import to_dataset
