@@ -10,7 +10,7 @@ On a terminal (standard output is a tty) this is Keras' progress bar, redrawn in
 output goes to a file or a pipe it is plain lines, no carriage returns and no colour codes, at
 most one every `BERT_SPEEDUP_PROGRESS_SECONDS` seconds (default 20) plus one at the end:
 
-    epoch 1/2: step 20/63 (32%), loss 0.6911, 0:41 elapsed, ~1:28 left
+    epoch 1/2: step 20/63 (31%), loss 0.6911, 0:41 elapsed, ~1:28 left
 
 Values given to `add` are shown as their mean since the start (weighted by the count added).
 """
