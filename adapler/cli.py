@@ -23,8 +23,9 @@ DEFAULT_MODEL = "bert-base-uncased"
 def _parser(description, max_length=128, batch_size=32, seed=True):
     parser = ArgumentParser(description=description)
     parser.add_argument("--TASK", required=True, help="task key, e.g. sst2, mrpc, ag_news")
-    parser.add_argument("--MAX_LENGTH", type=int, default=max_length)
-    parser.add_argument("--BATCH_SIZE", type=int, default=batch_size)
+    parser.add_argument("--MAX_LENGTH", type=int, default=max_length,
+                        help="tokens per example, [CLS] and [SEP] included")
+    parser.add_argument("--BATCH_SIZE", type=int, default=batch_size, help="examples per batch")
     parser.add_argument("--MULTI_GPU", action="store_true", help="accepted; no effect on CPU")
     parser.add_argument("--GPU", type=int, default=0, help="accepted; no effect on CPU")
     if seed:
@@ -40,7 +41,8 @@ def _parser(description, max_length=128, batch_size=32, seed=True):
 
 def _train_subset(parser):
     parser.add_argument("--MAX_TRAIN_EXAMPLES", type=int, default=None,
-                        help="train on the first N examples of the seeded shuffle")
+                        help="train on the first N examples of the seeded shuffle (default: "
+                             "every example)")
 
 
 def _overwrite(parser, what):
@@ -88,9 +90,11 @@ def _dirs(args):
 
 def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (stage A)."):
     parser = _parser(description)
-    parser.add_argument("--LEARNING_RATE", type=float, default=2e-5)
-    parser.add_argument("--WARMUP_RATIO", type=float, default=0.06)
-    parser.add_argument("--EPOCHS", type=int, default=5)
+    parser.add_argument("--LEARNING_RATE", type=float, default=2e-5,
+                        help="peak AdamW learning rate")
+    parser.add_argument("--WARMUP_RATIO", type=float, default=0.06,
+                        help="share of the updates with a rising learning rate")
+    parser.add_argument("--EPOCHS", type=int, default=5, help="epochs; each one is saved")
     _train_subset(parser)
     _overwrite(parser, "the fine-tuned checkpoints and ft_logs.json")
     distribute.add_flag(parser, "--STRATEGY")
@@ -120,7 +124,8 @@ def finetune_main(argv=None):
 def saliency_parser():
     parser = _parser("Store gradient x input saliencies of the 3 best fine-tuned epochs "
                      "(stage B).", batch_size=4)
-    parser.add_argument("--SPLIT", default="train", choices=("train", "dev", "val", "test"))
+    parser.add_argument("--SPLIT", default="train", choices=("train", "dev", "val", "test"),
+                        help="the split whose saliencies are stored (val = dev)")
     _train_subset(parser)
     _overwrite(parser, "the saliency files")
     return parser
@@ -155,9 +160,12 @@ def train_parser(glue=False):
     parser.add_argument("--EPOCHS", type=int, default=5, help="also selects the lambda schedule")
     parser.add_argument("--INITIAL_MODEL_PATH", default="pretrain",
                         help='"pretrain" (base model), "" (best fine-tuned epoch) or a checkpoint')
-    parser.add_argument("--SAVE_NAME", default="znorm_l2")
-    parser.add_argument("--WARMUP_RATIO", type=float, default=0.06)
-    parser.add_argument("--LEARNING_RATE", type=float, default=3e-5)
+    parser.add_argument("--SAVE_NAME", default="znorm_l2",
+                        help="first part of the run's checkpoint and log names")
+    parser.add_argument("--WARMUP_RATIO", type=float, default=0.06,
+                        help="share of the updates with a rising learning rate")
+    parser.add_argument("--LEARNING_RATE", type=float, default=3e-5,
+                        help="peak AdamW learning rate of BERT and the classifier")
     if glue:
         parser.add_argument("--JS_BASED_RATIO", action="store_true",
                             help="Jensen-Shannon instead of KL for the CP loss")
@@ -166,7 +174,8 @@ def train_parser(glue=False):
         parser.add_argument("--HEAD_LEARNING_RATE", type=float, default=0.0,
                             help="separate CP learning rate (0: same as --LEARNING_RATE)")
     else:
-        parser.add_argument("--EVAL_BATCH_SIZE", type=int, default=32)
+        parser.add_argument("--EVAL_BATCH_SIZE", type=int, default=32,
+                            help="examples per batch when evaluating")
         parser.add_argument("--ACC_STEPS", type=int, default=1,
                             help="gradient accumulation micro-batches per update")
     parser.add_argument("--ETA_LEARNING_RATE", type=float, default=None,
@@ -231,7 +240,8 @@ def evaluation_parser(glue=False):
     parser.add_argument("--PAPER_FLOPS", action="store_true",
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     if not glue:
-        parser.add_argument("--SPLIT", default="test", choices=("test", "dev", "train"))
+        parser.add_argument("--SPLIT", default="test", choices=("test", "dev", "train"),
+                            help="the labelled split to evaluate")
     return parser
 
 

@@ -52,7 +52,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
         head_learning_rate=settings["head_learning_rate"],
         eta_learning_rate=settings["eta_learning_rate"], saliency_files=files,
         best_finetuned_score=finetuned_score, max_train_examples=settings["train_examples"],
-        echo=log)
+        arguments={"demo": settings, "epochs": epochs}, echo=log)
     model, _ = load_for_evaluation(result["model_path"], task, length, lr_model=True, log=log)
     scores = evaluate(model, task, dev)
     timed = {k: v[:settings["timed_examples"]] for k, v in dev.items()}

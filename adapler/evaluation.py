@@ -33,7 +33,7 @@ def batched_outputs(model, arrays, batch_size=32, sharpness=EVAL_SHARPNESS):
     """logits (N, C), kept (N, L) tokens processed per layer, paper_counts (N, L + 1)."""
     features = trim({key: np.asarray(arrays[key]) for key in FEATURES})
     outputs = predict(model, features, batch_size,
-                      call=lambda m, f: _evaluation_step(m, f, sharpness))
+                      call=lambda m, f: _evaluation_step(m, f, sharpness), progress="evaluating")
     outputs["kept"] = np.rint(outputs["kept"]).astype(np.int64)
     return outputs
 

@@ -74,7 +74,8 @@ def build_parser():
                             description="AdapLeR length-reducing inference on one text.")
     parser.add_argument("--MODEL_PATH", required=True, help="AdapLeR checkpoint folder")
     parser.add_argument("--TEXT", required=True, help="the text to classify")
-    parser.add_argument("--TEXT_B", default=None, help="second text of a pair task")
+    parser.add_argument("--TEXT_B", default=None,
+                        help="second text of a pair task (required for pair tasks)")
     parser.add_argument("--MAX_LENGTH", type=int, default=None,
                         help="longest accepted input (default: the checkpoint's)")
     parser.add_argument("--TRUNCATE", action="store_true", help="truncate longer texts")
@@ -91,8 +92,8 @@ def main(argv=None):
     model, tokenizer, sidecar = load_model(args.MODEL_PATH)
     result = infer(model, tokenizer, args.TEXT, args.TEXT_B,
                    args.MAX_LENGTH or sidecar.get("max_length"), args.TRUNCATE)
-    labels = get_task(sidecar["task"]).labels if sidecar.get("task") else None
-    label = labels[result["prediction"]] if labels else result["prediction"]
+    task = get_task(sidecar["task"]) if sidecar.get("task") else None
+    label = task.label_name(result["prediction"]) if task and task.labels else result["prediction"]
     print(f"prediction: {label}  logits: {[round(float(v), 4) for v in result['logits']]}")
     for index, tokens in enumerate(result["kept_tokens"]):
         print(f"layer {index + 1:2d} ({len(tokens):3d} tokens): {' '.join(tokens)}")

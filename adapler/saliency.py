@@ -53,7 +53,7 @@ def compute_saliencies(model, arrays, batch_size=4):
                                                   "attention_mask")})
     features[GOLD] = np.asarray(arrays["labels"])
     values = predict(model, features, batch_size, call=saliency_step,
-                     dynamic=False).astype(np.float32)
+                     dynamic=False, progress="saliencies").astype(np.float32)
     return np.pad(values, ((0, 0), (0, arrays["input_ids"].shape[1] - values.shape[1])))
 
 

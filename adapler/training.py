@@ -18,7 +18,6 @@ saliency row.
 import math
 import re
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -27,6 +26,7 @@ from adapler.losses import (contribution_loss, count_drops, js_divergence, kl_di
 from common import distribute
 from common.errors import UserError
 from common.precision import clip_norm, training_optimizer
+from common.progress import Progress
 from common.training import ParamGroup, classification_loss
 
 ETA_LEARNING_RATE = 5e-4  # hard-coded in the original; --ETA_LEARNING_RATE changes it here
@@ -162,7 +162,8 @@ class AdapLeRTrainer:
         step = 0
         for epoch in range(self.epochs):
             log(f"epoch {epoch + 1}/{self.epochs}")
-            progress = keras.utils.Progbar(steps_per_epoch)
+            progress = Progress(steps_per_epoch, f"epoch {epoch + 1}/{self.epochs}",
+                                named=False)
             pending = []
             for start in range(0, count, batch_size):
                 rows = slice(start, start + batch_size)
@@ -190,7 +191,7 @@ class AdapLeRTrainer:
                 history["gamma"].append(float(self.gamma.numpy()))
                 self.model.sharpness.assign(lambda_schedule(self.epochs, epoch))
                 step += 1
-                progress.add(1, values=[(k, v) for k, v in values.items()])
+                progress.add(1, **values)
                 if step % log_every == 0:
                     log(f"step {step}: eta {np.round(self.model.eta.numpy(), 4)} theta "
                         f"{np.round(self.model.theta.numpy(), 4)} KL per layer "

@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from common.errors import UserError
+from common.progress import Progress
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")
@@ -188,19 +189,24 @@ def _timed(side, index):
     return time.perf_counter() - start
 
 
-def measure(sides, repeats, warmup=1, worker_pids=(), rounds=1):
+def measure(sides, repeats, warmup=1, worker_pids=(), rounds=1, progress="timing"):
     """{'times': {side: [seconds per pass]}, 'round_times': [the same per round],
     'environment': ...} for `sides` (Side or worker handles) interleaved item by item;
-    `warmup` untimed passes first, then `rounds` x `repeats` timed passes."""
+    `warmup` untimed passes first, then `rounds` x `repeats` timed passes. `progress`: the
+    name shown with the passes done (common.progress; None: nothing shown)."""
     check_counts(repeats=repeats, warmup=warmup, rounds=rounds)
     names = [side.name for side in sides]
     if len(set(names)) != len(names):
         raise ValueError(f"side names must differ: {names}")
     longest = max(len(side.items) for side in sides)
+    shown = (Progress(warmup + rounds * repeats, f"{progress} {len(sides)} side(s)", unit="pass")
+             if progress else None)
     for _ in range(warmup):
         for side in sides:
             for index in range(len(side.items)):
                 _timed(side, index)
+        if shown:
+            shown.add(1)
     watch = LoadWatch(worker_pids)
     round_times = []
     for _ in range(rounds):
@@ -214,6 +220,8 @@ def measure(sides, repeats, warmup=1, worker_pids=(), rounds=1):
                         spent[side.name] += _timed(side, index)
             for name in names:
                 times[name].append(spent[name])
+            if shown:
+                shown.add(1)
         round_times.append(times)
     pooled = {name: [t for times in round_times for t in times[name]] for name in names}
     return {"times": pooled, "round_times": round_times, "environment": watch.stop()}
@@ -425,7 +433,7 @@ def overhead_per_call(calls=2000):
     """Seconds the harness adds per timed call: a pass of no-op calls through `measure`."""
     side = Side("noop", lambda item: None, [None] * calls, examples=calls)
     start = time.perf_counter()
-    result = measure([side], repeats=1, warmup=0)
+    result = measure([side], repeats=1, warmup=0, progress=None)
     total = time.perf_counter() - start
     return total / calls, result["times"]["noop"][0] / calls
 
@@ -598,7 +606,8 @@ def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, only
             row["batch_size"] = size
         groups.append({"batch_size": size, "environment": measurement["environment"],
                        "notes": measurement["notes"], "rows": rows})
-        log(f"batch {size}: " + ", ".join(f"{r['side']} {r['median_ms']:.1f} ms" for r in rows))
+        log(f"timed batch size {size} (median ms per pass; every figure is in the table at the "
+            "end): " + ", ".join(f"{r['side']} {r['median_ms']:.1f}" for r in rows))
     return groups
 
 

@@ -47,23 +47,37 @@ RUNNER_FLAGS = ("--debug", "--verbose")
 # ---------------------------------------------------------------- argument parsing
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Shows `(default: X)` after every flag whose default is a value (not off, not unset)."""
+    """Shows `(default: X)` after every flag whose default is a value, `(default: off)` after a
+    switch, `(required)` after a required flag; a flag without a default says in its help what
+    happens when it is absent."""
 
     @staticmethod
-    def _has_default(action):
-        return (action.option_strings and action.default not in (None, False, "", argparse.SUPPRESS)
-                and not isinstance(action, argparse._HelpAction))
+    def _suffix(action):
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            return None
+        if action.required:
+            return "(required)"
+        if isinstance(action, argparse._StoreTrueAction) and action.default in (
+                False, argparse.SUPPRESS):
+            return "(default: off)"
+        if isinstance(action, argparse._StoreFalseAction) and action.default is True:
+            return "(default: on)"
+        if any(action.default is unset for unset in (None, False, argparse.SUPPRESS)) or (
+                action.default == ""):  # `is`: a default of 0 is a value
+            return None
+        return "(default: %(default)s)"
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if not self._has_default(action) or "default" in text.lower():
+        suffix = self._suffix(action)
+        if suffix is None or "default" in text.lower() or "required" in text.lower():
             return text
-        return f"{text} (default: %(default)s)".strip()
+        return f"{text} {suffix}".strip()
 
     def _format_action(self, action):
-        if not action.help and self._has_default(action):
+        if not action.help and self._suffix(action):
             action = copy.copy(action)
-            action.help = "(default: %(default)s)"
+            action.help = self._suffix(action)
         return super()._format_action(action)
 
 

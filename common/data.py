@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from common.errors import UserError
+from common.progress import Progress
 from common.tasks import get_task
 from common.tokenization import encode
 
@@ -191,14 +192,19 @@ def _parse_label(task, value, path, line):
                         f"valid labels: {', '.join(task.labels)}") from None
 
 
+_NOTED = set()  # the truncation notes already shown by this process
+
+
 def encode_examples(tokenizer, examples, max_length, log=print, what="texts"):
     """input_ids / token_type_ids / attention_mask (n, max_length) int32, plus `labels` if known.
-    How many texts were cut to `max_length`, and by how much, goes to `log` (once per call)."""
+    How many texts were cut to `max_length`, and by how much, goes to `log` (once per process:
+    a pipeline that reads the same split again, such as the demo, does not repeat it)."""
     arrays = encode(tokenizer, examples.text_a, examples.text_b, max_length=max_length)
     if examples.labels is not None:
         arrays["labels"] = examples.labels
     note = truncation_note(tokenizer, examples, max_length, what)
-    if note and log is not None:
+    if note and log is not None and note not in _NOTED:
+        _NOTED.add(note)
         log(note)
     return arrays
 
@@ -311,12 +317,18 @@ def restore_order(sorted_values, order):
     return tf.nest.map_structure(lambda value: np.asarray(value)[inverse], sorted_values)
 
 
-def map_length_sorted(fn, arrays, batch_size, dynamic=True):
+def map_length_sorted(fn, arrays, batch_size, dynamic=True, progress=None):
     """`fn(batch)` over length-sorted, dynamically padded batches of `arrays`, its outputs (an
-    array or a nest of arrays with one row per example) concatenated in the original row order."""
+    array or a nest of arrays with one row per example) concatenated in the original row order.
+    `progress`: the name of the step, to show its progress (common.progress)."""
     import tensorflow as tf
 
     order, batches = length_sorted_batches(arrays, batch_size, dynamic)
-    outputs = [tf.nest.map_structure(np.asarray, fn(batch)) for batch in batches]
+    shown = Progress(len(order), progress, unit="example") if progress else None
+    outputs = []
+    for batch in batches:
+        outputs.append(tf.nest.map_structure(np.asarray, fn(batch)))
+        if shown:
+            shown.add(len(next(iter(batch.values()))))
     joined = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs)
     return restore_order(joined, order)

@@ -52,6 +52,7 @@ class Task:
     submission_format: str = "label"  # submission values: 'label', 'int' or 'float'
     reader: str = "glue_tsv"
     score_range: tuple[float, float] | None = None  # regression: the valid scores
+    label_names: tuple[str, ...] | None = None  # readable names when the labels are 0/1 codes
 
     def __post_init__(self):
         if self.metric not in METRICS:
@@ -86,6 +87,11 @@ class Task:
         """Column layout of `split`: splits named test* are unlabeled."""
         self.split_files(split)
         return self.test_layout if split.startswith("test") else self.layout
+
+    def label_name(self, class_id):
+        """A class id as a reader says it: 'positive (1)' for SST-2, 'entailment' for MNLI."""
+        label = self.labels[int(class_id)]
+        return f"{self.label_names[int(class_id)]} ({label})" if self.label_names else label
 
     def format_prediction(self, prediction):
         """One prediction (class id, or float for regression) as GLUE expects it in a submission."""
@@ -131,12 +137,13 @@ def get_task(name):
 
 
 def _glue(name, glue_name, labels, metric, max_length, layout, test_layout, folder=None,
-          files=None, submission_format="int", aliases=(), score_range=None):
+          files=None, submission_format="int", aliases=(), score_range=None, label_names=None):
     files = files or {"train": ("train.tsv",), "dev": ("dev.tsv",), "test": ("test.tsv",)}
     register_task(Task(name=name, glue_name=glue_name, folder=folder or glue_name, labels=labels,
                        metric=metric, max_length=max_length, files=files, layout=layout,
                        test_layout=test_layout, submission_file=f"{glue_name}.tsv",
-                       submission_format=submission_format, score_range=score_range), aliases)
+                       submission_format=submission_format, score_range=score_range,
+                       label_names=label_names), aliases)
 
 
 BINARY = ("0", "1")
@@ -155,13 +162,17 @@ def _mnli_files(kind):
 
 
 _glue("cola", "CoLA", BINARY, "mcc", 64,
-      Layout(text_a=3, label=1, header=False), Layout(text_a=1, id=0))
+      Layout(text_a=3, label=1, header=False), Layout(text_a=1, id=0),
+      label_names=("unacceptable", "acceptable"))
 _glue("sst-2", "SST-2", BINARY, "acc", 64,
-      Layout(text_a=0, label=1), Layout(text_a=1, id=0), aliases=("sst2",))
+      Layout(text_a=0, label=1), Layout(text_a=1, id=0), aliases=("sst2",),
+      label_names=("negative", "positive"))
 _glue("mrpc", "MRPC", BINARY, "f1", 128,
-      Layout(text_a=3, text_b=4, label=0), Layout(text_a=3, text_b=4, id=0))
+      Layout(text_a=3, text_b=4, label=0), Layout(text_a=3, text_b=4, id=0),
+      label_names=("not_equivalent", "equivalent"))
 _glue("qqp", "QQP", BINARY, "f1", 128,
-      Layout(text_a=3, text_b=4, label=5), Layout(text_a=1, text_b=2, id=0))
+      Layout(text_a=3, text_b=4, label=5), Layout(text_a=1, text_b=2, id=0),
+      label_names=("not_duplicate", "duplicate"))
 _glue("sts-b", "STS-B", None, "spearman", 64,
       Layout(text_a=7, text_b=8, label=-1), Layout(text_a=7, text_b=8, id=0),
       submission_format="float", aliases=("stsb",), score_range=(0.0, 5.0))
@@ -177,7 +188,8 @@ _glue("qnli", "QNLI", ENTAILMENT, "acc", 128, _INDEXED_PAIR, _INDEXED_PAIR_TEST,
       submission_format="label")
 _glue("rte", "RTE", ENTAILMENT, "acc", 256, _INDEXED_PAIR, _INDEXED_PAIR_TEST,
       submission_format="label")
-_glue("wnli", "WNLI", BINARY, "acc", 128, _INDEXED_PAIR, _INDEXED_PAIR_TEST)
+_glue("wnli", "WNLI", BINARY, "acc", 128, _INDEXED_PAIR, _INDEXED_PAIR_TEST,
+      label_names=("not_entailment", "entailment"))
 # The diagnostic set is predicted with an MNLI model; only its test file exists.
 _glue("ax", "AX", NLI, "acc", 128, None, _INDEXED_PAIR_TEST, folder="diagnostic",
       files={"test": ("diagnostic.tsv", "AX.tsv")}, submission_format="label",

@@ -19,6 +19,7 @@ import tensorflow as tf
 from common import distribute
 from common.errors import UserError
 from common.precision import clip_norm, training_optimizer
+from common.progress import Progress
 from common.seeding import set_seed
 
 NO_DECAY = ("layer_norm", "bias")
@@ -144,16 +145,17 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
     history, best, done = [], -math.inf, 0
     for epoch in range(1, epochs + 1):
         log(f"epoch {epoch}/{epochs}")
-        progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=["loss"])
+        progress = Progress(steps_per_epoch, f"epoch {epoch}/{epochs}", named=False)
         started, losses = time.time(), []
         for batch in batches(train_arrays, batch_size, shuffle=True, rng=rng):
             features, labels = split_features(batch)
             loss = float(step(*distribute.split(features, labels)))
             losses.append(loss)
             done += 1
-            progress.add(1, values=[("loss", loss)])
+            progress.add(1, loss=loss)
             if max_steps and done >= max_steps:
                 break
+        progress.close()
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
                   "seconds": round(time.time() - started, 2)}
         if evaluate is not None:
@@ -173,7 +175,7 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
     return history
 
 
-def predict(model, arrays, batch_size=64, call=None, dynamic=None):
+def predict(model, arrays, batch_size=64, call=None, dynamic=None, progress=None):
     """Outputs of `call(model, features)` (default: `model(features)`) over all rows, as numpy,
     in the rows' order.
 
@@ -181,7 +183,8 @@ def predict(model, arrays, batch_size=64, call=None, dynamic=None):
     map_length_sorted`): a dense model's outputs do not depend on the padding, so this saves the
     work on pads. `dynamic=False` keeps every batch at the full width (outputs with one value
     per position); the default is True unless the model sets `pads_to_max_length` (a model
-    whose layers are sized for the task's max length)."""
+    whose layers are sized for the task's max length). `progress`: the name of the step, to show
+    its progress."""
     from common.data import map_length_sorted
 
     if dynamic is None:
@@ -189,21 +192,21 @@ def predict(model, arrays, batch_size=64, call=None, dynamic=None):
     call = call or (lambda m, features: m(features, training=False))
     compiled = tf.function(lambda features: call(model, features), reduce_retracing=True)
     features = {k: v for k, v in arrays.items() if k != "labels"}
-    return map_length_sorted(compiled, features, batch_size, dynamic)
+    return map_length_sorted(compiled, features, batch_size, dynamic, progress)
 
 
 def logits_to_predictions(logits, num_labels):
     return logits[:, 0] if num_labels == 1 else np.argmax(logits, axis=-1)
 
 
-def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None):
+def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None, progress="evaluating"):
     """Metrics of a classifier/regressor `model` (with `.num_labels`) on labelled `arrays`: the
     task's metrics, 'acc' for every classification task, and 'eval_loss' (the task loss).
-    `dynamic`: length-sorted dynamic padding (see `predict`)."""
+    `dynamic`: length-sorted dynamic padding, `progress`: the step's name (see `predict`)."""
     from common.metrics import accuracy, compute_metrics
 
     num_labels = model.num_labels
-    logits = predict(model, arrays, batch_size, dynamic=dynamic)
+    logits = predict(model, arrays, batch_size, dynamic=dynamic, progress=progress)
     predictions = logits_to_predictions(logits, num_labels)
     metrics = compute_metrics(task, predictions, arrays["labels"])
     if num_labels > 1:

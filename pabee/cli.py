@@ -50,9 +50,11 @@ def build_parser():
                         "mean of the real tokens' vectors (mean); default: mean when the model "
                         "folder's sentence-transformers pooling config says mean, else cls; "
                         "evaluation uses the pooling the checkpoint was trained with")
-    p.add_argument("--config_name", default="", help="config to use instead of the model's own")
+    p.add_argument("--config_name", default="", help="config to use instead of the model's own (default: the "
+                   "model's own)")
     p.add_argument("--tokenizer_name", default="",
-                   help="vocab.txt or folder to use instead of the model's own at start-up")
+                   help="vocab.txt or folder to use instead of the model's own at start-up "
+                        "(default: the model's own)")
     p.add_argument("--max_seq_length", type=int, default=128,
                    help="every example is truncated / padded to this many tokens")
     p.add_argument("--do_train", action="store_true", help="fine-tune backbone and all heads")
@@ -63,19 +65,26 @@ def build_parser():
     p.add_argument("--eval_each_layer", action="store_true",
                    help="extension: also score every internal classifier alone and simulate "
                         "the patience list offline from the stored per-layer logits")
-    p.add_argument("--per_gpu_train_batch_size", type=int, default=8)
+    p.add_argument("--per_gpu_train_batch_size", type=int, default=8,
+                   help="training examples per batch")
     p.add_argument("--per_gpu_eval_batch_size", type=int, default=1,
                    help="1 = the original per-example loop; larger batches use per-example "
                         "batched early exit (same predictions)")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--learning_rate", type=float, default=5e-5)
-    p.add_argument("--weight_decay", type=float, default=0.0)
-    p.add_argument("--adam_epsilon", type=float, default=1e-8)
-    p.add_argument("--max_grad_norm", type=float, default=1.0)
-    p.add_argument("--num_train_epochs", type=float, default=3.0)
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                   help="batches whose gradients add up to one update")
+    p.add_argument("--learning_rate", type=float, default=5e-5,
+                   help="peak AdamW learning rate")
+    p.add_argument("--weight_decay", type=float, default=0.0,
+                   help="AdamW weight decay (not on biases and LayerNorm weights)")
+    p.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam's epsilon")
+    p.add_argument("--max_grad_norm", type=float, default=1.0,
+                   help="clip the gradients' global norm to this (0: no clipping)")
+    p.add_argument("--num_train_epochs", type=float, default=3.0,
+                   help="passes over the training data (a fraction ends mid-epoch)")
     p.add_argument("--max_steps", type=int, default=-1,
                    help="if > 0: total updates (overrides --num_train_epochs)")
-    p.add_argument("--warmup_steps", type=int, default=0)
+    p.add_argument("--warmup_steps", type=int, default=0,
+                   help="updates with a linearly rising learning rate")
     p.add_argument("--logging_steps", type=int, default=500, help="<= 0 disables")
     p.add_argument("--save_steps", type=int, default=500,
                    help="write output_dir/checkpoint-<step>/ every N updates; <= 0 disables")
@@ -86,7 +95,8 @@ def build_parser():
                    help="allow training into a non-empty output_dir")
     p.add_argument("--allow_other_task", action="store_true",
                    help="evaluate a checkpoint trained on another task with the same labels")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42,
+                   help="seed of the new heads, dropout and shuffling")
     p.add_argument("--jit_compile", action="store_true",
                    help="compile the per-layer inference steps with XLA")
     p.add_argument("--overwrite_cache", action="store_true", help="accepted; nothing is cached")

@@ -33,7 +33,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
     model = pipeline.load_for_eval(work_dir, task)
     engine = EarlyExitEngine(model)
     arrays, _ = load_split(task, data_dir, "dev", load_tokenizer(work_dir), LENGTH)
-    layer_logits = np.concatenate(map_batches(engine.all_layers, arrays, 64), axis=1)
+    layer_logits = np.concatenate(map_batches(engine.all_layers, arrays, 64,
+                                              progress="scoring every internal classifier"), axis=1)
     results = {t: simulate(layer_logits, ExitRule(t)) for t in range(model.num_layers)}
     accuracy = {t: compute_metrics(task, np.argmax(r.logits, -1), arrays["labels"])["acc"]
                 for t, r in results.items()}

@@ -22,6 +22,7 @@ from keras import ops
 
 from common import flops
 from common.errors import parse_int_list
+from common.progress import Progress
 from common.seams import EncoderState
 from common.training import batches
 from pabee.model import LOGITS
@@ -242,13 +243,14 @@ class _Compiled:
 
 
 def map_batches(fn, arrays, batch_size, progress=None):
-    """[fn(batch) for each `batch_size` slice of `arrays`, in order] (a Keras Progbar may
-    follow along)."""
+    """[fn(batch) for each `batch_size` slice of `arrays`, in order]; `progress`: the name of
+    the step, to show its progress (common.progress)."""
     outputs = []
+    shown = Progress(len(arrays["input_ids"]), progress, unit="example") if progress else None
     for batch in batches(arrays, batch_size):
         outputs.append(fn(batch))
-        if progress is not None:
-            progress.add(len(batch["input_ids"]))
+        if shown:
+            shown.add(len(batch["input_ids"]))
     return outputs
 
 
@@ -283,6 +285,8 @@ def stats_line(patience, stats):
 
 
 def ratio_line(stats):
-    """The speed-up as ratios (how the paper and README report it) and the exit histogram."""
-    return (f"layer ratio L/X = {stats['layer_ratio']:.2f}x, FLOPs ratio = "
-            f"{stats['flops_ratio']:.2f}x, exits per layer = {stats['exit_histogram']}")
+    """What the original's 'Speed Up' is, the speed-up as ratios (how the paper and README
+    report it) and the exit histogram."""
+    return (f"layers skipped {100 * stats['speed_up']:.0f}% (the 'Speed Up' above); speed-up: "
+            f"layer ratio L/X = {stats['layer_ratio']:.2f}x, FLOPs ratio = "
+            f"{stats['flops_ratio']:.2f}x; exits per layer = {stats['exit_histogram']}")

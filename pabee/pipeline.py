@@ -23,7 +23,6 @@ import json
 import os
 import re
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -47,6 +46,7 @@ from pabee.train import save_optimizer, train
 
 TABLE = "eval_results_patience.tsv"
 HISTORY = "log_history.jsonl"
+FINAL = "final"  # the final model's name in TABLE (its checkpoints are named by folder)
 
 
 def run(settings, log=print):
@@ -131,7 +131,9 @@ def train_and_save(settings, task, log):
             prefix = "eval_" if eval_task is task else f"eval_{eval_task.name}/"
             record.update({prefix + key: value for key, value in metrics.items()})
         record["step"] = step
-        log(json.dumps(record, sort_keys=True))
+        log(f"step {step}: " + ", ".join(
+            f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in sorted(record.items()) if key != "step"))
         history.event("log", **record)
 
     def on_save(step, optimizer):
@@ -257,18 +259,17 @@ def run_patience(engine, task, arrays, patience, threshold, batch_size, log=None
     """One evaluation on length-sorted, dynamically padded batches (at batch size 1: each text
     unpadded): (metrics, exit layers or None for patience 0, seconds)."""
     watch = Stopwatch()
+    what = f"evaluating patience {patience}"
     if patience == 0:
-        logits, exits = map_length_sorted(engine.full, arrays, batch_size), None
+        logits, exits = map_length_sorted(engine.full, arrays, batch_size, progress=what), None
     else:
         rule = ExitRule(patience, threshold, task.is_regression)
-        progress = keras.utils.Progbar(len(arrays["input_ids"]))
 
         def run(batch):
             result = engine.run(batch, rule)
-            progress.add(len(result.logits))
             return result.logits, result.exit_layers
 
-        logits, exits = map_length_sorted(run, arrays, batch_size)
+        logits, exits = map_length_sorted(run, arrays, batch_size, progress=what)
     seconds = watch.seconds
     return (_score(task, logits, arrays["labels"], engine.model.num_labels, log,
                    f"PABEE at patience {patience}"), exits, seconds)
@@ -291,10 +292,12 @@ def evaluate_checkpoints(settings, task, log=print):
     history = RunLog(None, os.path.join(settings.output_dir, HISTORY), echo=None)
     results, rows, model, engine = {}, [], None, None
     for path in paths:
-        name = os.path.basename(os.path.normpath(path))
-        prefix = name if "checkpoint" in path else ""
+        final = "checkpoint" not in path
+        name = FINAL if final else os.path.basename(os.path.normpath(path))
+        prefix = "" if final else name
         step = path.split("-")[-1] if len(paths) > 1 else ""
-        log(f"Evaluation for checkpoint {prefix}")
+        log(f"Evaluation of the final model in {path}" if final
+            else f"Evaluation for checkpoint {prefix}")
         loaded = load_for_eval(path, task, settings.model_type, previous=model,
                                pooling=settings.pooling, log=log,
                                allow_other_task=settings.allow_other_task)
@@ -308,7 +311,7 @@ def evaluate_checkpoints(settings, task, log=print):
                 metrics, task_exits, seconds = run_patience(
                     engine, eval_task, arrays, patience, settings.regression_threshold or 0.0,
                     settings.per_gpu_eval_batch_size, log)
-                log(f"***** Eval results {prefix} ({eval_task.glue_name}, patience {patience}, "
+                log(f"***** Eval results {name} ({eval_task.glue_name}, patience {patience}, "
                     f"{seconds:.1f} s) *****")
                 for key in sorted(metrics):
                     log(f"  {key} = {metrics[key]}")
@@ -358,7 +361,8 @@ def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, l
     """Score every classifier alone, the oracle, and the patience list simulated offline."""
     model = engine.model
     layer_logits = np.concatenate(
-        map_batches(engine.all_layers, arrays, max(settings.per_gpu_eval_batch_size, 32)), axis=1)
+        map_batches(engine.all_layers, arrays, max(settings.per_gpu_eval_batch_size, 32),
+                    progress="scoring every internal classifier"), axis=1)
     labels = arrays["labels"]
     rows = [{"row": f"layer {i + 1}",
              **_score(task, z, labels, model.num_labels, log, f"internal classifier {i + 1}")}

@@ -22,13 +22,13 @@ and the LR of the next update; every `save_steps` updates `on_save(step, optimiz
 import math
 
 import h5py
-import keras
 import numpy as np
 import tensorflow as tf
 
 from common import distribute
 from common.errors import UserError
 from common.precision import clip_norm, training_optimizer
+from common.progress import Progress
 from common.seeding import set_seed
 from common.training import ParamGroup, batches, split_features
 from pabee.model import loss_fn
@@ -135,8 +135,9 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
         rng.permutation(count)
     step, loss_sum, logged_sum = start_step, 0.0, 0.0
     for epoch in range(first_epoch, epochs):
-        progress = keras.utils.Progbar(math.ceil(count / batch_size), stateful_metrics=["loss"])
         log(f"Epoch {epoch + 1}/{epochs}")
+        progress = Progress(math.ceil(count / batch_size), f"epoch {epoch + 1}/{epochs}",
+                            named=False)
         for index, batch in enumerate(batches(train_arrays, batch_size, shuffle=True, rng=rng)):
             if epoch == first_epoch and index < skip * grad_accum:
                 progress.add(1)
@@ -144,7 +145,7 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
             features, labels = split_features(batch)
             loss = float(accumulate(*distribute.split(features, labels)))
             loss_sum += loss
-            progress.add(1, values=[("loss", loss * grad_accum)])
+            progress.add(1, loss=loss * grad_accum)
             if (index + 1) % grad_accum:
                 continue
             update()
@@ -157,6 +158,7 @@ def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, m
                 on_save(step, optimizer)
             if 0 < max_steps < step:
                 break
+        progress.close()
         if 0 < max_steps < step:
             break
     mean_loss = loss_sum / max(step - start_step, 1)

@@ -40,14 +40,16 @@ def build_parser():
                         "(training: required)")
     p.add_argument("--CHECKPOINT_PATH",
                    help="training: the starting model (Google bert_model.ckpt, HF folder or "
-                        "our checkpoint); eval/predict: the model to run")
-    p.add_argument("--DATA_DIR", help="folder with train.tsv, dev.tsv, test.tsv")
-    p.add_argument("--TASK", help="cola, sst-2, mrpc, qqp, sts-b, mnli-m, mnli-mm, qnli, rte")
+                        "our checkpoint); eval/predict: the model to run (required)")
+    p.add_argument("--DATA_DIR", help="folder with train.tsv, dev.tsv, test.tsv (required)")
+    p.add_argument("--TASK", help="cola, sst-2, mrpc, qqp, sts-b, mnli-m, mnli-mm, qnli, rte "
+                                  "(required)")
     p.add_argument("--VOCAB_PATH", help="vocab.txt (default: the one beside the checkpoint)")
     p.add_argument("--CASED", action="store_true", help="keep case and accents")
     p.add_argument("--BERT_CONFIG_PATH",
                    help="bert_config.json / config.json (default: beside the checkpoint)")
-    p.add_argument("--OUTPUT_DIR", help="where checkpoints, log and predictions go (created)")
+    p.add_argument("--OUTPUT_DIR", help="where checkpoints, log and predictions go (created; "
+                                        "required)")
     p.add_argument("--TASK_CONFIG_PATH", default="./task_config.json",
                    help="JSON {task: {seq_len, num_classes}}; without the file the built-in "
                         "values are used (PoWER-BERT's task_config.json)")

@@ -42,7 +42,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
                        epochs=epochs, log=pipeline.RunLog(work_dir, settings))
     vanilla = pipeline.build_plain(source.config, task.num_labels, MAX_LENGTH)
     load_backbone_weights(vanilla, source)
-    finetuned = pipeline.adopt_finetuned(run, vanilla, dev, finetuned_dir)
+    finetuned = pipeline.adopt_finetuned(run, vanilla, dev, finetuned_dir,
+                                         title="Fine-tuned model (the demo's stage 1)")
     searched, retention, _ = pipeline.configuration_search_stage(
         run, finetuned, train, dev, lam=LAMBDA, lr_bert=LR_BERT, lr_soft_extract=LR_SOFT_EXTRACT)
     retrained, metrics = pipeline.retrain_stage(run, searched, retention, train, dev, LR_BERT)

@@ -140,11 +140,12 @@ def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
     return saved["path"]
 
 
-def adopt_finetuned(run, model, dev_arrays, source_path):
+def adopt_finetuned(run, model, dev_arrays, source_path,
+                    title="Fine-tuned model (stage 1 skipped: the given checkpoint)"):
     """Use an already fine-tuned classifier as the stage-1 result (--SKIP_FINETUNE): evaluate
-    it on dev and save it as the `finetune` checkpoint."""
+    it on dev and save it as the `finetune` checkpoint; `title` names it in the log."""
     record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size)
-    run.monitored([record], "Fine-tuned model (given, not trained)")
+    run.monitored([record], title)
     return run.save(model, FINETUNE, epoch=0, dev=_dev_metrics(record), source=source_path)
 
 
@@ -240,13 +241,15 @@ def speedup_line(config, max_length, retention, num_labels, dev_arrays):
 
 def evaluate_stage(run, model, dev_arrays):
     """--EVAL_ONLY: dev metrics, logged as the reference does (`loss : ...`, `accuracy : ...` in
-    percent), plus the task's metrics in percent."""
+    percent), plus the task's metrics in percent; printed as fractions, like training's."""
     metrics = _dev_metrics(evaluate_classifier(model, run.task, dev_arrays, run.batch_size))
+    shown = {name: value for name, value in metrics.items() if name != "glue_score"}
+    run.echo("dev: " + ", ".join(f"{'loss' if name == 'eval_loss' else name} {value:.4f}"
+                                 for name, value in shown.items()))
     lines = [f"loss : {metrics['eval_loss']}"]
     lines += [f"{'accuracy' if name == 'acc' else name} : {value * 100.0}"
-              for name, value in metrics.items() if name not in ("eval_loss", "glue_score")]
+              for name, value in shown.items() if name != "eval_loss"]
     for line in lines:
-        run.echo(line)
         run.log.write("\n" + line)
     run.log.event("evaluation", split="dev", metrics=metrics)
     return metrics
@@ -255,7 +258,7 @@ def evaluate_stage(run, model, dev_arrays):
 def predict_stage(run, model, test_arrays, ids, glue=False):
     """--PREDICT_ONLY: `prediction.txt` (one output row per test example: class probabilities,
     or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`)."""
-    outputs = predict(model, test_arrays, run.batch_size)
+    outputs = predict(model, test_arrays, run.batch_size, progress="predicting")
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
     write_text(os.path.join(run.output_dir, PREDICTION_FILE),

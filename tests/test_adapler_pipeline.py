@@ -140,7 +140,8 @@ def test_stages_run_as_in_the_readme(workdir, capsys):
     capsys.readouterr()
     infer_main(["--MODEL_PATH", str(model), "--TEXT", "the movie was very good"])
     out = capsys.readouterr().out
-    assert out.startswith("prediction: ") and "layer  1" in out and "[CLS]" in out
+    assert out.startswith(("prediction: negative (0)", "prediction: positive (1)"))
+    assert "layer  1" in out and "[CLS]" in out
     fails(infer_main, ["--MODEL_PATH", str(model), "--TEXT", " ".join(["good"] * 20)], capsys,
           "more than MAX_LENGTH 16")
 

@@ -1,5 +1,7 @@
 """The one command-line runner (common/cli.py): one `error:` line and exit code 2 for anything that
 escapes, tracebacks only with --debug, and `--help` of every command without TensorFlow."""
+import functools
+import json
 import re
 import subprocess
 import sys
@@ -20,9 +22,21 @@ COMMANDS = ([("call", module, function) for _, module, function in CONSOLE_SCRIP
             + [("module", "powerbert"), ("module", "pabee"), ("module", "adapler.inference")]
             + [("path", script) for script in SCRIPTS])
 DRIVER = """
-import runpy, sys, time
+import argparse, json, runpy, sys, time
 kind, target = sys.argv[1], sys.argv[2:]
 sys.argv = [target[0], "--help"]
+shown_help = argparse.ArgumentParser.print_help
+
+def print_help(parser, file=None):
+    # Every option of the command's own parser, with its help as --help renders it.
+    formatter = parser._get_formatter()
+    options = [{"flags": action.option_strings or [action.dest], "help": action.help or "",
+                "shown": formatter._expand_help(action) if action.help else ""}
+               for action in parser._actions if not isinstance(action, argparse._HelpAction)]
+    print("@@ options=" + json.dumps(options))
+    shown_help(parser, file)
+
+argparse.ArgumentParser.print_help = print_help
 started = time.perf_counter()
 try:
     if kind == "call":
@@ -46,10 +60,16 @@ def test_every_entry_point_is_covered():
     assert len(CONSOLE_SCRIPTS) >= 12 and len(SCRIPTS) >= 15
 
 
+@functools.lru_cache(maxsize=None)
+def run_help(how):
+    """`--help` of the command started as `how`, in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-c", DRIVER, *how], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
 @pytest.mark.parametrize("how", COMMANDS, ids=lambda how: ":".join(how[1:]))
 def test_help_is_fast_and_shows_defaults(how):
-    done = subprocess.run([sys.executable, "-c", DRIVER, *how], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    done = run_help(how)
     assert done.returncode == 0, done.stderr
     if how[-1] not in TF_AT_IMPORT:
         assert "@@ tensorflow=False" in done.stdout, done.stdout[-300:]
@@ -57,6 +77,65 @@ def test_help_is_fast_and_shows_defaults(how):
     assert "--debug" in done.stdout and "--verbose" in done.stdout
     if how[-1] not in ("make_fixtures.py",):  # a --out folder only: no value default to show
         assert "(default" in done.stdout
+
+
+# What a help text must say beyond what the flag does: its default, that it is required, or
+# what happens without it (or that it changes nothing: flags kept for the original's scripts).
+DEFAULT_WORDING = re.compile(r"\bdefault\b|\brequired\b|\bwhen absent\b|\bwithout it\b|"
+                             r"\bignored\b|\bno effect\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("how", COMMANDS, ids=lambda how: ":".join(how[1:]))
+def test_every_flag_explains_itself_and_its_default(how):
+    done = run_help(how)
+    assert done.returncode == 0, done.stderr
+    options = json.loads(done.stdout.split("@@ options=", 1)[1].splitlines()[0])
+    assert options
+    thin = []
+    for option in options:
+        explained = re.sub(r"\((default: [^)]*|required)\)", "", option["help"]).strip(" .;")
+        positional = not option["flags"][0].startswith("-")
+        if not explained or not (positional or DEFAULT_WORDING.search(option["shown"])):
+            thin.append(f"{option['flags'][0]}: {option['shown']!r}")
+    assert not thin, "flags whose help does not say what they do and their default:\n" + \
+        "\n".join(thin)
+
+
+# The README's section on each command -> the commands whose every flag it must name. The
+# precision and distribution flags are listed once, in the README's section about them.
+README_SECTIONS = {
+    "Vanilla fine-tuning": [("call", "tools.finetune", "main")],
+    "PoWER-BERT": [("call", "powerbert.cli", "main"), ("path", "tools/benchmark_powerbert.py"),
+                   ("path", "tools/powerbert_padding.py")],
+    "AdapLeR": [("call", "adapler.cli", name) for name in (
+        "finetune_main", "saliency_main", "train_main", "evaluation_main", "glue_prediction_main")]
+    + [("path", "run_files/run_glue_w_lr.py"), ("module", "adapler.inference"),
+       ("path", "tools/benchmark_adapler.py"), ("path", "tools/rationale_eval.py")],
+    "PABEE": [("call", "pabee.cli", "main"), ("path", "tools/benchmark_pabee.py")],
+    "The demo (`tools/demo.py`": [("call", "tools.demo", "main")],
+    "Comparing the methods": [("call", "tools.compare", "main")],
+    "FLOPs calculator": [("call", "tools.flops_calculator", "main")],
+    "Benchmark of the backbone": [("call", "tools.benchmark", "main")],
+}
+LISTED_ELSEWHERE = {"--verbose", "--debug", "--fp16", "--bf16", "--FP16", "--BF16", "--strategy",
+                    "--STRATEGY"}
+
+
+@pytest.mark.parametrize("title", README_SECTIONS)
+def test_readme_names_every_flag(title):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = next(part for part in re.split(r"\n(?=### )", readme)
+                   if part.startswith("### " + title))
+    missing = []
+    for how in README_SECTIONS[title]:
+        done = run_help(how)
+        options = json.loads(done.stdout.split("@@ options=", 1)[1].splitlines()[0])
+        missing += [f"{how[-1]}: {option['flags'][0]}" for option in options
+                    if option["flags"][0].startswith("-")
+                    and option["flags"][0] not in LISTED_ELSEWHERE
+                    and not any(re.search(re.escape(flag) + r"(?![\w-])", section)
+                                for flag in option["flags"])]
+    assert not missing, f"README section '{title}' does not name: {missing}"
 
 
 def _run(main, argv, capsys):

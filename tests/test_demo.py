@@ -57,7 +57,15 @@ def test_demo_writes_one_row_per_method(tiny_base, tiny_sst2, tmp_path, capsys):
     assert rows[1]["flops_speedup"] >= 1.0
     table = (work / "results.md").read_text()
     assert table.count("\n") == 2 + len(rows)
-    assert "| PoWER-BERT |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("| PoWER-BERT |") == 1  # the table once, at the end
+    stages = [line for line in out.splitlines() if line.startswith("stage ")]
+    assert stages == ["stage 1/4: fine-tuning the backbone on SST-2",
+                      "stage 2/4: PoWER-BERT from the fine-tuned model",
+                      "stage 3/4: AdapLeR from the fine-tuned model",
+                      "stage 4/4: PABEE from the fine-tuned model"]
+    assert "arguments: {}" not in out and "given, not trained" not in out
+    assert "\r" not in out and "scoring every internal classifier: example 24/24" in out
 
 
 def test_demo_rejects_unknown_method(capsys):

@@ -79,12 +79,13 @@ def trained(data, tmp_path_factory):
     argv = flags(data, out, *TRAIN, "--do_eval", "--evaluate_during_training",
                  "--eval_all_checkpoints", "--patience", "0,1,2")
     from pabee import cli, pipeline
-    results = pipeline.run(cli.settings(argv), log=lambda line: None)
-    return out, results
+    printed = []
+    results = pipeline.run(cli.settings(argv), log=printed.append)
+    return out, results, printed
 
 
 def test_training_writes_checkpoints_and_final_model(trained):
-    out, _ = trained
+    out, _, _ = trained
     for folder in (out, out / "checkpoint-3", out / "checkpoint-6"):
         names = set(os.listdir(folder))
         assert {"model.weights.h5", "config.json", "tokenizer.json",
@@ -98,11 +99,21 @@ def test_training_writes_checkpoints_and_final_model(trained):
     assert len(history) == 2 and "eval_acc" in history[0] and history[0]["step"] == 3
 
 
+def test_printed_lines_say_what_they_are(trained):
+    """--evaluate_during_training results are printed too; the original's 'Speed Up' (the share
+    of layers skipped) is followed by a line saying so; the final model is named."""
+    _, _, printed = trained
+    assert [line for line in printed if line.startswith("step 3: eval_acc ")]
+    faithful = [i for i, line in enumerate(printed) if line.startswith("*** Patience = 1 Avg.")]
+    assert faithful and printed[faithful[0] + 1].startswith("layers skipped ")
+    assert "layer ratio L/X = " in printed[faithful[0] + 1]
+    assert [line for line in printed if line.startswith("Evaluation of the final model in ")]
+
+
 def test_patience_list_over_all_checkpoints(trained):
-    out, results = trained
+    out, results, _ = trained
     table = pd.read_csv(out / "eval_results_patience.tsv", sep="\t")
-    assert list(table["checkpoint"].unique()) == ["out", "checkpoint-3", "checkpoint-6"] or (
-        list(table["checkpoint"].unique())[1:] == ["checkpoint-3", "checkpoint-6"])
+    assert list(table["checkpoint"].unique()) == ["final", "checkpoint-3", "checkpoint-6"]
     assert len(table) == 9 and list(table["patience"][:3]) == [0, 1, 2]
     full, late = table[table.patience == 0], table[table.patience == 2]
     assert list(full["acc"]) == list(late["acc"])  # t >= L-1 equals the full model
@@ -120,7 +131,7 @@ def test_patience_list_over_all_checkpoints(trained):
 
 
 def test_reload_reproduces_metrics_and_batched_exit_matches(trained, data, tmp_path, capsys):
-    out, _ = trained
+    out, _, _ = trained
     reference = pd.read_csv(out / "eval_results_patience.tsv", sep="\t")
     reference = reference[reference.checkpoint == "checkpoint-3"].set_index("patience")
     for batch in ("1", "5"):
@@ -168,7 +179,7 @@ def test_albert_regression_and_mnli(data, tmp_path, capsys):
 
 
 def test_bad_inputs(trained, data, tmp_path, capsys):
-    out, _ = trained
+    out, _, _ = trained
     for patience in ("3.5", "-1", "a,2"):
         fails(flags(data, tmp_path / "x", "--do_eval", "--patience", patience), capsys,
               "--patience")
@@ -207,7 +218,7 @@ def test_script_runs_as_a_file(data, tmp_path):
 def test_speed_benchmark_tool(trained, data, tmp_path):
     from tools import benchmark_pabee
 
-    out, _ = trained
+    out, _, _ = trained
     output = tmp_path / "bench" / "record.json"
     assert benchmark_pabee.main(
         ["--model_dir", str(out), "--task_name", "SST-2", "--data_dir", str(data / "SST-2"),
@@ -245,7 +256,7 @@ def test_speed_benchmark_tool(trained, data, tmp_path):
 def test_speed_benchmark_bad_input(trained, data, argv, message, capsys):
     from tools import benchmark_pabee
 
-    out, _ = trained
+    out, _, _ = trained
     with pytest.raises(SystemExit) as exit_info:
         benchmark_pabee.main(["--model_dir", str(out), "--task_name", "SST-2",
                               "--data_dir", str(data / "SST-2"), *argv])

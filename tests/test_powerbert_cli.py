@@ -126,22 +126,30 @@ def test_eval_only_appends_to_the_log(trained, capsys):
     sidecar = checkpoints.read_sidecar(str(out / "retrained"))
     assert accuracy == pytest.approx(100 * sidecar["training"]["dev"]["acc"], abs=1e-3)
     retention = sidecar["method_state"]["retention_config"]
-    assert f"retention configuration: {','.join(map(str, retention))}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"retention configuration: {','.join(map(str, retention))}" in printed
+    # Printed as fractions with 4 decimals, as training prints them (the log keeps percent).
+    assert f"acc {accuracy / 100:.4f}" in printed and "accuracy : " not in printed
     # An explicit configuration in the comma form of the log, and the full-length default.
     weights = out / "retrained" / "model.weights.h5"
     assert _run(["--CHECKPOINT_PATH", weights, "--RETENTION_CONFIG", "16,16,16"] + common) == 0
     assert "retention configuration: 16,16,16" in capsys.readouterr().out
 
 
-def test_length_scaled_retention_on_padded_batches(trained, capsys):
+def test_length_scaled_retention_on_padded_batches(trained):
     """Evaluation batches padded to N: ceil(k_l * N / N) = k_l, the same metrics."""
     common = ["--TASK", "mrpc", "--DATA_DIR", trained["data"], "--TASK_CONFIG_PATH",
               trained["config"], "--EVAL_ONLY", "--CHECKPOINT_PATH",
               trained["out"] / "retrained", "--OUTPUT_DIR", trained["out"]]
-    assert _run(common) == 0
-    fixed = [l for l in capsys.readouterr().out.splitlines() if " : " in l]
-    assert _run(common + ["--LENGTH_SCALED_RETENTION"]) == 0
-    assert [l for l in capsys.readouterr().out.splitlines() if " : " in l] == fixed != []
+    log = trained["out"] / "log_file.txt"
+
+    def evaluated(argv):  # the metric lines this run appended to the log, in full precision
+        before = log.read_text()
+        assert _run(argv) == 0
+        return [l for l in log.read_text()[len(before):].splitlines() if " : " in l]
+
+    fixed = evaluated(common)
+    assert evaluated(common + ["--LENGTH_SCALED_RETENTION"]) == fixed != []
 
 
 def test_predict_only_writes_glue_files(trained):
@@ -174,7 +182,7 @@ def test_regression_task_from_a_finetuned_checkpoint(tmp_path):
     assert _run(common + ["--CHECKPOINT_PATH", tmp_path / "ft", "--SKIP_FINETUNE", "--EPOCHS", 1,
                           "--BATCH_SIZE", 8, "--LR_SOFT_EXTRACT", 0.5, "--LAMBDA", 0.01]) == 0
     log = (out / "log_file.txt").read_text()
-    assert " Fine-tuned model (given, not trained) accuracies" in log  # dataset-level Pearson
+    assert " Fine-tuned model (stage 1 skipped: the given checkpoint) accuracies" in log  # dataset-level Pearson
     assert " Re-trained model spearman for all epochs on the Dev set:[" in log
     retrained = ["--CHECKPOINT_PATH", out / "retrained"]
     assert _run(common + retrained + ["--EVAL_ONLY"]) == 0

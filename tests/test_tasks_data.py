@@ -104,6 +104,12 @@ def test_submission_format():
     assert get_task("ax").submission_file == "AX.tsv"
 
 
+def test_label_names():
+    assert get_task("sst2").label_name(1) == "positive (1)"
+    assert get_task("cola").label_name(np.int64(0)) == "unacceptable (0)"
+    assert get_task("mnli").label_name(1) == "entailment"
+
+
 def test_unknown_task():
     with pytest.raises(UserError, match=r"unknown task 'sst-3'; valid tasks: cola, sst-2"):
         get_task("sst-3")
@@ -202,6 +208,20 @@ def test_encode_examples(tmp_path):
     assert arrays["input_ids"].tolist() == [[2, 4, 3, 0, 0], [2, 5, 5, 3, 0]]
     assert arrays["labels"].tolist() == [1, 0]
     assert "labels" not in encode_examples(tokenizer, Examples(["good"], None, None, ["7"]), 5)
+
+
+def test_truncation_note_once_per_process(tmp_path):
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\ngood\nbad\n")
+    from common.tokenization import load_tokenizer
+    tokenizer = load_tokenizer(tmp_path / "vocab.txt")
+    long = Examples(["good bad good bad good", "good"], None, None, ["0", "1"])
+    notes = []
+    for _ in range(2):  # the same split read twice (the demo's stages do)
+        encode_examples(tokenizer, long, 4, log=notes.append, what="tested texts")
+    assert notes == ["note: 1 of 2 tested texts are longer than the max length 4 and were cut "
+                     "by 3-3 word pieces (3.0 on average)"]
+    encode_examples(tokenizer, long, 5, log=notes.append, what="tested texts")
+    assert len(notes) == 2  # another max length: a new note
 
 
 def test_to_dataset():

@@ -92,17 +92,19 @@ def build_parser():
     p.add_argument("--jit_compile", choices=("off", "on", "both"), default="off",
                    help="our side as a graph (off, what the toolkit uses), XLA-compiled, or both")
     p.add_argument("--task", help="time real texts of this task (with --data_dir) instead of "
-                                  "random ids")
-    p.add_argument("--data_dir", help="the task's data folder")
-    p.add_argument("--split", default="dev")
+                                  "random ids (default: random ids)")
+    p.add_argument("--data_dir", help="the task's data folder (required with --task)")
+    p.add_argument("--split", default="dev", help="--task: the split whose texts are timed")
     p.add_argument("--examples", type=int, default=256, help="real texts: the first N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and ids")
     p.add_argument("--precisions", help="comma list of fp32, bf16, fp16: time our side in each, "
                                         "in the same run (default: the one --bf16/--fp16 sets, "
                                         "else fp32)")
-    p.add_argument("--json", help="also write settings and results to this JSON file")
+    p.add_argument("--json", help="also write settings and results to this JSON file (default: "
+                                  "no file)")
     p.add_argument("--docs", help="write the table into this markdown file, between "
-                                  f"<!-- BEGIN {SECTION} --> and <!-- END {SECTION} -->")
+                                  f"<!-- BEGIN {SECTION} --> and <!-- END {SECTION} --> "
+                                  "(default: no file)")
     precision.add_flags(p)
     return p
 

@@ -52,27 +52,32 @@ def random_bert_base(eta, seed):
 def build_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--MODEL_PATH", help="AdapLeR checkpoint folder")
+    source.add_argument("--MODEL_PATH", help="AdapLeR checkpoint folder (this or "
+                                             "--RANDOM_BERT_BASE is required)")
     source.add_argument("--RANDOM_BERT_BASE", action="store_true",
-                        help="random BERT-base weights (timing only)")
+                        help="random BERT-base weights (timing only; this or --MODEL_PATH is "
+                             "required)")
     parser.add_argument("--ETA", type=float, default=0.6, help="eta of the random model")
-    parser.add_argument("--SEED", type=int, default=0)
+    parser.add_argument("--SEED", type=int, default=0, help="seed of the random model")
     parser.add_argument("--SIDES", help="comma list of the sides to time (default: all; e.g. "
                    "dense-dynamic-xla,adapler-dynamic)")
-    parser.add_argument("--TASK", default="sst2")
-    parser.add_argument("--DATA_DIR", default=None)
-    parser.add_argument("--SPLIT", default="dev")
+    parser.add_argument("--TASK", default="sst2", help="the task whose texts are timed")
+    parser.add_argument("--DATA_DIR", default=None,
+                        help="the task's folder (default: ./data/<task>; SST-2: the bundled "
+                             "sample)")
+    parser.add_argument("--SPLIT", default="dev", help="the split whose texts are timed")
     parser.add_argument("--MAX_LENGTH", type=int, default=None,
                         help="default: the checkpoint's (random model: 128)")
-    parser.add_argument("--NUM_EXAMPLES", type=int, default=200)
-    parser.add_argument("--REPEATS", type=int, default=5)
+    parser.add_argument("--NUM_EXAMPLES", type=int, default=200, help="the first N texts")
+    parser.add_argument("--REPEATS", type=int, default=5, help="timed passes of every side")
     parser.add_argument("--WARMUP", type=int, default=1, help="untimed passes of every side")
     parser.add_argument("--BATCH_SIZE", type=int, default=32,
                         help="the batched setting (timed beside batch 1; 1: batch 1 only)")
     parser.add_argument("--TOKENIZER", default=None,
                         help="vocab for the random model (default: the MiniLM package's, which "
                              "is bert-base-uncased's)")
-    parser.add_argument("--OUTPUT", default=None, help="write the result as JSON here")
+    parser.add_argument("--OUTPUT", default=None,
+                        help="also write the result as JSON here (default: no file)")
     precision.add_flags(parser, upper=True)
     return parser
 

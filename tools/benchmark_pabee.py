@@ -34,23 +34,24 @@ COLUMNS = [("batch_size", "batch"), ("side", "side"), ("metric", "metric"),
 def build_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_dir", required=True, help="a trained PABEE checkpoint folder")
-    p.add_argument("--task_name", required=True)
+    p.add_argument("--task_name", required=True, help="GLUE task of the checkpoint")
     p.add_argument("--data_dir", required=True, help="folder with the task's dev.tsv")
     p.add_argument("--max_seq_length", type=int, help="default: the checkpoint's max_length")
     p.add_argument("--patience", default="1,2", help="comma list of patience values >= 1")
     p.add_argument("--batch_sizes", default="1,32",
                    help="comma list; 1 = per-example latency (the original's setting)")
     p.add_argument("--examples", type=int, default=200, help="first N dev examples")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="timed passes of every side")
     p.add_argument("--warmup", type=int, default=1, help="untimed passes of every side")
-    p.add_argument("--regression_threshold", type=float, default=0.0)
+    p.add_argument("--regression_threshold", type=float, default=0.0,
+                   help="STS-B: predictions closer than this count as the same")
     p.add_argument("--sides", help="comma list of the sides to time (default: all; e.g. "
                    "dense-dynamic-xla,pabee-dynamic-t2)")
     p.add_argument("--jit_compile", action="store_true",
                    help="XLA-compile PABEE's layer steps (the dense sides are timed as a graph "
                         "and XLA-compiled regardless)")
     precision.add_flags(p)
-    p.add_argument("--output", help="also write the JSON record to this file")
+    p.add_argument("--output", help="also write the JSON record to this file (default: no file)")
     return p
 
 

@@ -39,28 +39,31 @@ def build_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", help="model config.json / bert_config.json (default BERT-base)")
     p.add_argument("--model", help="checkpoint whose weights both models load by key (an HF "
-                                   "folder or any of our classifier / PoWER-BERT checkpoints)")
-    p.add_argument("--max_length", type=int, default=128)
+                                   "folder or any of our classifier / PoWER-BERT checkpoints; "
+                                   "default: random weights)")
+    p.add_argument("--max_length", type=int, default=128, help="N, the padded input length")
     p.add_argument("--retention", default=PAPER_RTE_HALVED,
                    help="comma-separated word-vectors kept per block")
     p.add_argument("--length_scaled", action="store_true",
                    help="keep ceil(k_l * n / N) word-vectors in a batch of width n (N = "
-                        "--max_length) instead of min(k_l, n) (default: off)")
-    p.add_argument("--task", help="time real texts of this task (with --data_dir)")
-    p.add_argument("--data_dir", help="the task's data folder")
-    p.add_argument("--split", default="dev")
+                        "--max_length) instead of min(k_l, n)")
+    p.add_argument("--task", help="time real texts of this task (with --data_dir; default: "
+                                  "random rows)")
+    p.add_argument("--data_dir", help="the task's data folder (required with --task)")
+    p.add_argument("--split", default="dev", help="--task: the split whose texts are timed")
     p.add_argument("--examples", type=int, default=256,
                    help="random rows, or the first N real ones (default 256)")
     p.add_argument("--min_length", type=int,
                    help="random rows: shortest length (default: all at --max_length)")
-    p.add_argument("--batch_sizes", default="32,128")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_sizes", default="32,128", help="comma list of timed batch sizes")
+    p.add_argument("--repeats", type=int, default=7, help="timed passes of every side")
+    p.add_argument("--warmup", type=int, default=2, help="untimed passes of every side")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and rows")
     p.add_argument("--sides", help="comma list of the sides to time (default: all; e.g. "
                    "dense-dynamic-xla,powerbert-dynamic)")
     precision.add_flags(p)
-    p.add_argument("--output", help="also write the result as JSON to this file")
+    p.add_argument("--output", help="also write the result as JSON to this file (default: no "
+                                    "file)")
     return p
 
 

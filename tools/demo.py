@@ -29,13 +29,15 @@ from common.errors import UserError  # noqa: E402
 from common.validation import check_model_files, check_numbers, check_output_dir  # noqa: E402
 
 METHODS = ("powerbert", "adapler", "pabee")
+NAMES = {"powerbert": "PoWER-BERT", "adapler": "AdapLeR", "pabee": "PABEE"}
 COLUMNS = ("method", "dev_metric_name", "dev_metric", "flops_speedup", "measured_speedup",
            "speedup_vs_padded", "minutes", "notes")
 
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work_dir", default=os.path.join("runs", "demo"))
+    parser.add_argument("--work_dir", default=os.path.join("runs", "demo"),
+                        help="where the checkpoints, logs and results.md go")
     parser.add_argument("--model", help="backbone to fine-tune: HF folder, bert_model.ckpt or "
                                         "our checkpoint (default: the bundled MiniLM)")
     parser.add_argument("--data_dir", help="SST-2 folder with train.tsv and dev.tsv "
@@ -75,6 +77,15 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def summary(row):
+    """One line of a method's result, printed when the method is done."""
+    def ratio(value):
+        return "n/a" if value is None else f"{value:.2f}x"
+    return (f"{row['method']}: dev {row['dev_metric_name']} {row['dev_metric']:.4f}, FLOPs "
+            f"speed-up {ratio(row['flops_speedup'])}, measured {ratio(row['measured_speedup'])}"
+            f" ({row['minutes']} min)")
+
+
 def run(args, log=print):
     from common.benchmark import Stopwatch
     from common.data import default_data_dir
@@ -83,7 +94,14 @@ def run(args, log=print):
     data_dir = args.data_dir or default_data_dir()
     finetuned = os.path.join(args.work_dir, "finetune")
     watch = Stopwatch()
+    stages = ["fine-tuning the backbone on SST-2"] + [f"{NAMES[m]} from the fine-tuned model"
+                                                     for m in args.methods]
+    if not args.skip_compare:
+        stages.append("bert-speedup-compare --budget quick")
+    stage = iter(f"stage {k}/{len(stages)}: {what}" for k, what in enumerate(stages, 1))
+    log(next(stage))
     if args.reuse and os.path.isfile(os.path.join(finetuned, "eval_results.json")):
+        log(f"reusing {finetuned} (--reuse)")
         with open(os.path.join(finetuned, "eval_results.json")) as handle:
             metrics = json.load(handle)
     else:
@@ -101,13 +119,14 @@ def run(args, log=print):
              "minutes": round(watch.seconds / 60, 1),
              "notes": f"{layers} layers, length 64"}]
     for method in args.methods:
+        log(next(stage))
         watch = Stopwatch()
         module = importlib.import_module(f"{method}.demo")
         row = module.demo_row(finetuned, data_dir, os.path.join(args.work_dir, method),
                               epochs=args.method_epochs)
         row["minutes"] = round(watch.seconds / 60, 1)
         rows.append(row)
-        log(format_table(rows))
+        log(summary(row))
     table = format_table(rows)
     os.makedirs(args.work_dir, exist_ok=True)
     with open(os.path.join(args.work_dir, "results.md"), "w") as out:
@@ -116,6 +135,7 @@ def run(args, log=print):
         json.dump(rows, out, indent=2)
     log("\n" + table)
     if not args.skip_compare:
+        log(next(stage))
         compared = os.path.join(args.work_dir, "compare")
         if not args.reuse and os.path.isdir(compared):
             shutil.rmtree(compared)  # its models were trained from the previous fine-tuning

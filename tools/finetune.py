@@ -28,16 +28,20 @@ def parse_args(argv):
     parser = ArgumentParser(description="Fine-tune / evaluate a vanilla classifier.")
     parser.add_argument("--model", help="HF folder, bert_model.ckpt, hub id or our checkpoint "
                                         "(default: the bundled MiniLM)")
-    parser.add_argument("--task", default="sst-2")
+    parser.add_argument("--task", default="sst-2", help="task name (common/tasks.py)")
     parser.add_argument("--data_dir", help="task folder (default: the bundled SST-2 sample)")
-    parser.add_argument("--output_dir", help="where the checkpoint and results go")
+    parser.add_argument("--output_dir", help="where the checkpoint and results go (required for "
+                                             "training; --eval_only without it only prints)")
     parser.add_argument("--max_length", type=int, help="default: the task's length")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--epochs", type=int, default=3, help="passes over the training rows")
+    parser.add_argument("--batch_size", type=int, default=32, help="examples per batch")
+    parser.add_argument("--learning_rate", type=float, default=5e-5,
+                        help="peak AdamW learning rate")
     parser.add_argument("--train_limit", type=int,
-                        help="train on a fixed random subset of this many rows (seeded)")
-    parser.add_argument("--seed", type=int, default=42)
+                        help="train on a fixed random subset of this many rows (seeded; "
+                             "default: every row)")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="seed of the weights, dropout and shuffling")
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
     parser.add_argument("--overwrite_output_dir", action="store_true",

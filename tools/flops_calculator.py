@@ -19,12 +19,14 @@ def build_parser():
                                          "(default: BERT-base shape)")
     parser.add_argument("--max_length", type=int, default=128,
                         help="input length n, no padding (default 128)")
-    parser.add_argument("--lengths", help="comma-separated per-layer lengths, one per layer")
+    parser.add_argument("--lengths", help="comma-separated per-layer lengths, one per layer "
+                                          "(without it and --exit_layer: vanilla only)")
     parser.add_argument("--method", choices=("powerbert", "adapler"), default="powerbert",
                         help="how --lengths is read: PoWER-BERT retention after each layer's "
                              "attention, or AdapLeR tokens kept before each layer")
-    parser.add_argument("--exit_layer", type=int, help="PABEE: number of layers executed")
-    parser.add_argument("--num_labels", type=int, default=2)
+    parser.add_argument("--exit_layer", type=int, help="PABEE: number of layers executed "
+                                                       "(without it and --lengths: vanilla only)")
+    parser.add_argument("--num_labels", type=int, default=2, help="classifier outputs")
     return parser
 
 

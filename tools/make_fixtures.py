@@ -69,7 +69,8 @@ def _save_tiny(model, folder):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
-                                                      "fixtures"))
+                                                      "fixtures"),
+                        help="folder that receives the fixture folders")
     args = parser.parse_args(argv)
     import torch
     import transformers as tr

@@ -131,7 +131,8 @@ def pabee_logits(folder):
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures",
-                                                      "old_checkpoints"))
+                                                      "old_checkpoints"),
+                        help="folder that receives the old-layout checkpoints")
     out = os.path.abspath(parser.parse_args(argv).out)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from adapler.cli import finetune_main, saliency_main, train_main

@@ -27,17 +27,18 @@ from common.errors import UserError  # noqa: E402
 
 def build_parser():
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, help="the task whose dev texts are run")
     p.add_argument("--data_dir", required=True, help="folder with the task's dev file")
     p.add_argument("--checkpoint", help="a PoWER-BERT checkpoint (default: MiniLM, random head)")
     p.add_argument("--max_length", type=int, help="N (default: the checkpoint's, else the task's)")
-    p.add_argument("--retention", help="comma-separated word-vectors kept per block")
+    p.add_argument("--retention", help="comma-separated word-vectors kept per block (default: "
+                                       "the checkpoint's)")
     p.add_argument("--padding_queries", choices=("all", "real"), default="all",
                    help="query rows the significance sums: all (the reference) or real tokens'")
     p.add_argument("--length_scaled", action="store_true",
                    help="keep ceil(k_l * n / N) word-vectors of a batch of length n")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--rows", type=int, help="only the first ROWS dev rows")
+    p.add_argument("--batch_size", type=int, default=32, help="examples per batch")
+    p.add_argument("--rows", type=int, help="only the first ROWS dev rows (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random head")
     return p
 

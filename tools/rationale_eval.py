@@ -18,8 +18,10 @@ from common.validation import check_model_files, check_new_files, check_numbers 
 def build_parser():
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--TASK", required=True, help="movie_rationales or hatexplain")
-    parser.add_argument("--DATA_DIR", default=None)
-    parser.add_argument("--SPLIT", default="test", choices=("train", "dev", "val", "test"))
+    parser.add_argument("--DATA_DIR", default=None,
+                        help="the task's folder (default: ./data/<task folder>)")
+    parser.add_argument("--SPLIT", default="test", choices=("train", "dev", "val", "test"),
+                        help="the split whose rationales are compared")
     parser.add_argument("--MODEL_PATH", required=True, help="AdapLeR checkpoint folder")
     parser.add_argument("--BASELINE_MODEL_PATH", default=None,
                         help="fine-tuned checkpoint for the saliency/attention baselines "
@@ -27,8 +29,9 @@ def build_parser():
     parser.add_argument("--MAX_LENGTH", type=int, default=None, help="default: the checkpoint's")
     parser.add_argument("--LAYER", type=int, default=None,
                         help="compare the tokens entering this layer (1-based; default: last)")
-    parser.add_argument("--BATCH_SIZE", type=int, default=16)
-    parser.add_argument("--OUTPUT", default=None, help="also write the table as CSV")
+    parser.add_argument("--BATCH_SIZE", type=int, default=16, help="examples per batch")
+    parser.add_argument("--OUTPUT", default=None,
+                        help="also write the table as CSV (default: printed only)")
     return parser
 
 

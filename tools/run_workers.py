@@ -103,7 +103,8 @@ def run(command, workers=2, timeout=600, workdir=None, log=print):
 @command
 def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes started, each one a TF_CONFIG worker")
     parser.add_argument("--timeout", type=float, default=600, help="seconds before all stop")
     parser.add_argument("--workdir", help="where the other workers' logs go (default: a temp "
                                           "folder)")
