@@ -10,14 +10,14 @@ fixed training subset: the first rows of the seeded shuffle; give the same value
 training stages A and C.
 """
 from adapler import paths
+from adapler.settings import (DEFAULT_MODEL, EvaluationSettings, FinetuneSettings,
+                              GlueTrainSettings, SaliencySettings, TrainSettings)
 from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
 from common.tasks import get_task
 from common.validation import (check_model_files, check_new_files, check_numbers,
                                check_output_dir)
-
-DEFAULT_MODEL = "bert-base-uncased"
 
 
 def _parser(description, max_length=128, batch_size=32, seed=True):
@@ -65,8 +65,8 @@ def _parse(parser, argv):
     args = parser.parse_args(argv)
     from adapler.data import default_data_dir_for  # registers AdapLeR's tasks; imports TF
 
-    args.task = get_task(args.TASK)  # unknown task: one clear error line
-    args.data_dir = args.DATA_DIR or default_data_dir_for(args.task)
+    task = get_task(args.TASK)  # unknown task: one clear error line
+    args.data_dir = args.DATA_DIR or default_data_dir_for(task)
     if args.MAX_LENGTH < 3:
         raise UserError(f"--MAX_LENGTH {args.MAX_LENGTH} is too small; use at least 3")
     _check(args)
@@ -77,13 +77,14 @@ def _parse(parser, argv):
     return args
 
 
-def _flags(args):
-    """The upper-case flags as given, printed at the start of a stage so its log says how it ran."""
-    return {key: value for key, value in vars(args).items() if key.isupper()}
+def _settings(cls, args):
+    """The stage's settings: flag --FOO fills field `foo`; DATA_DIR is the folder resolved."""
+    values = {key.lower(): value for key, value in vars(args).items() if key.isupper()}
+    return cls(**{**values, "data_dir": args.data_dir})
 
 
-def _dirs(args):
-    return paths.TaskDirs(args.TASK, args.DATA_SEED)
+def _dirs(settings):
+    return paths.TaskDirs(settings.task, settings.data_seed)
 
 
 # ---------------------------------------------------------------- stage A
@@ -103,20 +104,15 @@ def finetune_parser(description="Fine-tune BERT on a task, saving every epoch (s
 
 @command
 def finetune_main(argv=None):
-    args = _parse(finetune_parser(), argv)
-    dirs = _dirs(args)
-    check_new_files([dirs.ft_logs] + [dirs.finetuned(e) for e in range(1, args.EPOCHS + 1)],
-                    args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
+    settings = _settings(FinetuneSettings, _parse(finetune_parser(), argv))
+    dirs = _dirs(settings)
+    check_new_files([dirs.ft_logs] + [dirs.finetuned(e) for e in range(1, settings.epochs + 1)],
+                    settings.overwrite_output_dir, flag="--OVERWRITE_OUTPUT_DIR")
     from adapler import stages
 
-    with distribute.scope(args.STRATEGY):
-        print(f"arguments: {_flags(args)}")
-        stages.run_finetune(task=args.task, data_dir=args.data_dir,
-                            model_name_or_path=args.MODEL_NAME_OR_PATH,
-                            max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
-                            learning_rate=args.LEARNING_RATE, warmup_ratio=args.WARMUP_RATIO,
-                            epochs=args.EPOCHS, seed=args.DATA_SEED, dirs=_dirs(args),
-                            max_train_examples=args.MAX_TRAIN_EXAMPLES)
+    with distribute.scope(settings.strategy):
+        print(f"arguments: {settings.flags()}")
+        stages.run_finetune(settings, dirs)
 
 
 # ---------------------------------------------------------------- stage B
@@ -134,18 +130,16 @@ def saliency_parser():
 @command
 def saliency_main(argv=None):
     args = _parse(saliency_parser(), argv)
-    check_output_dir(_dirs(args).saliency_dir("dev" if args.SPLIT == "val" else args.SPLIT),
-                     args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR",
-                     what="saliency folder")
-    print(f"arguments: {_flags(args)}")
+    if args.SPLIT == "val":
+        args.SPLIT = "dev"  # the original's name of the dev split
+    settings = _settings(SaliencySettings, args)
+    dirs = _dirs(settings)
+    check_output_dir(dirs.saliency_dir(settings.split), settings.overwrite_output_dir,
+                     flag="--OVERWRITE_OUTPUT_DIR", what="saliency folder")
+    print(f"arguments: {settings.flags()}")
     from adapler import stages
 
-    stages.run_saliencies(task=args.task, data_dir=args.data_dir,
-                          model_name_or_path=args.MODEL_NAME_OR_PATH,
-                          split="dev" if args.SPLIT == "val" else args.SPLIT,
-                          max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
-                          seed=args.DATA_SEED, dirs=_dirs(args),
-                          max_train_examples=args.MAX_TRAIN_EXAMPLES)
+    stages.run_saliencies(settings, dirs)
 
 
 # ---------------------------------------------------------------- stage C
@@ -190,30 +184,18 @@ def train_parser(glue=False):
 
 
 def _train(argv, glue):
-    args = _parse(train_parser(glue), argv)
-    if glue and args.SOFT_EXTRACT_TYPE != "relu":
-        raise UserError(f"--SOFT_EXTRACT_TYPE {args.SOFT_EXTRACT_TYPE} does not exist; the only "
-                        "soft-removal function is 'relu' (S_lambda)")
-    eta_rate = {} if args.ETA_LEARNING_RATE is None else {
-        "eta_learning_rate": args.ETA_LEARNING_RATE}
-    dirs, stem = _dirs(args), paths.stem(args.SAVE_NAME, args.GAMMA, args.PHI)
+    settings = _settings(GlueTrainSettings if glue else TrainSettings,
+                         _parse(train_parser(glue), argv))
+    if settings.soft_extract_type != "relu":
+        raise UserError(f"--SOFT_EXTRACT_TYPE {settings.soft_extract_type} does not exist; the "
+                        "only soft-removal function is 'relu' (S_lambda)")
+    dirs, stem = _dirs(settings), paths.stem(settings.save_name, settings.gamma, settings.phi)
     check_new_files([dirs.adapler_model(stem), dirs.log_file(stem), dirs.log_file(stem, ".pkl")],
-                    args.OVERWRITE_OUTPUT_DIR, flag="--OVERWRITE_OUTPUT_DIR")
+                    settings.overwrite_output_dir, flag="--OVERWRITE_OUTPUT_DIR")
     from adapler import stages
 
-    with distribute.scope(args.STRATEGY):
-        stages.run_adapler(
-            task=args.task, data_dir=args.data_dir, model_name_or_path=args.MODEL_NAME_OR_PATH,
-            initial_model_path=args.INITIAL_MODEL_PATH, max_length=args.MAX_LENGTH,
-            seed=args.DATA_SEED, gamma=args.GAMMA, phi=args.PHI, epochs=args.EPOCHS,
-            batch_size=args.BATCH_SIZE, learning_rate=args.LEARNING_RATE,
-            warmup_ratio=args.WARMUP_RATIO, acc_steps=getattr(args, "ACC_STEPS", 1),
-            eval_batch_size=getattr(args, "EVAL_BATCH_SIZE", 32), save_name=args.SAVE_NAME,
-            dirs=_dirs(args), counting="paper" if args.PAPER_FLOPS else "exact",
-            divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
-            head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0),
-            eval_current_lambda=glue, max_train_examples=args.MAX_TRAIN_EXAMPLES,
-            arguments=_flags(args), **eta_rate)
+    with distribute.scope(settings.strategy):
+        stages.run_adapler(settings, dirs)
 
 
 @command
@@ -247,23 +229,15 @@ def evaluation_parser(glue=False):
 
 @command
 def evaluation_main(argv=None):
-    args = _parse(evaluation_parser(), argv)
+    settings = _settings(EvaluationSettings, _parse(evaluation_parser(), argv))
     from adapler import stages
 
-    stages.run_evaluation(task=args.task, data_dir=args.data_dir, model_path=args.MODEL_PATH,
-                          model_name_or_path=args.MODEL_NAME_OR_PATH, lr_model=args.LR_MODEL, allow_other_task=args.ALLOW_OTHER_TASK,
-                          max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
-                          split=args.SPLIT, counting="paper" if args.PAPER_FLOPS else "exact")
+    stages.run_evaluation(settings)
 
 
 @command
 def glue_prediction_main(argv=None):
-    args = _parse(evaluation_parser(glue=True), argv)
+    settings = _settings(EvaluationSettings, _parse(evaluation_parser(glue=True), argv))
     from adapler import stages
 
-    stages.run_glue_prediction(task=args.task, data_dir=args.data_dir,
-                               model_path=args.MODEL_PATH,
-                               model_name_or_path=args.MODEL_NAME_OR_PATH,
-                               lr_model=args.LR_MODEL, allow_other_task=args.ALLOW_OTHER_TASK, max_length=args.MAX_LENGTH,
-                               batch_size=args.BATCH_SIZE,
-                               counting="paper" if args.PAPER_FLOPS else "exact")
+    stages.run_glue_prediction(settings)

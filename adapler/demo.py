@@ -14,6 +14,7 @@ from adapler import paths
 from adapler.benchmark import sides
 from adapler.data import load_split
 from adapler.evaluation import evaluate
+from adapler.settings import SaliencySettings, TrainSettings
 from adapler.stages import (load_for_evaluation, run_adapler, run_saliencies, selection_metric,
                             tokenizer_for)
 from common import benchmark
@@ -34,25 +35,22 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
     settings = {**DEMO, **overrides}
     length, seed = settings["max_length"], settings["seed"]
     dirs = paths.TaskDirs("sst2", seed, root=os.path.join(work_dir, "directory"))
-    files = run_saliencies(task=task, data_dir=data_dir, model_name_or_path=finetuned_dir,
-                           split="train", max_length=length, batch_size=32, seed=seed, dirs=dirs,
-                           checkpoints={1: finetuned_dir},
-                           max_train_examples=settings["train_examples"], log=log)
+    shared = dict(task="sst2", data_dir=data_dir, model_name_or_path=finetuned_dir,
+                  max_length=length, data_seed=seed, max_train_examples=settings["train_examples"])
+    files = run_saliencies(SaliencySettings(**shared, batch_size=32), dirs,
+                           checkpoints={1: finetuned_dir}, log=log)
     baseline, _ = load_for_evaluation(finetuned_dir, task, length, lr_model=False, log=log)
     tokenizer = tokenizer_for(finetuned_dir, finetuned_dir)
     dev, _ = load_split(task, data_dir, "dev", tokenizer, length, log=log)
     key = selection_metric(task)
     finetuned_score = evaluate(baseline, task, dev)["metrics"][key]
-    result = run_adapler(
-        task=task, data_dir=data_dir, model_name_or_path=finetuned_dir,
-        initial_model_path=finetuned_dir, max_length=length, seed=seed, gamma=settings["gamma"],
-        phi=settings["phi"], epochs=epochs, batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"], warmup_ratio=0.06, acc_steps=1,
-        eval_batch_size=64, save_name="demo", dirs=dirs,
-        head_learning_rate=settings["head_learning_rate"],
-        eta_learning_rate=settings["eta_learning_rate"], saliency_files=files,
-        best_finetuned_score=finetuned_score, max_train_examples=settings["train_examples"],
-        arguments={"demo": settings, "epochs": epochs}, echo=log)
+    training = TrainSettings(
+        **shared, initial_model_path=finetuned_dir, gamma=settings["gamma"], phi=settings["phi"],
+        epochs=epochs, batch_size=settings["batch_size"], learning_rate=settings["learning_rate"],
+        eval_batch_size=64, save_name="demo", head_learning_rate=settings["head_learning_rate"],
+        eta_learning_rate=settings["eta_learning_rate"])
+    result = run_adapler(training, dirs, saliency_files=files,
+                         best_finetuned_score=finetuned_score, echo=log)
     model, _ = load_for_evaluation(result["model_path"], task, length, lr_model=True, log=log)
     scores = evaluate(model, task, dev)
     timed = {k: v[:settings["timed_examples"]] for k, v in dev.items()}

@@ -6,8 +6,9 @@
     D  evaluate      metrics, COUNT and SPEEDUP on a labelled split; per-example FLOPs pickle
        predict_glue  GLUE test TSVs, COUNT and SPEEDUP
 
-Every stage reads and writes the folder tree of `adapler.paths` (relative to the working
-directory). Errors a user can cause raise UserError naming the command to run first.
+Each stage reads its settings object (`adapler.settings`, filled by `adapler.cli`) and the
+folder tree of `adapler.paths` (relative to the working directory). Errors a user can cause raise
+UserError naming the command to run first.
 """
 import json
 import os
@@ -21,7 +22,7 @@ from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
 from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
 from adapler.soft_removal import NO_REMOVAL_ETA
-from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
+from adapler.training import AdapLeRTrainer, CheckpointRule
 from common import distribute
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 resolve_source, save_checkpoint)
@@ -77,18 +78,18 @@ def build_model(config, num_labels, max_length):
 
 # ---------------------------------------------------------------- stage A
 
-def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, learning_rate,
-                 warmup_ratio, epochs, seed, dirs, max_train_examples=None, log=print):
-    """Stage A: the stock classifier (attention dropout on), every epoch saved, ft_logs.json."""
+def run_finetune(settings, dirs, log=print):
+    """Stage A (FinetuneSettings): the stock classifier (attention dropout on), every epoch
+    saved, ft_logs.json."""
+    seed, max_length, limit = settings.data_seed, settings.max_length, settings.max_train_examples
     set_seed(seed)
-    task_def = get_task(task)
-    source = resolve_source(model_name_or_path)
+    task_def = get_task(settings.task)
+    source = resolve_source(settings.model_name_or_path)
     check_max_length(source.config, max_length)
     tokenizer = load_tokenizer(source.folder)
-    train, _ = load_split(task_def, data_dir, "train", tokenizer, max_length,
-                          limit=max_train_examples, seed=seed if max_train_examples else None,
-                          log=log)
-    dev, _ = load_split(task_def, data_dir, "dev", tokenizer, max_length, log=log)
+    train, _ = load_split(task_def, settings.data_dir, "train", tokenizer, max_length,
+                          limit=limit, seed=seed if limit else None, log=log)
+    dev, _ = load_split(task_def, settings.data_dir, "dev", tokenizer, max_length, log=log)
     model = SequenceClassifier(source.config, task_def.num_labels)
     model(dummy_inputs())
     load_backbone_weights(model, source)
@@ -104,9 +105,10 @@ def run_finetune(*, task, data_dir, model_name_or_path, max_length, batch_size, 
         write_json(dirs.ft_logs, logs)
         log(f"saved {dirs.finetuned(epoch)}; dev {logs[-1]['validation']}")
 
-    fine_tune(model, task_def, trim(train), trim(dev), epochs=epochs, batch_size=batch_size,
-              learning_rate=learning_rate, save_best=lambda epoch, record: None,
-              warmup_proportion=warmup_ratio, seed=seed, max_grad_norm=None,
+    fine_tune(model, task_def, trim(train), trim(dev), epochs=settings.epochs,
+              batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+              save_best=lambda epoch, record: None,
+              warmup_proportion=settings.warmup_ratio, seed=seed, max_grad_norm=None,
               on_epoch_end=save_epoch, log=log)
     return logs
 
@@ -155,28 +157,28 @@ def load_checkpoint_into(model, folder, require_adapler=False):
 
 # ---------------------------------------------------------------- stage B
 
-def run_saliencies(*, task, data_dir, model_name_or_path, split, max_length, batch_size, seed,
-                   dirs, checkpoints=None, max_train_examples=None, log=print):
-    """Stage B: one saliency file per checkpoint ({epoch: folder}, default: the 3 best epochs of
-    ft_logs.json). Returns the written paths."""
-    task_def = get_task(task)
+def run_saliencies(settings, dirs, checkpoints=None, log=print):
+    """Stage B (SaliencySettings): one saliency file per checkpoint ({epoch: folder}, default:
+    the 3 best epochs of ft_logs.json). Returns the written paths."""
+    split, seed, max_length = settings.split, settings.data_seed, settings.max_length
+    task_def = get_task(settings.task)
     if checkpoints is None:
         best = read_ft_logs(dirs, dirs.task, seed, max_length)[:BEST_EPOCHS]
         checkpoints = {epoch: finetuned_checkpoint(dirs, epoch, dirs.task, seed, max_length)
                        for epoch, _ in best}
         log(f"best fine-tuned epochs: {', '.join(f'{e} ({s:.4f})' for e, s in best)}")
     first = next(iter(checkpoints.values()))
-    tokenizer = tokenizer_for(model_name_or_path, first)
+    tokenizer = tokenizer_for(settings.model_name_or_path, first)
     training = split == "train"
-    arrays, ids = load_split(task_def, data_dir, split, tokenizer, max_length,
+    arrays, ids = load_split(task_def, settings.data_dir, split, tokenizer, max_length,
                              seed=seed if training else None,
-                             limit=max_train_examples if training else None, log=log)
+                             limit=settings.max_train_examples if training else None, log=log)
     written = []
     for epoch, folder in checkpoints.items():
         model = build_model(resolve_source(folder).config, task_def.num_labels, max_length)
         load_checkpoint_into(model, folder)
         log(f"saliencies of {split} ({len(ids)} examples) with {folder}")
-        matrix = compute_saliencies(model, arrays, batch_size)
+        matrix = compute_saliencies(model, arrays, settings.batch_size)
         path = dirs.saliency_file(split, epoch)
         write_saliencies(path, matrix, ids, {"task": task_def.name, "split": split,
                                              "max_length": max_length, "data_seed": seed,
@@ -200,41 +202,39 @@ def saliency_files_for(dirs, seed, max_length):
 
 # ---------------------------------------------------------------- stage C
 
-def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_length, seed,
-                gamma, phi, epochs, batch_size, learning_rate, warmup_ratio, acc_steps,
-                eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
-                head_learning_rate=0.0, eval_current_lambda=False, saliency_files=None,
-                best_finetuned_score=None, max_train_examples=None, arguments=None,
-                eta_learning_rate=ETA_LEARNING_RATE, echo=print):
-    """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
-    task_def = get_task(task)
+def run_adapler(settings, dirs, *, saliency_files=None, best_finetuned_score=None, echo=print):
+    """Stage C (TrainSettings). Saliency files and the best fine-tuned dev score default to
+    those of stages A-B in `dirs`. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch
+    dev results]}."""
+    seed, max_length, counting = settings.data_seed, settings.max_length, settings.counting
+    task_def = get_task(settings.task)
     set_seed(seed)
     if saliency_files is None:
         saliency_files, best_finetuned_score = saliency_files_for(dirs, seed, max_length)
     # --INITIAL_MODEL_PATH: "pretrain" = the base model with a fresh head (the original's
     # default), "" = the best fine-tuned epoch, anything else = that checkpoint.
-    folder = None if initial_model_path == "pretrain" else _initial_folder(
-        initial_model_path, dirs, seed, max_length)
-    source = resolve_source(folder or model_name_or_path)
+    folder = None if settings.initial_model_path == "pretrain" else _initial_folder(
+        settings.initial_model_path, dirs, seed, max_length)
+    source = resolve_source(folder or settings.model_name_or_path)
     check_counting(source.config, counting)
     model = build_model(source.config, task_def.num_labels, max_length)
     if source.kind == "own":
         load_checkpoint_into(model, folder)
     else:
         load_backbone_weights(model, source)
-    tokenizer = tokenizer_for(model_name_or_path, folder)
-    train, ids = load_split(task_def, data_dir, "train", tokenizer, max_length, seed=seed,
-                            limit=max_train_examples, log=echo)
-    dev, _ = load_split(task_def, data_dir, "dev", tokenizer, max_length, log=echo)
+    tokenizer = tokenizer_for(settings.model_name_or_path, folder)
+    train, ids = load_split(task_def, settings.data_dir, "train", tokenizer, max_length,
+                            seed=seed, limit=settings.max_train_examples, log=echo)
+    dev, _ = load_split(task_def, settings.data_dir, "dev", tokenizer, max_length, log=echo)
     saliency = read_saliencies(saliency_files, ids, max_length)
-    run_stem = paths.stem(save_name, gamma, phi)
+    run_stem = paths.stem(settings.save_name, settings.gamma, settings.phi)
     # Inputs are checked: start the run's log (the original's `.log`, afresh) and its JSON lines.
     log = RunLog(dirs.log_file(run_stem), dirs.log_file(run_stem, ".jsonl"), fresh=True,
                  echo=echo)
-    log(f"arguments: {arguments or {}}")
+    log(f"arguments: {settings.flags()}")
     rule = CheckpointRule(best_finetuned_score)
-    log(f"initial weights: {folder or model_name_or_path}; {len(ids)} training examples; "
-        f"score threshold {rule.threshold:.4f}")
+    log(f"initial weights: {folder or settings.model_name_or_path}; {len(ids)} training "
+        f"examples; score threshold {rule.threshold:.4f}")
     model_path = dirs.adapler_model(run_stem)
     metric_key = selection_metric(task_def)
     records = []
@@ -242,20 +242,20 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     def meta(epoch, result, met):
         return {"task": task_def.name, "num_labels": task_def.num_labels,
                 "max_length": max_length, "method": "adapler", "epoch": epoch,
-                "data_seed": seed, "gamma": gamma, "phi": phi,
-                "eta_learning_rate": eta_learning_rate, "cp_hidden": model.cp_hidden,
+                "data_seed": seed, "gamma": settings.gamma, "phi": settings.phi,
+                "eta_learning_rate": settings.eta_rate, "cp_hidden": model.cp_hidden,
                 "eta": model.eta.numpy().tolist(), "theta": model.theta.numpy().tolist(),
                 "dev": result["metrics"], "dev_speedup": result["speedup"],
                 "counting": counting, "checkpoint_rule_met": met}
 
     def end_of_epoch(epoch):
         log(f"---------- epoch {epoch} ----------")
-        result = evaluate(model, task_def, dev, eval_batch_size, counting)
+        result = evaluate(model, task_def, dev, settings.eval_batch_size, counting)
         log(f"validation: {summary(result)}")
         log.event("validation", epoch=epoch, metrics=result["metrics"],
                   speedup=result["speedup"], eta=rounded(model.eta))
-        if eval_current_lambda:
-            current = evaluate(model, task_def, dev, eval_batch_size, counting,
+        if settings.eval_current_lambda:
+            current = evaluate(model, task_def, dev, settings.eval_batch_size, counting,
                                sharpness=float(model.sharpness.numpy()))
             log(f"validation (lambda {float(model.sharpness.numpy()):g}): {summary(current)}")
         log(f"Confidence Ratios: {rounded(model.eta)}")
@@ -265,17 +265,14 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
             log(f"Speedup improved from: {old:.4f}, {result['speedup']:.4f}; saved {model_path}")
         records.append(result)
 
-    batch_size = distribute.global_batch(batch_size)  # --BATCH_SIZE is per device
-    trainer = AdapLeRTrainer(model, epochs=epochs, steps_per_epoch=-(-len(ids) // batch_size),
-                             learning_rate=learning_rate, gamma=gamma, phi=phi,
-                             warmup_ratio=warmup_ratio, acc_steps=acc_steps,
-                             head_learning_rate=head_learning_rate, divergence=divergence,
-                             eta_learning_rate=eta_learning_rate)
+    batch_size = distribute.global_batch(settings.batch_size)  # --BATCH_SIZE is per device
+    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=-(-len(ids) // batch_size))
     history = trainer.fit(train, saliency, batch_size, on_epoch_end=end_of_epoch, log=log)
     write_pickle(dirs.log_file(run_stem, ".pkl"), history)
     saved_by_rule = rule.best_speedup > 0
     if not saved_by_rule:
-        save_checkpoint(model, model_path, meta(epochs, records[-1], False), tokenizer=tokenizer)
+        save_checkpoint(model, model_path, meta(settings.epochs, records[-1], False),
+                        tokenizer=tokenizer)
         log(f"WARNING: no epoch reached a dev {metric_key} above {rule.threshold:.4f} with a "
             f"better speed-up; saved the final epoch's model to {model_path} instead (its "
             "config.json says checkpoint_rule_met: false)")
@@ -318,20 +315,17 @@ def load_for_evaluation(model_path, task_def, max_length, lr_model, log=print,
     return model, source.folder
 
 
-def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, max_length,
-                   batch_size, split="test", counting="exact", log=print,
-                   allow_other_task=False):
-    """Stage D1: metrics + COUNT + SPEEDUP on a labelled split; writes flops_per_example.pickle."""
-    task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
-                                        allow_other_task)
-    check_counting(model.config, counting)
-    tokenizer = tokenizer_for(model_name_or_path, folder)
-    arrays, _ = load_split(task_def, data_dir, split, tokenizer, max_length, log=log)
+def run_evaluation(settings, log=print):
+    """Stage D1 (EvaluationSettings): metrics + COUNT + SPEEDUP on a labelled split; writes
+    flops_per_example.pickle."""
+    task_def, split = get_task(settings.task), settings.split
+    model, folder, tokenizer = _evaluation_model(settings, task_def, log)
+    arrays, _ = load_split(task_def, settings.data_dir, split, tokenizer, settings.max_length,
+                           log=log)
     if "labels" not in arrays:
         raise UserError(f"the {task_def.glue_name} {split} split has no labels; use "
                         "run_glue_prediction.py for GLUE test sets, or --SPLIT dev")
-    result = evaluate(model, task_def, arrays, batch_size, counting)
+    result = evaluate(model, task_def, arrays, settings.batch_size, settings.counting)
     log(f"{split}: {summary(result)}")
     log(f"eta: {rounded(model.eta)}")
     pickle_path = os.path.join(paths.logs_dir_for(folder), "flops_per_example.pickle")
@@ -340,18 +334,15 @@ def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, 
     return result
 
 
-def run_glue_prediction(*, task, data_dir, model_path, model_name_or_path, lr_model,
-                        max_length, batch_size, counting="exact", log=print,
-                        allow_other_task=False):
-    """Stage D2: GLUE test predictions as `glue_prediction_<model>_<split>.tsv`."""
-    task_def = get_task(task)
-    model, folder = load_for_evaluation(model_path, task_def, max_length, lr_model, log,
-                                        allow_other_task)
-    check_counting(model.config, counting)
-    tokenizer = tokenizer_for(model_name_or_path, folder)
-    arrays, ids = load_split(task_def, data_dir, "test", tokenizer, max_length, log=log)
+def run_glue_prediction(settings, log=print):
+    """Stage D2 (EvaluationSettings): GLUE test predictions as
+    `glue_prediction_<model>_<split>.tsv`."""
+    task_def = get_task(settings.task)
+    model, folder, tokenizer = _evaluation_model(settings, task_def, log)
+    arrays, ids = load_split(task_def, settings.data_dir, "test", tokenizer, settings.max_length,
+                             log=log)
     arrays.pop("labels", None)
-    result = evaluate(model, task_def, arrays, batch_size, counting)
+    result = evaluate(model, task_def, arrays, settings.batch_size, settings.counting)
     logs = paths.logs_dir_for(folder)
     tsv = os.path.join(logs, f"glue_prediction_{os.path.basename(os.path.normpath(folder))}"
                              f"_test.tsv")
@@ -360,3 +351,11 @@ def run_glue_prediction(*, task, data_dir, model_path, model_name_or_path, lr_mo
     log(f"test: {summary(result)}")
     log(f"wrote {tsv}")
     return tsv
+
+
+def _evaluation_model(settings, task_def, log):
+    """(model, checkpoint folder, tokenizer) of stage D."""
+    model, folder = load_for_evaluation(settings.model_path, task_def, settings.max_length,
+                                        settings.lr_model, log, settings.allow_other_task)
+    check_counting(model.config, settings.counting)
+    return model, folder, tokenizer_for(settings.model_name_or_path, folder)

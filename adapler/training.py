@@ -29,7 +29,6 @@ from common.precision import clip_norm, training_optimizer
 from common.progress import Progress
 from common.training import ParamGroup, classification_loss
 
-ETA_LEARNING_RATE = 5e-4  # hard-coded in the original; --ETA_LEARNING_RATE changes it here
 ETA_RANGE = (0.01, 1.0)
 EPSILON = 1e-12
 WEIGHT_DECAY = 0.01
@@ -75,18 +74,19 @@ def build_optimizer(group, total_steps, warmup_steps):
 
 
 class AdapLeRTrainer:
-    """Runs the steps; `fit` returns per-epoch records and per-step history lists."""
+    """Runs the steps of `settings` (adapler.settings.TrainSettings: epochs, learning rates,
+    GAMMA, PHI, warm-up, accumulation, divergence); `fit` returns per-step history lists."""
 
-    def __init__(self, model, *, epochs, steps_per_epoch, learning_rate, gamma, phi,
-                 warmup_ratio=0.06, acc_steps=1, head_learning_rate=0.0, divergence="kl",
-                 eta_learning_rate=ETA_LEARNING_RATE):
-        self.model, self.epochs, self.acc_steps = model, epochs, max(1, int(acc_steps))
+    def __init__(self, model, settings, *, steps_per_epoch):
+        self.model, self.epochs = model, settings.epochs
+        self.acc_steps = max(1, int(settings.acc_steps))
+        learning_rate, head_learning_rate = settings.learning_rate, settings.head_learning_rate
         # variables, so that changing them does not retrace the step
-        self.gamma = tf.Variable(float(gamma), trainable=False, name="gamma")
-        self.phi = tf.Variable(float(phi), trainable=False, name="phi")
-        self.divergence = DIVERGENCES[divergence]
-        updates = math.ceil(steps_per_epoch / self.acc_steps) * epochs
-        warmup = int(warmup_ratio * updates)
+        self.gamma = tf.Variable(float(settings.gamma), trainable=False, name="gamma")
+        self.phi = tf.Variable(float(settings.phi), trainable=False, name="phi")
+        self.divergence = DIVERGENCES[settings.divergence]
+        updates = math.ceil(steps_per_epoch / self.acc_steps) * self.epochs
+        warmup = int(settings.warmup_ratio * updates)
         cp_ids = {id(v) for p in model.predictors for v in p.trainable_variables}
         if head_learning_rate:
             backbone = [v for v in model.main_variables if id(v) not in cp_ids]
@@ -98,7 +98,7 @@ class AdapLeRTrainer:
         else:
             main_groups = [ParamGroup("main", model.main_variables, learning_rate, WEIGHT_DECAY,
                                       epsilon=EPSILON)]
-        self.groups = main_groups + [ParamGroup("eta", model.state_variables, eta_learning_rate,
+        self.groups = main_groups + [ParamGroup("eta", model.state_variables, settings.eta_rate,
                                                 optimizer="adam", epsilon=EPSILON)]
         self.optimizers = [build_optimizer(g, updates, warmup) for g in self.groups]
         self.main_variables = [v for g in main_groups for v in g.variables]

@@ -84,10 +84,12 @@ def powerbert_search(batch):
 
 def adapler(batch):
     from adapler.model import AdapLeRClassifier
+    from adapler.settings import TrainSettings
     from adapler.training import AdapLeRTrainer
     model = tiny_classifier(AdapLeRClassifier, classifier_dropout=0.0)
-    trainer = AdapLeRTrainer(model, epochs=STEPS, steps_per_epoch=1, learning_rate=1e-3,
-                             gamma=0.1, phi=0.01, warmup_ratio=0.0, eta_learning_rate=1e-2)
+    settings = TrainSettings(task="sst2", epochs=STEPS, learning_rate=1e-3, gamma=0.1, phi=0.01,
+                             warmup_ratio=0.0, eta_learning_rate=1e-2)
+    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=1)
     data = arrays()
     saliency = np.random.default_rng(1).random(data["input_ids"].shape) * data["attention_mask"]
     history = trainer.fit(data, saliency.astype(np.float32), batch * distribute_replicas(),

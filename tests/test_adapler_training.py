@@ -1,11 +1,14 @@
 """AdapLeR training: spec §14 checks 13-18 and 20 (gradient routing, KL target, length loss, eta
 clipping and initial state, lambda schedule, optimizer settings, checkpoint rule)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from adapler.losses import contribution_loss, length_loss
 from adapler.model import AdapLeRClassifier
+from adapler.settings import TrainSettings
 from adapler.soft_removal import soft_removal
 from adapler.training import AdapLeRTrainer, CheckpointRule, lambda_schedule
 from common.checkpoints import load_backbone_weights, resolve_source
@@ -36,8 +39,8 @@ def trainer():
     model.bert.embeddings.dropout.rate = 0.0
     for block in model.bert.blocks:
         block.attention.dropout.rate = block.feed_forward.dropout.rate = 0.0
-    return AdapLeRTrainer(model, epochs=2, steps_per_epoch=2, learning_rate=1e-4, gamma=1.0,
-                          phi=1.0)
+    return AdapLeRTrainer(model, TrainSettings(task="sst2", epochs=2, learning_rate=1e-4,
+                                               gamma=1.0, phi=1.0), steps_per_epoch=2)
 
 
 def step_gradients(trainer, gamma, phi):
@@ -168,8 +171,8 @@ def test_optimizer_settings():
     """Check 18: AdamW eps 1e-12, decay 0.01 except LayerNorm/bias, 6 % warm-up, linear decay;
     eta/theta on Adam with peak 5e-4."""
     model = fresh_model()
-    trainer = AdapLeRTrainer(model, epochs=5, steps_per_epoch=20, learning_rate=3e-5, gamma=1.0,
-                             phi=1.0)
+    settings = TrainSettings(task="sst2", epochs=5, learning_rate=3e-5, gamma=1.0, phi=1.0)
+    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=20)
     main, eta = trainer.optimizers
     assert type(main).__name__ == "AdamW" and type(eta).__name__ == "Adam"
     assert main.epsilon == eta.epsilon == 1e-12 and main.weight_decay == 0.01
@@ -183,8 +186,8 @@ def test_optimizer_settings():
     assert float(schedule(100)) == 0.0
     assert float(eta._learning_rate(6)) == pytest.approx(5e-4)
     assert [v.path for v in trainer.groups[-1].variables] == [model.eta.path, model.theta.path]
-    faster = AdapLeRTrainer(model, epochs=5, steps_per_epoch=20, learning_rate=3e-5, gamma=1.0,
-                            phi=1.0, eta_learning_rate=5e-3)  # --ETA_LEARNING_RATE
+    faster = AdapLeRTrainer(model, dataclasses.replace(settings, eta_learning_rate=5e-3),
+                            steps_per_epoch=20)  # --ETA_LEARNING_RATE
     assert float(faster.optimizers[-1]._learning_rate(6)) == pytest.approx(5e-3)
 
 
