@@ -26,8 +26,8 @@ from common import distribute
 from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
                                 resolve_source, save_checkpoint)
 from common.errors import UserError
-from common.files import write_json, write_pickle
-from common.runlog import RunLog
+from common.files import result_copy, write_json, write_pickle, write_result_pickle
+from common.runlog import RunLog, new_run_id
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
@@ -335,8 +335,9 @@ def run_evaluation(*, task, data_dir, model_path, model_name_or_path, lr_model, 
     log(f"{split}: {summary(result)}")
     log(f"eta: {rounded(model.eta)}")
     pickle_path = os.path.join(paths.logs_dir_for(folder), "flops_per_example.pickle")
-    write_pickle(pickle_path, flops_record(result))
-    log(f"wrote {pickle_path}")
+    run_id = new_run_id()
+    write_result_pickle(pickle_path, flops_record(result), run_id)
+    log(f"wrote {pickle_path} (this run's copy: {result_copy(pickle_path, run_id)})")
     return result
 
 
@@ -355,8 +356,10 @@ def run_glue_prediction(*, task, data_dir, model_path, model_name_or_path, lr_mo
     logs = paths.logs_dir_for(folder)
     tsv = os.path.join(logs, f"glue_prediction_{os.path.basename(os.path.normpath(folder))}"
                              f"_test.tsv")
-    write_glue_tsv(tsv, task_def, ids, result["predictions"])
-    write_pickle(os.path.join(logs, "flops_per_example.pickle"), flops_record(result))
+    run_id = new_run_id()
+    write_glue_tsv(tsv, task_def, ids, result["predictions"], run_id)
+    write_result_pickle(os.path.join(logs, "flops_per_example.pickle"), flops_record(result),
+                        run_id)
     log(f"test: {summary(result)}")
-    log(f"wrote {tsv}")
+    log(f"wrote {tsv} (this run's copy: {result_copy(tsv, run_id)})")
     return tsv

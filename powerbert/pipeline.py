@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from common import checkpoints, distribute, flops, runlog
-from common.files import write_text
+from common.files import result_copy, write_result_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
@@ -244,20 +244,23 @@ def evaluate_stage(run, model, dev_arrays):
 
 def predict_stage(run, model, test_arrays, ids, glue=False):
     """--PREDICT_ONLY: `prediction.txt` (one output row per test example: class probabilities,
-    or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`)."""
+    or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`).
+    Both hold the latest prediction; each run's own copies stay in `results/<run id>/`."""
     outputs = predict(model, test_arrays, run.batch_size)
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
-    write_text(os.path.join(run.output_dir, PREDICTION_FILE),
-                      "".join(f"{row}\n" for row in outputs))
+    run_id = run.log.run_id if run.log is not None else runlog.new_run_id()
+    path = write_result_text(os.path.join(run.output_dir, PREDICTION_FILE),
+                             "".join(f"{row}\n" for row in outputs), run_id)
     written = [PREDICTION_FILE]
     if glue:
         labels = outputs[:, 0] if run.task.is_regression else outputs.argmax(-1)
         rows = [f"{i}\t{run.task.format_prediction(p)}\n" for i, p in zip(ids, labels)]
-        write_text(os.path.join(run.output_dir, run.task.submission_file),
-                          "index\tprediction\n" + "".join(rows))
+        write_result_text(os.path.join(run.output_dir, run.task.submission_file),
+                          "index\tprediction\n" + "".join(rows), run_id)
         written.append(run.task.submission_file)
-    run.echo(f"wrote {', '.join(written)} to {run.output_dir}")
+    run.echo(f"wrote {', '.join(written)} to {run.output_dir} (this run's copies: "
+             f"{os.path.dirname(result_copy(path, run_id))})")
     return outputs
 
 

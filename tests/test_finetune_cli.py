@@ -35,6 +35,13 @@ def test_finetune_then_eval_only(tmp_path, sst2_dir):
                    "--eval_only", "--output_dir", str(tmp_path / "eval"), "--max_length", "16"])
     evaluated = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert evaluated["acc"] == pytest.approx(trained["acc"])
+    # A second evaluation into the same folder (allowed by the flag) keeps the first one's copy.
+    finetune.main(["--model", str(out), "--task", "sst-2", "--data_dir", str(sst2_dir),
+                   "--eval_only", "--output_dir", str(tmp_path / "eval"), "--max_length", "16",
+                   "--overwrite_output_dir"])
+    runs = list((tmp_path / "eval" / "results").iterdir())
+    assert len(runs) == 2
+    assert all(json.loads((r / "eval_results.json").read_text()) == evaluated for r in runs)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -10,7 +10,8 @@ method from that checkpoint and prints one row per method: dev accuracy, FLOPs s
 real lengths) and measured wall-clock speed-up (`common.benchmark`: against the dense model with
 length-sorted dynamic padding when batched, on the unpadded text at batch 1), and beside it the
 speed-up against the dense model padded to length 64 (the papers' convention). The table is
-also written to `<work_dir>/results.md` and `results.json`. It ends with
+also written to `<work_dir>/results.md` and `results.json` (each run's own copy in
+`<work_dir>/results/<run id>/`). It ends with
 `bert-speedup-compare --budget quick` from the same fine-tuned checkpoint (into
 `<work_dir>/compare`) and prints where its `pareto.png` is (`--skip_compare` leaves it out).
 """
@@ -78,6 +79,8 @@ def format_table(rows):
 def run(args, log=print):
     from common.benchmark import Stopwatch
     from common.data import default_data_dir
+    from common.files import write_result_text
+    from common.runlog import new_run_id
     from tools import finetune
 
     data_dir = args.data_dir or default_data_dir()
@@ -109,11 +112,10 @@ def run(args, log=print):
         rows.append(row)
         log(format_table(rows))
     table = format_table(rows)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(os.path.join(args.work_dir, "results.md"), "w") as out:
-        out.write(table + "\n")
-    with open(os.path.join(args.work_dir, "results.json"), "w") as out:
-        json.dump(rows, out, indent=2)
+    run_id = new_run_id()  # results.md/json hold the latest run; each run's copy is kept
+    write_result_text(os.path.join(args.work_dir, "results.md"), table + "\n", run_id)
+    write_result_text(os.path.join(args.work_dir, "results.json"), json.dumps(rows, indent=2),
+                      run_id)
     log("\n" + table)
     if not args.skip_compare:
         compared = os.path.join(args.work_dir, "compare")
