@@ -43,6 +43,12 @@ def _train_subset(parser):
                         help="train on the first N examples of the seeded shuffle")
 
 
+def _allow_collapsed(parser):
+    parser.add_argument("--ALLOW_COLLAPSED", action="store_true",
+                        help="start from a fine-tuned checkpoint whose dev predictions were all "
+                             "one class (refused otherwise)")
+
+
 def _overwrite(parser, what):
     parser.add_argument("--OVERWRITE_OUTPUT_DIR", action="store_true",
                         help=f"replace {what} of an earlier run with the same settings")
@@ -123,6 +129,7 @@ def saliency_parser():
     parser.add_argument("--SPLIT", default="train", choices=("train", "dev", "val", "test"))
     _train_subset(parser)
     _overwrite(parser, "the saliency files")
+    _allow_collapsed(parser)
     return parser
 
 
@@ -140,7 +147,8 @@ def saliency_main(argv=None):
                           split="dev" if args.SPLIT == "val" else args.SPLIT,
                           max_length=args.MAX_LENGTH, batch_size=args.BATCH_SIZE,
                           seed=args.DATA_SEED, dirs=_dirs(args),
-                          max_train_examples=args.MAX_TRAIN_EXAMPLES)
+                          max_train_examples=args.MAX_TRAIN_EXAMPLES,
+                          allow_collapsed=args.ALLOW_COLLAPSED)
 
 
 # ---------------------------------------------------------------- stage C
@@ -176,6 +184,7 @@ def train_parser(glue=False):
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
     _overwrite(parser, "the AdapLeR checkpoint and logs")
+    _allow_collapsed(parser)
     distribute.add_flag(parser, "--STRATEGY")
     return parser
 
@@ -204,7 +213,7 @@ def _train(argv, glue):
             divergence="js" if getattr(args, "JS_BASED_RATIO", False) else "kl",
             head_learning_rate=getattr(args, "HEAD_LEARNING_RATE", 0.0),
             eval_current_lambda=glue, max_train_examples=args.MAX_TRAIN_EXAMPLES,
-            arguments=_flags(args), **eta_rate)
+            arguments=_flags(args), allow_collapsed=args.ALLOW_COLLAPSED, **eta_rate)
 
 
 @command

@@ -37,7 +37,8 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
     files = run_saliencies(task=task, data_dir=data_dir, model_name_or_path=finetuned_dir,
                            split="train", max_length=length, batch_size=32, seed=seed, dirs=dirs,
                            checkpoints={1: finetuned_dir},
-                           max_train_examples=settings["train_examples"], log=log)
+                           max_train_examples=settings["train_examples"],
+                           allow_collapsed=True, log=log)  # the demo warns and goes on
     baseline, _ = load_for_evaluation(finetuned_dir, task, length, lr_model=False, log=log)
     tokenizer = tokenizer_for(finetuned_dir, finetuned_dir)
     dev, _ = load_split(task, data_dir, "dev", tokenizer, length, log=log)
@@ -52,7 +53,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
         head_learning_rate=settings["head_learning_rate"],
         eta_learning_rate=settings["eta_learning_rate"], saliency_files=files,
         best_finetuned_score=finetuned_score, max_train_examples=settings["train_examples"],
-        echo=log)
+        allow_collapsed=True, echo=log)
     model, _ = load_for_evaluation(result["model_path"], task, length, lr_model=True, log=log)
     scores = evaluate(model, task, dev)
     timed = {k: v[:settings["timed_examples"]] for k, v in dev.items()}

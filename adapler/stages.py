@@ -32,7 +32,7 @@ from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
-from common.validation import check_checkpoint_task
+from common.validation import check_checkpoint_task, check_not_collapsed
 from common.training import fine_tune
 
 BEST_EPOCHS = 3
@@ -156,15 +156,20 @@ def load_checkpoint_into(model, folder, require_adapler=False):
 # ---------------------------------------------------------------- stage B
 
 def run_saliencies(*, task, data_dir, model_name_or_path, split, max_length, batch_size, seed,
-                   dirs, checkpoints=None, max_train_examples=None, log=print):
+                   dirs, checkpoints=None, max_train_examples=None, allow_collapsed=False,
+                   log=print):
     """Stage B: one saliency file per checkpoint ({epoch: folder}, default: the 3 best epochs of
-    ft_logs.json). Returns the written paths."""
+    ft_logs.json). Returns the written paths. A checkpoint whose dev predictions were all one
+    class is refused unless `allow_collapsed`."""
     task_def = get_task(task)
     if checkpoints is None:
         best = read_ft_logs(dirs, dirs.task, seed, max_length)[:BEST_EPOCHS]
         checkpoints = {epoch: finetuned_checkpoint(dirs, epoch, dirs.task, seed, max_length)
                        for epoch, _ in best}
         log(f"best fine-tuned epochs: {', '.join(f'{e} ({s:.4f})' for e, s in best)}")
+    for folder in checkpoints.values():
+        check_not_collapsed(resolve_source(folder).sidecar, folder, allow_collapsed,
+                            flag="--ALLOW_COLLAPSED", warn=log)
     first = next(iter(checkpoints.values()))
     tokenizer = tokenizer_for(model_name_or_path, first)
     training = split == "train"
@@ -205,8 +210,10 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
                 eval_batch_size, save_name, dirs, counting="exact", divergence="kl",
                 head_learning_rate=0.0, eval_current_lambda=False, saliency_files=None,
                 best_finetuned_score=None, max_train_examples=None, arguments=None,
-                eta_learning_rate=ETA_LEARNING_RATE, echo=print):
-    """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}."""
+                eta_learning_rate=ETA_LEARNING_RATE, allow_collapsed=False, echo=print):
+    """Stage C. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch dev results]}.
+    A fine-tuned starting checkpoint whose dev predictions were all one class is refused
+    unless `allow_collapsed`."""
     task_def = get_task(task)
     set_seed(seed)
     if saliency_files is None:
@@ -216,6 +223,9 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     folder = None if initial_model_path == "pretrain" else _initial_folder(
         initial_model_path, dirs, seed, max_length)
     source = resolve_source(folder or model_name_or_path)
+    if folder:
+        check_not_collapsed(source.sidecar, folder, allow_collapsed, flag="--ALLOW_COLLAPSED",
+                            warn=echo)
     check_counting(source.config, counting)
     model = build_model(source.config, task_def.num_labels, max_length)
     if source.kind == "own":

@@ -36,7 +36,7 @@ from common.benchmark import Stopwatch
 from common.data import load_split, map_length_sorted, real_lengths
 from common.errors import UserError
 from common.files import result_copy, write_result_text
-from common.metrics import compute_metrics, single_class_warning
+from common.metrics import collapse, collapse_warning, compute_metrics
 from common.runlog import RunLog
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -250,9 +250,9 @@ def _score(task, logits, labels, num_labels, log=None, what="the classifier"):
     predictions = logits_to_predictions(np.asarray(logits), num_labels)
     metrics = compute_metrics(task, predictions, labels)
     metrics.pop("glue_score")
-    warning = single_class_warning(task, predictions, what) if log else None
-    if warning:
-        log(warning)
+    collapsed = collapse(task, predictions) if log else None
+    if collapsed:
+        log(collapse_warning(collapsed, what))
     return metrics
 
 

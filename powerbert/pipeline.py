@@ -143,7 +143,7 @@ def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
 def adopt_finetuned(run, model, dev_arrays, source_path):
     """Use an already fine-tuned classifier as the stage-1 result (--SKIP_FINETUNE): evaluate
     it on dev and save it as the `finetune` checkpoint."""
-    record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size)
+    record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size, log=run.echo)
     run.monitored([record], "Fine-tuned model (given, not trained)")
     return run.save(model, FINETUNE, epoch=0, dev=_dev_metrics(record), source=source_path)
 
@@ -157,7 +157,7 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
     load_stage(model, finetune_path)
 
     def evaluate(m):
-        record = evaluate_classifier(m, run.task, dev_arrays, run.batch_size)
+        record = evaluate_classifier(m, run.task, dev_arrays, run.batch_size, log=run.echo)
         masses = m.retention_masses()
         record["retained"] = sum(derive_retention(masses))
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
@@ -231,10 +231,12 @@ def speedup_line(config, max_length, retention, num_labels):
 def evaluate_stage(run, model, dev_arrays):
     """--EVAL_ONLY: dev metrics, logged as the reference does (`loss : ...`, `accuracy : ...` in
     percent), plus the task's metrics in percent."""
-    metrics = _dev_metrics(evaluate_classifier(model, run.task, dev_arrays, run.batch_size))
+    metrics = _dev_metrics(evaluate_classifier(model, run.task, dev_arrays, run.batch_size,
+                                               log=run.echo))
     lines = [f"loss : {metrics['eval_loss']}"]
     lines += [f"{'accuracy' if name == 'acc' else name} : {value * 100.0}"
-              for name, value in metrics.items() if name not in ("eval_loss", "glue_score")]
+              for name, value in metrics.items()
+              if name not in ("eval_loss", "glue_score", "collapsed")]
     for line in lines:
         run.echo(line)
         run.log.write("\n" + line)

@@ -83,3 +83,4 @@ def test_mismatched_files_are_errors(tmp_path):
     assert read_saliencies([legacy], ["x", "y"], 3).shape == (2, 3)
     with pytest.raises(UserError, match="has 2 rows but the split has 3"):
         read_saliencies([legacy], ["x", "y", "z"], 3)
+

@@ -14,6 +14,8 @@ also written to `<work_dir>/results.md` and `results.json` (each run's own copy 
 `<work_dir>/results/<run id>/`). It ends with
 `bert-speedup-compare --budget quick` from the same fine-tuned checkpoint (into
 `<work_dir>/compare`) and prints where its `pareto.png` is (`--skip_compare` leaves it out).
+A smoke test: from a fine-tuned model that predicts one class for all of dev it warns once and
+goes on (passing the methods' and compare's allow-collapsed flags) instead of stopping.
 """
 import importlib
 import json
@@ -97,7 +99,13 @@ def run(args, log=print):
             "--overwrite_output_dir"]),
             log=log)
     from common.checkpoints import resolve_source
-    layers = resolve_source(finetuned).config.num_hidden_layers
+    from common.validation import check_not_collapsed
+    source = resolve_source(finetuned)
+    # A smoke test goes on from a collapsed fine-tuning (one warning line); the methods' own
+    # command lines would refuse it without their allow-collapsed flag.
+    check_not_collapsed(source.sidecar, finetuned, allow=True,
+                        flag="the demo is a smoke test and goes on", warn=log)
+    layers = source.config.num_hidden_layers
     rows = [{"method": f"vanilla (fine-tuned {'MiniLM' if not args.model else 'model'})",
              "dev_metric_name": "acc", "dev_metric": metrics["acc"], "flops_speedup": 1.0,
              "measured_speedup": 1.0, "speedup_vs_padded": None,
@@ -130,7 +138,7 @@ def run_compare(finetuned, data_dir, output_dir, log=print):
     from tools import compare
 
     argv = ["--model", finetuned, "--task", "sst-2", "--data_dir", data_dir, "--output_dir",
-            output_dir, "--budget", "quick"]
+            output_dir, "--budget", "quick", "--allow_collapsed"]  # a smoke test goes on
     log("\nbert-speedup-compare " + " ".join(argv))
     args, settings = compare.parse_args(argv)
     compare.run(args, settings, log=log)

@@ -9,6 +9,9 @@ id (online) or a checkpoint written by this toolkit. The best dev epoch (task me
 `<output_dir>/model.weights.h5` + `config.json` + tokenizer files; metrics go to
 `<output_dir>/eval_results.json` (the latest run; each run's own copy in
 `results/<run id>/eval_results.json`) and `run_log.jsonl` (every run, one JSON line each).
+A kept model that predicts one class for every dev example is recorded as `training.collapsed`
+in its config.json, and the next stages (PoWER-BERT, AdapLeR, PABEE, compare) refuse it unless
+given their allow-collapsed flag.
 """
 import json
 import os
@@ -69,7 +72,6 @@ def run(args, log=print):
     from common.data import default_data_dir, default_model_dir, load_split
     from common.files import write_result_text
     from common.runlog import RunLog
-    from common.metrics import compute_metrics
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
 
@@ -92,9 +94,7 @@ def run(args, log=print):
         if not head_loaded:
             raise UserError(f"{model_path} has no {task.glue_name} classification head; "
                             "fine-tune it first (drop --eval_only)")
-        logits = training.predict(model, dev, args.batch_size)
-        metrics = compute_metrics(task, training.logits_to_predictions(logits, task.num_labels),
-                                  dev["labels"])
+        metrics = training.evaluate_classifier(model, task, dev, args.batch_size, log=log)
     else:
         train, _ = load_split(task, data_dir, "train", tokenizer, max_length, log=log,
                               seed=args.seed if args.train_limit else None,
@@ -107,9 +107,13 @@ def run(args, log=print):
         best = {}
 
         def save_best(epoch, record):
+            best.clear()
             best.update(record)
+            # `collapsed` (all dev predictions one class) makes the next stage refuse it.
             checkpoints.save_checkpoint(model, args.output_dir,
-                                        {**meta, "epoch": epoch, "seed": args.seed},
+                                        {**meta, "epoch": epoch, "seed": args.seed,
+                                         **({"collapsed": record["collapsed"]}
+                                            if "collapsed" in record else {})},
                                         tokenizer=tokenizer)
 
         training.fine_tune(model, task, train, dev, epochs=args.epochs,
@@ -125,7 +129,7 @@ def run(args, log=print):
         history.event("evaluation", model=model_path, task=task.name, eval_only=args.eval_only,
                       metrics=metrics)
     log("dev: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in metrics.items()))
+                            for k, v in metrics.items() if not isinstance(v, dict)))
     return metrics
 
 
