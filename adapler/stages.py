@@ -19,12 +19,13 @@ from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
 from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
-from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
+from adapler.saliency import (check_saliency_sources, compute_saliencies, read_saliencies,
+                              write_saliencies)
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.training import ETA_LEARNING_RATE, AdapLeRTrainer, CheckpointRule
 from common import distribute
-from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
-                                resolve_source, save_checkpoint)
+from common.checkpoints import (check_max_length, fingerprint, load_backbone_weights,
+                                load_weights, resolve_source, save_checkpoint)
 from common.errors import UserError
 from common.files import result_copy, write_json, write_pickle, write_result_pickle
 from common.runlog import RunLog, new_run_id
@@ -185,7 +186,8 @@ def run_saliencies(*, task, data_dir, model_name_or_path, split, max_length, bat
         path = dirs.saliency_file(split, epoch)
         write_saliencies(path, matrix, ids, {"task": task_def.name, "split": split,
                                              "max_length": max_length, "data_seed": seed,
-                                             "checkpoint": os.path.abspath(folder)})
+                                             "checkpoint": os.path.abspath(folder),
+                                             "checkpoint_fingerprint": fingerprint(folder)})
         written.append(path)
         log(f"wrote {path}")
     return written
@@ -218,6 +220,7 @@ def run_adapler(*, task, data_dir, model_name_or_path, initial_model_path, max_l
     set_seed(seed)
     if saliency_files is None:
         saliency_files, best_finetuned_score = saliency_files_for(dirs, seed, max_length)
+    check_saliency_sources(saliency_files, warn=echo)  # not from an earlier stage-A run
     # --INITIAL_MODEL_PATH: "pretrain" = the base model with a fresh head (the original's
     # default), "" = the best fine-tuned epoch, anything else = that checkpoint.
     folder = None if initial_model_path == "pretrain" else _initial_folder(

@@ -393,6 +393,19 @@ def _warn(line):
     print(line, file=sys.stderr)
 
 
+def fingerprint(path):
+    """What identifies the weights of our checkpoint `path` (a folder or its *.weights.h5):
+    {"weights", "bytes", "sha256"}, from the manifest in its config.json (hashed for an older
+    checkpoint without one). A stage that read the checkpoint records it, so a later stage can
+    tell whether the checkpoint was trained again since (AdapLeR's saliencies)."""
+    folder = complete_checkpoint(os.path.dirname(path) if path.endswith(".weights.h5") else path)
+    meta = _raw_sidecar(folder)
+    weights = sidecar_layout(meta, folder)["weights"]
+    digest = (meta.get("files") or {}).get(weights) or files.file_digest(
+        os.path.join(folder, weights))
+    return {"weights": weights, "bytes": digest["bytes"], "sha256": digest["sha256"]}
+
+
 def variable_key(variable):
     """A variable's path without the outer model name: stable across wrapping models."""
     return variable.path.split("/", 1)[1]

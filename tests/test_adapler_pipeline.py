@@ -220,3 +220,21 @@ def test_demo_row(workdir):
     assert row["method"] == "AdapLeR" and 0 <= row["dev_metric"] <= 1
     assert row["flops_speedup"] > 0 and row["measured_speedup"] > 0
 
+
+def test_stage_c_refuses_saliencies_of_an_earlier_stage_a_run(tmp_path, monkeypatch, capsys):
+    """Stage A, stage B, stage A again (another learning rate, --OVERWRITE_OUTPUT_DIR): stage C
+    stops with one line instead of training on the first run's saliencies; once stage B has
+    recomputed them, stage C's check passes."""
+    from adapler.saliency import check_saliency_sources
+
+    monkeypatch.chdir(make_workdir(tmp_path))
+    stage_a = COMMON + ["--EPOCHS", "1", "--BATCH_SIZE", "8", "--LEARNING_RATE"]
+    finetune_main(stage_a + ["1e-3"])
+    saliency_main(COMMON + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"])
+    finetune_main(stage_a + ["5e-4", "--OVERWRITE_OUTPUT_DIR"])
+    capsys.readouterr()
+    fails(train_main, COMMON + ["--EPOCHS", "1", "--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"],
+          capsys, "was computed from an earlier stage-A run")
+    assert not (TASK_DIR / "models" / "adaptive_lr").exists()  # nothing trained or written
+    saliency_main(COMMON + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED", "--OVERWRITE_OUTPUT_DIR"])
+    check_saliency_sources([str(TASK_DIR / "data/sals/train/sal_mat_wCLSSEPnoZ_1.npy")])
