@@ -45,6 +45,12 @@ def _train_subset(parser):
                              "every example)")
 
 
+def _allow_collapsed(parser):
+    parser.add_argument("--ALLOW_COLLAPSED", action="store_true",
+                        help="start from a fine-tuned checkpoint whose dev predictions were all "
+                             "one class (refused otherwise)")
+
+
 def _overwrite(parser, what):
     parser.add_argument("--OVERWRITE_OUTPUT_DIR", action="store_true",
                         help=f"replace {what} of an earlier run with the same settings")
@@ -124,6 +130,7 @@ def saliency_parser():
                         help="the split whose saliencies are stored (val = dev)")
     _train_subset(parser)
     _overwrite(parser, "the saliency files")
+    _allow_collapsed(parser)
     return parser
 
 
@@ -179,6 +186,7 @@ def train_parser(glue=False):
                         help="count FLOPs as the original (fitted BERT-base formula, its bugs)")
     _train_subset(parser)
     _overwrite(parser, "the AdapLeR checkpoint and logs")
+    _allow_collapsed(parser)
     distribute.add_flag(parser, "--STRATEGY")
     return parser
 

@@ -12,7 +12,7 @@ from keras import ops
 
 from adapler.data import trim
 from adapler.flops import is_bert_base, per_example_flops, total_speedup
-from common.files import atomic_write
+from common.files import write_result
 from adapler.soft_removal import EVAL_SHARPNESS
 from common.metrics import compute_metrics
 from common.training import logits_to_predictions, predict
@@ -81,12 +81,13 @@ def flops_record(result):
             "kept": result["kept"].tolist()}
 
 
-def write_glue_tsv(path, task, ids, predictions):
-    """`index<TAB>prediction` rows with the task's label strings (spec §6.7)."""
+def write_glue_tsv(path, task, ids, predictions, run_id):
+    """`index<TAB>prediction` rows with the task's label strings (spec §6.7); this run's copy
+    stays in `results/<run_id>/` beside it (common.files.write_result)."""
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
             writer.writerow(["index", "prediction"])
             for index, prediction in zip(ids, predictions):
                 writer.writerow([index, task.format_prediction(prediction)])
-    atomic_write(path, write)
+    write_result(path, write, run_id)

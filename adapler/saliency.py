@@ -12,7 +12,10 @@ full batch x labels x length x hidden Jacobian).
 
 Files: `sal_mat_wCLSSEPnoZ_<epoch>.npy` (float32, N x MAX_LENGTH, rows in the order of the split
 as the pipeline feeds it) plus `sal_mat_wCLSSEPnoZ_<epoch>.ids.json` holding the example ids,
-so training pairs every example with its own row (the original relied on positions only).
+so training pairs every example with its own row (the original relied on positions only), and
+the stage-A checkpoint the saliencies were computed from with its fingerprint
+(common.checkpoints.fingerprint): stage C refuses saliencies of a checkpoint that was trained
+again since (`check_saliency_sources`).
 """
 import json
 import os
@@ -69,6 +72,35 @@ def write_saliencies(path, matrix, ids, meta):
 
     write_json(ids_file(path), {**meta, "ids": [str(i) for i in ids]})
     atomic_write(path, save_matrix)
+
+
+def check_saliency_sources(paths, warn=print):
+    """Refuse (one UserError) saliency files whose stage-A checkpoint is no longer the one they
+    were computed from: it was trained again, removed, or the files predate the record. Files
+    of the original code (no .ids.json) carry nothing to check: one warning line each."""
+    from common.checkpoints import fingerprint
+
+    for path in paths:
+        if not os.path.isfile(ids_file(path)):
+            warn(f"warning: {path} has no {os.path.basename(ids_file(path))}, so nothing tells "
+                 "which stage-A checkpoint it was computed from; using it as it is")
+            continue
+        try:
+            with open(ids_file(path), encoding="utf-8") as handle:
+                meta = json.load(handle)
+            folder, recorded = meta.get("checkpoint"), meta.get("checkpoint_fingerprint")
+        except (OSError, ValueError, AttributeError) as err:
+            raise UserError(f"cannot read {ids_file(path)}: {err}") from None
+        recompute = ("recompute them with python ./tools/store_saliencies.py (the same --TASK, "
+                     "--DATA_SEED and --MAX_LENGTH, plus --OVERWRITE_OUTPUT_DIR)")
+        if not folder or not recorded:
+            raise UserError(f"{path} does not record the fingerprint of the stage-A checkpoint "
+                            f"it was computed from (an older version wrote it); {recompute}")
+        if not os.path.exists(folder):
+            raise UserError(f"{path} was computed from {folder}, which is gone; {recompute}")
+        if fingerprint(folder) != recorded:
+            raise UserError(f"{path} was computed from an earlier stage-A run: {folder} has been "
+                            f"trained again since (its weights differ); {recompute}")
 
 
 def _fix(what):

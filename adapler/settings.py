@@ -40,6 +40,7 @@ class StageSettings:
 class SeededSettings(StageSettings):
     data_seed: int = 42  # shuffle + RNG seed and folder name (the same in stages A-C)
     max_train_examples: int | None = None  # the first N examples of the seeded shuffle
+    allow_collapsed: bool = False  # start from a checkpoint whose dev predictions were one class
     overwrite_output_dir: bool = False  # checked by the CLI
 
 

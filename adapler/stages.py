@@ -20,20 +20,21 @@ from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
 from adapler.flops import check_counting
 from adapler.model import AdapLeRClassifier
-from adapler.saliency import compute_saliencies, read_saliencies, write_saliencies
+from adapler.saliency import (check_saliency_sources, compute_saliencies, read_saliencies,
+                              write_saliencies)
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.training import AdapLeRTrainer, CheckpointRule
 from common import distribute
-from common.checkpoints import (check_max_length, load_backbone_weights, load_weights,
-                                resolve_source, save_checkpoint)
+from common.checkpoints import (check_max_length, fingerprint, load_backbone_weights,
+                                load_weights, resolve_source, save_checkpoint)
 from common.errors import UserError
-from common.files import write_json, write_pickle
-from common.runlog import RunLog
+from common.files import result_copy, write_json, write_pickle, write_result_pickle
+from common.runlog import RunLog, new_run_id
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
-from common.validation import check_checkpoint_task
+from common.validation import check_checkpoint_task, check_not_collapsed
 from common.training import fine_tune
 
 BEST_EPOCHS = 3
@@ -159,7 +160,8 @@ def load_checkpoint_into(model, folder, require_adapler=False):
 
 def run_saliencies(settings, dirs, checkpoints=None, log=print):
     """Stage B (SaliencySettings): one saliency file per checkpoint ({epoch: folder}, default:
-    the 3 best epochs of ft_logs.json). Returns the written paths."""
+    the 3 best epochs of ft_logs.json). Returns the written paths. A checkpoint whose dev
+    predictions were all one class is refused unless `settings.allow_collapsed`."""
     split, seed, max_length = settings.split, settings.data_seed, settings.max_length
     task_def = get_task(settings.task)
     if checkpoints is None:
@@ -167,6 +169,9 @@ def run_saliencies(settings, dirs, checkpoints=None, log=print):
         checkpoints = {epoch: finetuned_checkpoint(dirs, epoch, dirs.task, seed, max_length)
                        for epoch, _ in best}
         log(f"best fine-tuned epochs: {', '.join(f'{e} ({s:.4f})' for e, s in best)}")
+    for folder in checkpoints.values():
+        check_not_collapsed(resolve_source(folder).sidecar, folder, settings.allow_collapsed,
+                            flag="--ALLOW_COLLAPSED", warn=log)
     first = next(iter(checkpoints.values()))
     tokenizer = tokenizer_for(settings.model_name_or_path, first)
     training = split == "train"
@@ -182,7 +187,8 @@ def run_saliencies(settings, dirs, checkpoints=None, log=print):
         path = dirs.saliency_file(split, epoch)
         write_saliencies(path, matrix, ids, {"task": task_def.name, "split": split,
                                              "max_length": max_length, "data_seed": seed,
-                                             "checkpoint": os.path.abspath(folder)})
+                                             "checkpoint": os.path.abspath(folder),
+                                             "checkpoint_fingerprint": fingerprint(folder)})
         written.append(path)
         log(f"wrote {path}")
     return written
@@ -205,17 +211,22 @@ def saliency_files_for(dirs, seed, max_length):
 def run_adapler(settings, dirs, *, saliency_files=None, best_finetuned_score=None, echo=print):
     """Stage C (TrainSettings). Saliency files and the best fine-tuned dev score default to
     those of stages A-B in `dirs`. Returns {"model_path", "saved_by_rule", "epochs": [per-epoch
-    dev results]}."""
+    dev results]}. A fine-tuned starting checkpoint whose dev predictions were all one class is
+    refused unless `settings.allow_collapsed`."""
     seed, max_length, counting = settings.data_seed, settings.max_length, settings.counting
     task_def = get_task(settings.task)
     set_seed(seed)
     if saliency_files is None:
         saliency_files, best_finetuned_score = saliency_files_for(dirs, seed, max_length)
+    check_saliency_sources(saliency_files, warn=echo)  # not from an earlier stage-A run
     # --INITIAL_MODEL_PATH: "pretrain" = the base model with a fresh head (the original's
     # default), "" = the best fine-tuned epoch, anything else = that checkpoint.
     folder = None if settings.initial_model_path == "pretrain" else _initial_folder(
         settings.initial_model_path, dirs, seed, max_length)
     source = resolve_source(folder or settings.model_name_or_path)
+    if folder:
+        check_not_collapsed(source.sidecar, folder, settings.allow_collapsed,
+                            flag="--ALLOW_COLLAPSED", warn=echo)
     check_counting(source.config, counting)
     model = build_model(source.config, task_def.num_labels, max_length)
     if source.kind == "own":
@@ -329,8 +340,9 @@ def run_evaluation(settings, log=print):
     log(f"{split}: {summary(result)}")
     log(f"eta: {rounded(model.eta)}")
     pickle_path = os.path.join(paths.logs_dir_for(folder), "flops_per_example.pickle")
-    write_pickle(pickle_path, flops_record(result))
-    log(f"wrote {pickle_path}")
+    run_id = new_run_id()
+    write_result_pickle(pickle_path, flops_record(result), run_id)
+    log(f"wrote {pickle_path} (this run's copy: {result_copy(pickle_path, run_id)})")
     return result
 
 
@@ -346,10 +358,12 @@ def run_glue_prediction(settings, log=print):
     logs = paths.logs_dir_for(folder)
     tsv = os.path.join(logs, f"glue_prediction_{os.path.basename(os.path.normpath(folder))}"
                              f"_test.tsv")
-    write_glue_tsv(tsv, task_def, ids, result["predictions"])
-    write_pickle(os.path.join(logs, "flops_per_example.pickle"), flops_record(result))
+    run_id = new_run_id()
+    write_glue_tsv(tsv, task_def, ids, result["predictions"], run_id)
+    write_result_pickle(os.path.join(logs, "flops_per_example.pickle"), flops_record(result),
+                        run_id)
     log(f"test: {summary(result)}")
-    log(f"wrote {tsv}")
+    log(f"wrote {tsv} (this run's copy: {result_copy(tsv, run_id)})")
     return tsv
 
 

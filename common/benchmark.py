@@ -32,7 +32,6 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 from importlib import metadata
 from typing import Callable, Sequence
@@ -41,6 +40,7 @@ import numpy as np
 
 from common.errors import UserError
 from common.progress import Progress
+from common.files import write_text
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")
@@ -541,16 +541,7 @@ def headline(batch_size):
 
 def write_json(path, record):
     """Write `record` as JSON to `path` atomically (parent folders created)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(record, out, indent=2, default=_plain)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_text(path, json.dumps(record, indent=2, default=_plain))
 
 
 def _plain(value):

@@ -37,7 +37,7 @@ FORMAT_VERSION = 2
 WEIGHTS_NAME = "model.weights.h5"  # every method, every stage
 OPTIMIZER_NAME = "optimizer.weights.h5"
 TRAINING_KEYS = ("epoch", "dev", "dev_speedup", "data_seed", "seed", "global_step", "source",
-                 "checkpoint_rule_met")
+                 "checkpoint_rule_met", "collapsed")
 # Files an older checkpoint (no manifest) may hold beside its weights and sidecar.
 LEGACY_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                 "vocab.txt", OPTIMIZER_NAME, "training_args.json")
@@ -309,8 +309,10 @@ def sidecar_layout(meta, folder=None):
     Shared keys at the top (format, version, method, task, num_labels, max_length, pooling,
     lower_case, backbone, weights, files); the method's own settings and learned state under
     `method_state`; how the checkpoint was made (epoch, dev metrics, seeds, step) under
-    `training`. Older sidecars said `cased` (PoWER-BERT, tools/finetune), `do_lower_case`
-    (PABEE) or nothing (AdapLeR: lower-cased), named the weights `<stage>.weights.h5` or
+    `training`, with `collapsed` (common.metrics.collapse) when its dev predictions were all one
+    class: the next stage refuses such a checkpoint (common.validation.check_not_collapsed).
+    Older sidecars said `cased` (PoWER-BERT, tools/finetune), `do_lower_case` (PABEE) or
+    nothing (AdapLeR: lower-cased), named the weights `<stage>.weights.h5` or
     `pabee.weights.h5`, called a plain fine-tuned classifier `finetune` and kept every key at
     the top."""
     meta = dict(meta)
@@ -336,6 +338,9 @@ def sidecar_layout(meta, folder=None):
               "weights": weights or WEIGHTS_NAME}
     training = dict(meta.pop("training", {}))
     training.update({key: meta.pop(key) for key in TRAINING_KEYS if key in meta})
+    if isinstance(training.get("dev"), dict) and "collapsed" in training["dev"]:
+        training["dev"] = dict(training["dev"])  # dev metrics of a collapsed model: see below
+        training["collapsed"] = training["dev"].pop("collapsed")
     method_state = dict(meta.pop("method_state", {}))
     method_state.update(meta)  # everything else is the method's
     layout.update(method_state=method_state, training=training)
@@ -386,6 +391,19 @@ def complete_checkpoint(folder, warn=None):
 
 def _warn(line):
     print(line, file=sys.stderr)
+
+
+def fingerprint(path):
+    """What identifies the weights of our checkpoint `path` (a folder or its *.weights.h5):
+    {"weights", "bytes", "sha256"}, from the manifest in its config.json (hashed for an older
+    checkpoint without one). A stage that read the checkpoint records it, so a later stage can
+    tell whether the checkpoint was trained again since (AdapLeR's saliencies)."""
+    folder = complete_checkpoint(os.path.dirname(path) if path.endswith(".weights.h5") else path)
+    meta = _raw_sidecar(folder)
+    weights = sidecar_layout(meta, folder)["weights"]
+    digest = (meta.get("files") or {}).get(weights) or files.file_digest(
+        os.path.join(folder, weights))
+    return {"weights": weights, "bytes": digest["bytes"], "sha256": digest["sha256"]}
 
 
 def variable_key(variable):

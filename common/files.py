@@ -11,6 +11,10 @@ hard-linked into `folder/.previous/`, then the staged files replace it one by on
 against its manifest and falls back to `.previous` when a save was interrupted halfway. Stale
 staging folders and temporary files are removed at the next save (`remove_stale`).
 
+`write_result(path, write, run_id)` writes a result file (metrics, predictions) under the name
+the papers give it, holding the latest run's, and keeps every run's own copy as
+`<folder>/results/<run id>/<name>`, so no run's results are lost to a later one.
+
 `BERT_SPEEDUP_CRASH_AT=<point>[:<n>]` kills the process with SIGKILL the n-th time (default
 1st) a save reaches `<point>` (CRASH_POINTS): the hook the crash-safety tests use.
 """
@@ -68,22 +72,55 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
-def write_text(path, text):
+def _text_writer(text):
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
-    atomic_write(path, write)
+    return write
+
+
+def write_text(path, text):
+    atomic_write(path, _text_writer(text))
 
 
 def write_json(path, value, indent=1):
     write_text(path, json.dumps(value, indent=indent))
 
 
-def write_pickle(path, value):
+def _pickle_writer(value):
     def write(tmp):
         with open(tmp, "wb") as handle:
             pickle.dump(value, handle)
+    return write
+
+
+def write_pickle(path, value):
+    atomic_write(path, _pickle_writer(value))
+
+
+RESULTS = "results"
+
+
+def result_copy(path, run_id):
+    """Where `write_result` keeps run `run_id`'s copy of the result file `path`."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, RESULTS, run_id, name)
+
+
+def write_result(path, write, run_id):
+    """`atomic_write(path, write)` (the latest result, under the paper's name) after writing
+    the same file as this run's own copy (`result_copy`), which later runs leave alone."""
+    atomic_write(result_copy(path, run_id), write)
     atomic_write(path, write)
+    return path
+
+
+def write_result_text(path, text, run_id):
+    return write_result(path, _text_writer(text), run_id)
+
+
+def write_result_pickle(path, value, run_id):
+    return write_result(path, _pickle_writer(value), run_id)
 
 
 def unique_path(path):

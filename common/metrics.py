@@ -46,15 +46,34 @@ def _finite(value):
     return value if np.isfinite(value) else 0.0
 
 
-def single_class_warning(task, predictions, what="the classifier"):
-    """One warning line when `what` predicts the same class for every example, else None."""
+COLLAPSE_CAUSES = ("the usual causes: too few epochs or steps, too high a learning rate, or a "
+                   "sentence-embedding backbone's [CLS] vector (such a backbone, e.g. MiniLM, "
+                   "needs mean pooling)")
+
+
+def collapse(task, predictions):
+    """{"prediction": "class X" or "the same score S", "examples": n, "task": name} when every
+    example gets the same class (regression: the same score, within 1e-6), else None. A
+    checkpoint's sidecar records it as `training.collapsed` (see common.validation)."""
     task = get_task(task)
     predictions = np.asarray(predictions)
-    if task.is_regression or len(predictions) < 2 or (predictions != predictions[0]).any():
+    if len(predictions) < 2:
         return None
-    return (f"warning: {what} predicts class {task.labels[int(predictions[0])]} for all "
-            f"{len(predictions)} {task.glue_name} examples; it reads nothing from the input "
-            "(a backbone trained with mean pooling, such as MiniLM, needs mean pooling)")
+    if task.is_regression:
+        if np.ptp(predictions.astype(np.float64)) > 1e-6:
+            return None
+        prediction = f"the same score {float(predictions[0]):.4g}"
+    else:
+        if (predictions != predictions[0]).any():
+            return None
+        prediction = f"class {task.labels[int(predictions[0])]}"
+    return {"prediction": prediction, "examples": int(len(predictions)), "task": task.glue_name}
+
+
+def collapse_warning(collapsed, what="the classifier"):
+    """The one warning line for a `collapse` record."""
+    return (f"warning: {what} predicts {collapsed['prediction']} for all {collapsed['examples']} "
+            f"{collapsed['task']} examples; it reads nothing from the input ({COLLAPSE_CAUSES})")
 
 
 def main_metric(task):

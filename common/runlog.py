@@ -4,13 +4,15 @@
 `fresh=True`, as PoWER-BERT's reference does with log_file.txt). `line(text)` echoes a line and
 writes it to the text log; `event(kind, **values)` appends one JSON object
 `{"run": ..., "time": ..., "event": kind, ...}` to the JSON-lines file. The run id (UTC start
-time and process id) tells apart runs that append to the same file, so results of an earlier
-run are never silently replaced: the papers' own files (log_file.txt, eval_results.txt,
-AdapLeR's `<stem>.log`) are written from the same log, and the JSON lines keep every run.
+time and a short random id) tells apart runs that append to the same file, so results of an
+earlier run are never silently replaced: the papers' own files (log_file.txt, AdapLeR's
+`<stem>.log`) are written from the same log, and the JSON lines keep every run. The same id
+names the run's own copy of each result file (`common.files.write_result`).
 """
 import datetime
 import json
 import os
+import secrets
 
 
 def _now():
@@ -18,7 +20,8 @@ def _now():
 
 
 def new_run_id():
-    return f"{_now():%Y%m%dT%H%M%SZ}-{os.getpid()}"
+    """`20261130T231937Z-3f9a1c`: UTC start time + a short random id (sorts by time)."""
+    return f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 class RunLog:

@@ -167,7 +167,7 @@ def train(model, train_arrays, *, epochs, batch_size, groups, loss_fn, evaluate=
                     on_best(epoch, record)
         history.append(record)
         log("  " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in record.items()))
+                             for k, v in record.items() if not isinstance(v, dict)))
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
         if max_steps and done >= max_steps:
@@ -199,11 +199,15 @@ def logits_to_predictions(logits, num_labels):
     return logits[:, 0] if num_labels == 1 else np.argmax(logits, axis=-1)
 
 
-def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None, progress="evaluating"):
+def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None, progress="evaluating",
+                        log=print):
     """Metrics of a classifier/regressor `model` (with `.num_labels`) on labelled `arrays`: the
     task's metrics, 'acc' for every classification task, and 'eval_loss' (the task loss).
-    `dynamic`: length-sorted dynamic padding, `progress`: the step's name (see `predict`)."""
-    from common.metrics import accuracy, compute_metrics
+    `dynamic`: length-sorted dynamic padding, `progress`: the step's name (see `predict`). When
+    every prediction is the same class (a constant regression output), 'collapsed'
+    (common.metrics.collapse) is added and `log` gets one warning line; a checkpoint saved from
+    such a record carries it."""
+    from common.metrics import accuracy, collapse, collapse_warning, compute_metrics
 
     num_labels = model.num_labels
     logits = predict(model, arrays, batch_size, dynamic=dynamic, progress=progress)
@@ -213,6 +217,10 @@ def evaluate_classifier(model, task, arrays, batch_size=64, dynamic=None, progre
         metrics.setdefault("acc", accuracy(predictions, arrays["labels"]))
     metrics["eval_loss"] = float(classification_loss(
         tf.constant(logits), tf.constant(arrays["labels"]), num_labels))
+    collapsed = collapse(task, predictions)
+    if collapsed:
+        metrics["collapsed"] = collapsed
+        log(collapse_warning(collapsed))
     return metrics
 
 
@@ -233,7 +241,7 @@ def fine_tune(model, task, train_arrays, dev_arrays, *, epochs, batch_size, lear
         return classification_loss(m(features, training=training), labels, num_labels)
 
     def evaluate(m):
-        return evaluate_classifier(m, task, dev_arrays, eval_batch_size or batch_size)
+        return evaluate_classifier(m, task, dev_arrays, eval_batch_size or batch_size, log=log)
 
     group = param_group("main", model.trainable_variables, learning_rate, weight_decay)
     key = main_metric(task)

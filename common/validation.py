@@ -1,8 +1,10 @@
-"""Checks at the door, shared by every command line: numeric flags, output folders, and whether a
-checkpoint was trained for the task it is asked to run. Each failed check is one UserError that
-names the flag and the fix; nothing is created or changed before they pass."""
+"""Checks at the door, shared by every command line: numeric flags, output folders, whether a
+checkpoint was trained for the task it is asked to run and whether its dev predictions
+collapsed to one class. Each failed check is one UserError that names the flag and the fix;
+nothing is created or changed before they pass."""
 import math
 import os
+import sys
 
 from common.errors import UserError
 
@@ -104,6 +106,42 @@ def check_checkpoint_task(sidecar, task, path, allow_other=False,
     if not allow_other:
         raise UserError(f"{path} was trained on {other.glue_name}, not {task.glue_name} (same "
                         f"labels); pass {flag} to run it on {task.glue_name} anyway")
+
+
+def check_not_collapsed(sidecar, path, allow=False, flag="--allow_collapsed",
+                        warn=None):
+    """Refuse a checkpoint whose sidecar records that its dev predictions were all one class
+    (`training.collapsed`, common.metrics.collapse) unless `allow`; then `warn` (default: stderr)
+    gets one line instead. Returns the record or None."""
+    collapsed = ((sidecar or {}).get("training") or {}).get("collapsed")
+    return refuse_collapsed(collapsed, path, allow, flag, warn)
+
+
+def refuse_collapsed(collapsed, path, allow=False, flag="--allow_collapsed", warn=None):
+    """`check_not_collapsed` for a `collapse` record found by an evaluation (None: fine)."""
+    from common.metrics import COLLAPSE_CAUSES
+
+    if not isinstance(collapsed, dict):
+        return None
+    what = (f"{path}: its dev predictions are all {collapsed.get('prediction', 'one class')} "
+            f"({collapsed.get('examples', '?')} {collapsed.get('task', '')} examples), so it "
+            "reads nothing from its input")
+    if not allow:
+        raise UserError(f"{what} ({COLLAPSE_CAUSES}); train it again, or pass {flag} to "
+                        "start from it anyway")
+    (warn or (lambda line: print(line, file=sys.stderr)))(
+        f"warning: {what}; starting from it anyway ({flag})")
+    return collapsed
+
+
+def check_source_not_collapsed(path, allow=False, flag="--allow_collapsed", warn=None):
+    """`check_not_collapsed` for a model named on the command line (a local checkpoint of ours;
+    anything else records nothing)."""
+    if not os.path.exists(path):
+        return None
+    from common.checkpoints import resolve_source
+
+    return check_not_collapsed(resolve_source(path).sidecar, path, allow, flag, warn)
 
 
 def check_model_files(path, config_path=None):

@@ -16,7 +16,8 @@ from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError, parse_int_list
 from common.tasks import get_task
-from common.validation import check_model_files, check_numbers, check_output_dir
+from common.validation import (check_model_files, check_numbers, check_output_dir,
+                               check_source_not_collapsed)
 from pabee.settings import PabeeSettings
 
 MODEL_TYPES = ("bert", "albert")
@@ -95,6 +96,9 @@ def build_parser():
                    help="allow training into a non-empty output_dir")
     p.add_argument("--allow_other_task", action="store_true",
                    help="evaluate a checkpoint trained on another task with the same labels")
+    p.add_argument("--allow_collapsed", action="store_true",
+                   help="train from a fine-tuned checkpoint whose dev predictions were all one "
+                        "class (refused otherwise)")
     p.add_argument("--seed", type=int, default=42,
                    help="seed of the new heads, dropout and shuffling")
     p.add_argument("--jit_compile", action="store_true",
@@ -134,6 +138,7 @@ def validate(args, task, warn=None):
     if args.do_train:
         check_output_dir(args.output_dir, overwrite=args.overwrite_output_dir)
         check_model_files(args.model_name_or_path, args.config_name or None)
+        check_source_not_collapsed(args.model_name_or_path, args.allow_collapsed, warn=warn)
     if task.is_regression:
         if args.regression_threshold is None:
             args.regression_threshold = 0.0

@@ -27,7 +27,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1):
             "--max_seq_length", str(LENGTH), "--per_gpu_train_batch_size", "32",
             "--learning_rate", "1e-4", "--num_train_epochs", str(epochs),
             "--logging_steps", "0", "--save_steps", "0", "--output_dir", work_dir,
-            "--overwrite_output_dir"]
+            "--overwrite_output_dir", "--allow_collapsed"]  # the demo warns and goes on
     task = get_task("sst-2")
     pipeline.run(cli.settings(argv))
     model = pipeline.load_for_eval(work_dir, task)

@@ -9,8 +9,11 @@ Files (mirroring the original's layout, in this toolkit's formats):
     <eval dir>/<prefix>/eval_results.txt       metrics of the LAST patience evaluated (original)
     <eval dir>/<prefix>/eval_results_patience<t>.txt   one per patience: metrics + exit stats
     <eval dir>/<prefix>/eval_results_layers.tsv        --eval_each_layer: every classifier alone
-    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience of the last
+    output_dir/eval_results_patience.tsv       all checkpoints x tasks x patience of the
                                                evaluation in one table
+    <folder>/results/<run id>/<file>           each evaluation's own copy of each of these
+                                               result files (common.files.write_result): the
+                                               names above hold the latest evaluation's
     output_dir/log_history.jsonl               the run log's JSON lines (common.runlog): every
                                                logging step (the original also sent them to
                                                TensorBoard) and every evaluation row, each with
@@ -31,8 +34,8 @@ from common import checkpoints
 from common.benchmark import Stopwatch
 from common.data import load_split, map_length_sorted, real_lengths
 from common.errors import UserError
-from common.files import write_text
-from common.metrics import compute_metrics, single_class_warning
+from common.files import result_copy, write_result_text
+from common.metrics import collapse, collapse_warning, compute_metrics
 from common.runlog import RunLog
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
@@ -249,9 +252,9 @@ def _score(task, logits, labels, num_labels, log=None, what="the classifier"):
     predictions = logits_to_predictions(np.asarray(logits), num_labels)
     metrics = compute_metrics(task, predictions, labels)
     metrics.pop("glue_score")
-    warning = single_class_warning(task, predictions, what) if log else None
-    if warning:
-        log(warning)
+    collapsed = collapse(task, predictions) if log else None
+    if collapsed:
+        log(collapse_warning(collapsed, what))
     return metrics
 
 
@@ -326,9 +329,11 @@ def evaluate_checkpoints(settings, task, log=print):
                                                model.num_labels, model.retention))
                 folder = os.path.join(eval_dir, prefix)
                 os.makedirs(folder, exist_ok=True)
-                write_text(os.path.join(folder, "eval_results.txt"), _result_lines(metrics))
-                write_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
-                            _result_lines({k: v for k, v in row.items() if k != "checkpoint"}))
+                write_result_text(os.path.join(folder, "eval_results.txt"),
+                                  _result_lines(metrics), history.run_id)
+                write_result_text(os.path.join(folder, f"eval_results_patience{patience}.txt"),
+                                  _result_lines({k: v for k, v in row.items()
+                                                 if k != "checkpoint"}), history.run_id)
                 rows.append(row)
                 history.event("evaluation", **row)
             if exits:  # MNLI m and mm pooled, as the original counts them
@@ -342,14 +347,16 @@ def evaluate_checkpoints(settings, task, log=print):
         if settings.eval_each_layer:
             for eval_task, eval_dir in pairs:
                 evaluate_each_layer(engine, eval_task, data[eval_task.name], patience_list,
-                                    settings, os.path.join(eval_dir, prefix), log)
+                                    settings, os.path.join(eval_dir, prefix), log,
+                                    run_id=history.run_id)
     table = pd.DataFrame(rows)
     if "exit_histogram" in table:
         table["exit_histogram"] = table["exit_histogram"].map(
             lambda h: " ".join(map(str, h)) if isinstance(h, list) else "")
-    write_text(os.path.join(settings.output_dir, TABLE), table.to_csv(sep="\t", index=False))
-    log(f"results of every checkpoint and patience: {os.path.join(settings.output_dir, TABLE)} "
-        f"(this evaluation; every evaluation's rows stay in {HISTORY}, run {history.run_id})")
+    path = write_result_text(os.path.join(settings.output_dir, TABLE),
+                             table.to_csv(sep="\t", index=False), history.run_id)
+    log(f"results of every checkpoint and patience: {path} (this evaluation, also kept as "
+        f"{result_copy(path, history.run_id)}; every evaluation's rows stay in {HISTORY})")
     return results
 
 
@@ -357,7 +364,8 @@ def _has_vocab(folder):
     return any(os.path.isfile(os.path.join(folder, n)) for n in ("vocab.txt", "tokenizer.json"))
 
 
-def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, log=print):
+def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, log=print, *,
+                        run_id):
     """Score every classifier alone, the oracle, and the patience list simulated offline."""
     model = engine.model
     layer_logits = np.concatenate(
@@ -381,6 +389,6 @@ def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, l
     table = pd.DataFrame(rows)
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "eval_results_layers.tsv")
-    write_text(path, table.to_csv(sep="\t", index=False))
+    write_result_text(path, table.to_csv(sep="\t", index=False), run_id)
     log(f"per-layer results ({task.glue_name}):\n{table.to_string(index=False)}")
     return table

@@ -37,6 +37,7 @@ class PabeeSettings:
     no_cuda: bool = False
     overwrite_output_dir: bool = False
     allow_other_task: bool = False
+    allow_collapsed: bool = False  # train from a checkpoint whose dev predictions were one class
     seed: int = 42
     jit_compile: bool = False
     fp16: bool = False  # Keras mixed_float16 with loss scaling

@@ -3,22 +3,25 @@
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).
 Every flag of the reference works (`--EPOCH` too); added: --SEED, --SKIP_FINETUNE, --FP16 / --BF16
-(Keras mixed precision) and --STRATEGY (tf.distribute for the training stages). Every input is
-checked before anything is written; a bad one ends with one `error: ...` line and exit code 2.
+(Keras mixed precision), --STRATEGY (tf.distribute for the training stages) and
+--ALLOW_COLLAPSED (search from a fine-tuned model whose dev predictions are all one class).
+Every input is checked before anything is written; a bad one ends with one `error: ...` line
+and exit code 2.
 """
 import json
 import os
 import tempfile
 
 from common import distribute, precision
-from common.checkpoints import check_max_length, load_backbone_weights, resolve_source
+from common.checkpoints import (check_max_length, load_backbone_weights, read_sidecar,
+                                resolve_source)
 from common.cli import ArgumentParser, command
 from common.data import load_split
 from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from common.validation import (check_checkpoint_task, check_model_files, check_numbers,
-                               check_output_dir)
+from common.validation import (check_checkpoint_task, check_model_files, check_not_collapsed,
+                               check_numbers, check_output_dir)
 from powerbert.retention import format_retention, parse_retention
 
 MODEL_FORMATS = ("CKPT", "HDF5")
@@ -75,6 +78,9 @@ def build_parser():
                         "log_file.txt are replaced); evaluation and prediction always append")
     p.add_argument("--ALLOW_OTHER_TASK", action="store_true",
                    help="run a checkpoint trained on another task with the same labels")
+    p.add_argument("--ALLOW_COLLAPSED", action="store_true",
+                   help="search from a fine-tuned model whose dev predictions are all one class "
+                        "(refused otherwise: the stage-1 result or the --SKIP_FINETUNE checkpoint)")
     precision.add_flags(p, upper=True)
     distribute.add_flag(p, "--STRATEGY")
     return p
@@ -109,6 +115,9 @@ def run(args, echo=print):
                           flag="--ALLOW_OTHER_TASK")
     check_max_length(source.config, max_length)
     check_model_files(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
+    if training and args.SKIP_FINETUNE:  # refused before anything is written (warned later)
+        check_not_collapsed(source.sidecar, args.CHECKPOINT_PATH, args.ALLOW_COLLAPSED,
+                            flag="--ALLOW_COLLAPSED", warn=lambda line: None)
     retention = None if training else _inference_retention(args, source, task, max_length)
     tokenizer = _tokenizer(args, source)
     splits = ("train", "dev") if training else ("dev",) if args.EVAL_ONLY else ("test",)
@@ -152,6 +161,9 @@ def _train(args, run_, source, data, finetuned_model=None):
     else:
         run_.echo("stage 1/3: fine-tuning")
         finetuned = pipeline.fine_tune_stage(run_, source, train, dev, args.LR_BERT)
+    # A stage-1 model that predicts one class for all of dev gives the search nothing to keep.
+    check_not_collapsed(read_sidecar(finetuned), os.path.dirname(finetuned),
+                        args.ALLOW_COLLAPSED, flag="--ALLOW_COLLAPSED", warn=run_.echo)
     run_.echo("stage 2/3: configuration search (Soft-Extract)")
     searched, retention, _ = pipeline.configuration_search_stage(
         run_, finetuned, train, dev, lam=args.LAMBDA, lr_bert=args.LR_BERT,

@@ -20,7 +20,7 @@ import numpy as np
 from keras import ops
 
 from common import checkpoints, distribute, flops, runlog
-from common.files import write_text
+from common.files import result_copy, write_result_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
@@ -144,7 +144,7 @@ def adopt_finetuned(run, model, dev_arrays, source_path,
                     title="Fine-tuned model (stage 1 skipped: the given checkpoint)"):
     """Use an already fine-tuned classifier as the stage-1 result (--SKIP_FINETUNE): evaluate
     it on dev and save it as the `finetune` checkpoint; `title` names it in the log."""
-    record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size)
+    record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size, log=run.echo)
     run.monitored([record], title)
     return run.save(model, FINETUNE, epoch=0, dev=_dev_metrics(record), source=source_path)
 
@@ -158,7 +158,7 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
     load_stage(model, finetune_path)
 
     def evaluate(m):
-        record = evaluate_classifier(m, run.task, dev_arrays, run.batch_size)
+        record = evaluate_classifier(m, run.task, dev_arrays, run.batch_size, log=run.echo)
         masses = m.retention_masses()
         record["retained"] = sum(derive_retention(masses))
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
@@ -242,8 +242,10 @@ def speedup_line(config, max_length, retention, num_labels, dev_arrays):
 def evaluate_stage(run, model, dev_arrays):
     """--EVAL_ONLY: dev metrics, logged as the reference does (`loss : ...`, `accuracy : ...` in
     percent), plus the task's metrics in percent; printed as fractions, like training's."""
-    metrics = _dev_metrics(evaluate_classifier(model, run.task, dev_arrays, run.batch_size))
-    shown = {name: value for name, value in metrics.items() if name != "glue_score"}
+    metrics = _dev_metrics(evaluate_classifier(model, run.task, dev_arrays, run.batch_size,
+                                               log=run.echo))
+    shown = {name: value for name, value in metrics.items()
+             if name not in ("glue_score", "collapsed")}
     run.echo("dev: " + ", ".join(f"{'loss' if name == 'eval_loss' else name} {value:.4f}"
                                  for name, value in shown.items()))
     lines = [f"loss : {metrics['eval_loss']}"]
@@ -257,20 +259,23 @@ def evaluate_stage(run, model, dev_arrays):
 
 def predict_stage(run, model, test_arrays, ids, glue=False):
     """--PREDICT_ONLY: `prediction.txt` (one output row per test example: class probabilities,
-    or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`)."""
+    or the score for regression) and, with `glue`, the GLUE server's file (e.g. `MRPC.tsv`).
+    Both hold the latest prediction; each run's own copies stay in `results/<run id>/`."""
     outputs = predict(model, test_arrays, run.batch_size, progress="predicting")
     if not run.task.is_regression:
         outputs = np.asarray(ops.softmax(outputs, axis=-1))
-    write_text(os.path.join(run.output_dir, PREDICTION_FILE),
-                      "".join(f"{row}\n" for row in outputs))
+    run_id = run.log.run_id if run.log is not None else runlog.new_run_id()
+    path = write_result_text(os.path.join(run.output_dir, PREDICTION_FILE),
+                             "".join(f"{row}\n" for row in outputs), run_id)
     written = [PREDICTION_FILE]
     if glue:
         labels = outputs[:, 0] if run.task.is_regression else outputs.argmax(-1)
         rows = [f"{i}\t{run.task.format_prediction(p)}\n" for i, p in zip(ids, labels)]
-        write_text(os.path.join(run.output_dir, run.task.submission_file),
-                          "index\tprediction\n" + "".join(rows))
+        write_result_text(os.path.join(run.output_dir, run.task.submission_file),
+                          "index\tprediction\n" + "".join(rows), run_id)
         written.append(run.task.submission_file)
-    run.echo(f"wrote {', '.join(written)} to {run.output_dir}")
+    run.echo(f"wrote {', '.join(written)} to {run.output_dir} (this run's copies: "
+             f"{os.path.dirname(result_copy(path, run_id))})")
     return outputs
 
 

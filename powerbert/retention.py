@@ -52,6 +52,9 @@ def movement_warning(masses, max_length, travel, lr_soft_extract):
         return None
     message = (f"Warning: the retention configuration barely moved (the masses keep {kept:.0%} "
                f"of the word-vectors); ")
+    if travel <= 0:  # a one-step search: the schedule is 0 at its only step
+        return message + ("the LR_SOFT_EXTRACT schedule is 0 at every step of so short a "
+                          "search; raise --EPOCHS or use more training data")
     if travel < 1:
         return message + (
             f"in this search a retention parameter can fall by at most {travel:.2f} (the summed "

@@ -103,9 +103,13 @@ def test_count_vector_of_the_original():
 
 def test_glue_tsv_format(tmp_path):
     path = tmp_path / "out.tsv"
-    write_glue_tsv(str(path), get_task("sst2"), ["0", "1", "2"], np.array([1, 0, 1]))
+    write_glue_tsv(str(path), get_task("sst2"), ["0", "1", "2"], np.array([1, 0, 1]), "r1")
     assert path.read_text() == "index\tprediction\n0\t1\n1\t0\n2\t1\n"
-    write_glue_tsv(str(path), get_task("qnli"), ["0", "1"], np.array([1, 0]))
+    write_glue_tsv(str(path), get_task("qnli"), ["0", "1"], np.array([1, 0]), "r2")
     assert path.read_text().splitlines()[1:] == ["0\tnot_entailment", "1\tentailment"]
-    write_glue_tsv(str(path), get_task("mnli"), ["7"], np.array([2]))
+    write_glue_tsv(str(path), get_task("mnli"), ["7"], np.array([2]), "r3")
     assert path.read_text().splitlines()[1] == "7\tneutral"
+    # every run's own copy is kept beside the latest
+    assert (tmp_path / "results" / "r1" / "out.tsv").read_text().splitlines()[1] == "0\t1"
+    assert (tmp_path / "results" / "r2" / "out.tsv").read_text().splitlines()[1] == (
+        "0\tnot_entailment")

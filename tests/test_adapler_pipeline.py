@@ -96,7 +96,8 @@ def test_stages_run_as_in_the_readme(workdir, capsys):
     assert len(logs) == 1 and list(logs[0]["validation"])[0] == "acc"
     assert (TASK_DIR / "models/bert_sst2_1/model.weights.h5").is_file()
 
-    saliency_main(COMMON + ["--BATCH_SIZE", "4"])
+    # The tiny model may predict one class after one epoch: let stage B go on from it.
+    saliency_main(COMMON + ["--BATCH_SIZE", "4", "--ALLOW_COLLAPSED"])
     sals = TASK_DIR / "data/sals/train"
     assert sorted(p.name for p in sals.glob("*")) == [
         "sal_mat_wCLSSEPnoZ_1.ids.json", "sal_mat_wCLSSEPnoZ_1.npy"]
@@ -219,3 +220,22 @@ def test_demo_row(workdir):
                         "measured_speedup", "speedup_vs_padded", "notes"}
     assert row["method"] == "AdapLeR" and 0 <= row["dev_metric"] <= 1
     assert row["flops_speedup"] > 0 and row["measured_speedup"] > 0
+
+
+def test_stage_c_refuses_saliencies_of_an_earlier_stage_a_run(tmp_path, monkeypatch, capsys):
+    """Stage A, stage B, stage A again (another learning rate, --OVERWRITE_OUTPUT_DIR): stage C
+    stops with one line instead of training on the first run's saliencies; once stage B has
+    recomputed them, stage C's check passes."""
+    from adapler.saliency import check_saliency_sources
+
+    monkeypatch.chdir(make_workdir(tmp_path))
+    stage_a = COMMON + ["--EPOCHS", "1", "--BATCH_SIZE", "8", "--LEARNING_RATE"]
+    finetune_main(stage_a + ["1e-3"])
+    saliency_main(COMMON + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"])
+    finetune_main(stage_a + ["5e-4", "--OVERWRITE_OUTPUT_DIR"])
+    capsys.readouterr()
+    fails(train_main, COMMON + ["--EPOCHS", "1", "--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"],
+          capsys, "was computed from an earlier stage-A run")
+    assert not (TASK_DIR / "models" / "adaptive_lr").exists()  # nothing trained or written
+    saliency_main(COMMON + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED", "--OVERWRITE_OUTPUT_DIR"])
+    check_saliency_sources([str(TASK_DIR / "data/sals/train/sal_mat_wCLSSEPnoZ_1.npy")])

@@ -15,6 +15,7 @@ from common.errors import UserError
 from common.modeling import dummy_inputs
 from common.seams import initial_state
 from tests.test_adapler_model import TINY, random_batch
+from conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,39 @@ def test_mismatched_files_are_errors(tmp_path):
     assert read_saliencies([legacy], ["x", "y"], 3).shape == (2, 3)
     with pytest.raises(UserError, match="has 2 rows but the split has 3"):
         read_saliencies([legacy], ["x", "y", "z"], 3)
+
+
+def test_saliencies_must_come_from_the_stage_a_checkpoint_as_it_is(tmp_path):
+    """check_saliency_sources: the checkpoint's fingerprint recorded beside the saliencies must
+    still match it; older toolkit files without the record are refused, the original code's
+    files (no .ids.json) pass with one warning."""
+    from common import checkpoints
+    from common.modeling import SequenceClassifier, dummy_inputs
+    from adapler.saliency import check_saliency_sources
+
+    tiny = str(FIXTURES / "tiny_bert")
+    model = SequenceClassifier(checkpoints.resolve_source(tiny).config, 2)
+    model(dummy_inputs(8))
+    folder = str(tmp_path / "bert_sst2_1")
+    checkpoints.save_checkpoint(model, folder, {"task": "sst-2", "num_labels": 2})
+    path = str(tmp_path / "sal_mat_wCLSSEPnoZ_1.npy")
+    write_saliencies(path, np.ones((2, 3), np.float32), ["a", "b"], {
+        "checkpoint": folder, "checkpoint_fingerprint": checkpoints.fingerprint(folder)})
+    check_saliency_sources([path], warn=pytest.fail)  # the same checkpoint: nothing to say
+
+    model.classifier.bias.assign([1.0, -1.0])  # stage A trained again into the same folder
+    checkpoints.save_checkpoint(model, folder, {"task": "sst-2", "num_labels": 2})
+    with pytest.raises(UserError, match="computed from an earlier stage-A run: .*bert_sst2_1 "
+                                        "has been trained again.*store_saliencies.py.*"
+                                        "--OVERWRITE_OUTPUT_DIR"):
+        check_saliency_sources([path])
+
+    write_saliencies(path, np.ones((2, 3), np.float32), ["a", "b"], {"checkpoint": folder})
+    with pytest.raises(UserError, match="does not record the fingerprint.*recompute"):
+        check_saliency_sources([path])
+
+    original = str(tmp_path / "sal_mat_wCLSSEPnoZ_2.npy")
+    np.save(original, np.ones((2, 3), np.float32))
+    warnings = []
+    check_saliency_sources([original], warn=warnings.append)
+    assert len(warnings) == 1 and "nothing tells which stage-A checkpoint" in warnings[0]

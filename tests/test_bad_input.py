@@ -89,6 +89,22 @@ def world(tmp_path_factory):
             tokenizer=tokenizer)
         w[name] = str(root / name)
 
+    # A fine-tuned checkpoint that collapsed: its head says class 0 (negative) whatever the
+    # input; the dev evaluation finds that and the checkpoint's sidecar records it.
+    from common.data import load_split
+    from common.tasks import get_task
+    from common.training import evaluate_classifier
+
+    model = SequenceClassifier(config, 2)
+    model(dummy_inputs(8))
+    model.classifier.bias.assign([50.0, -50.0])
+    dev, _ = load_split(get_task("sst-2"), w["sst2"], "dev", tokenizer, 16)
+    metrics = evaluate_classifier(model, get_task("sst-2"), dev, log=lambda line: None)
+    checkpoints.save_checkpoint(model, str(root / "ckpt_collapsed"), {
+        "task": "sst-2", "num_labels": 2, "max_length": 16, "method": "vanilla", "epoch": 1,
+        "dev": metrics}, tokenizer=tokenizer)
+    w["ckpt_collapsed"] = str(root / "ckpt_collapsed")
+
     def variant(name, base, damage):
         shutil.copytree(w[base], root / name)
         damage(str(root / name))
@@ -429,3 +445,76 @@ def test_read_only_output_folder(world, tmp_path, capsys):
     argv = [arg.format(**world, out=str(locked / "out")) for arg in FT]
     line = run_bad(_main("finetune"), argv, capsys, [world["root"], str(tmp_path)])
     assert "is not writable" in line
+
+
+# ---------------------------------------------------------------- collapsed checkpoints
+
+COLLAPSED = r"{path}: its dev predictions are all class 0 \(8 SST-2 examples\).*" \
+            r"too few epochs.*too high a learning rate.*\[CLS\].*pass {flag} to start from it"
+
+
+def _collapse_case(world, tmp_path, monkeypatch, capsys, command, argv, flag,
+                   path="ckpt_collapsed"):
+    """`argv` is refused with one line naming the checkpoint (`path`), the class, the causes
+    and `flag`; with `flag` it runs (exit 0) and says that it goes on."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    monkeypatch.chdir(work)
+    argv = [arg.format(**world, out=str(work / "out")) for arg in argv]
+    line = run_bad(_main(command), argv, capsys, [world["root"], str(tmp_path)])
+    assert re.search(COLLAPSED.format(path=path, flag=flag), line), line
+    assert _main(command)(argv + [flag]) in (0, None)
+    captured = capsys.readouterr()
+    assert "error:" not in captured.err
+    assert f"starting from it anyway ({flag})" in captured.out + captured.err
+
+
+def test_collapse_is_recorded_in_the_sidecar(world):
+    from common import checkpoints
+
+    recorded = checkpoints.read_sidecar(world["ckpt_collapsed"])["training"]
+    assert recorded["collapsed"] == {"prediction": "class 0", "examples": 8, "task": "SST-2"}
+    assert "collapsed" not in recorded["dev"] and recorded["dev"]["acc"] == 0.5
+    assert "collapsed" not in checkpoints.read_sidecar(world["ckpt"])["training"]
+
+
+def test_powerbert_search_refuses_a_collapsed_finetuned_model(world, tmp_path, monkeypatch,
+                                                              capsys):
+    argv = [a.replace("{ckpt}", "{ckpt_collapsed}") for a in PB_TRAIN] + [
+        "--SKIP_FINETUNE", "--EPOCHS", "1", "--BATCH_SIZE", "8"]
+    _collapse_case(world, tmp_path, monkeypatch, capsys, "powerbert", argv, "--ALLOW_COLLAPSED")
+
+
+def test_pabee_refuses_to_train_from_a_collapsed_model(world, tmp_path, monkeypatch, capsys):
+    argv = [a.replace("{tiny}", "{ckpt_collapsed}") for a in PA_TRAIN] + [
+        "--max_steps", "1", "--save_steps", "0", "--logging_steps", "0"]
+    _collapse_case(world, tmp_path, monkeypatch, capsys, "pabee", argv, "--allow_collapsed")
+
+
+def test_adapler_stages_b_and_c_refuse_a_collapsed_stage_a(world, tmp_path, monkeypatch,
+                                                            capsys):
+    """Stage A's best epoch collapsed: stage B (saliencies) and stage C started from it
+    (--INITIAL_MODEL_PATH "") refuse; with --ALLOW_COLLAPSED both run."""
+    task_dir = tmp_path / "work" / TASK_DIR
+    shutil.copytree(world["ckpt_collapsed"], task_dir / "models" / "bert_sst2_1")
+    (task_dir / "logs").mkdir(parents=True)
+    (task_dir / "logs" / "ft_logs.json").write_text('[{"validation": {"acc": 0.5}}]')
+    _collapse_case(world, tmp_path, monkeypatch, capsys, "adapler_saliencies",
+                   AD + ["--BATCH_SIZE", "8"], "--ALLOW_COLLAPSED", path="bert_sst2_1")
+    _collapse_case(world, tmp_path, monkeypatch, capsys, "adapler_train",
+                   AD + ["--INITIAL_MODEL_PATH", "", "--EPOCHS", "1", "--BATCH_SIZE", "8",
+                         "--SAVE_NAME", "c"], "--ALLOW_COLLAPSED", path="bert_sst2_1")
+
+
+def test_compare_refuses_a_collapsed_model_before_anything_runs(world, tmp_path, monkeypatch,
+                                                                capsys):
+    from tools import compare
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["--model", world["ckpt_collapsed"], "--task", "sst-2", "--data_dir", world["sst2"],
+            "--output_dir", str(tmp_path / "out"), "--max_length", "16"]
+    line = run_bad(compare.main, argv, capsys, [world["root"], str(tmp_path)])
+    assert re.search(COLLAPSED.format(path="ckpt_collapsed", flag="--allow_collapsed"),
+                     line), line
+    args, _ = compare.parse_args(argv + ["--allow_collapsed"])  # the flag lets it go on
+    assert args.allow_collapsed

@@ -67,7 +67,8 @@ def check_rows(rows, methods):
 def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys):
     out = str(tmp_path / "compare")
     argv = ["--model", TINY, "--task", "sst-2", "--data_dir", tiny_sst2, "--output_dir", out,
-            "--max_length", "16", "--methods", "pabee", "--batch_sizes", "1,4"]
+            "--max_length", "16", "--methods", "pabee", "--batch_sizes", "1,4",
+            "--allow_collapsed"]  # the tiny model may predict one class; passed on to PABEE
     compare.main(argv)
     printed = capsys.readouterr().out
     assert "[5/5] pabee model: points: done" in printed
@@ -133,7 +134,7 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
                   "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
                   "--batch_sizes", "4",
-                  "--train_limit", "40"])
+                  "--train_limit", "40", "--allow_collapsed"])
     assert f"reusing {finetuned}" in capsys.readouterr().out
     assert not os.path.exists(os.path.join(out, "finetune"))
     header, rows = read_csv(os.path.join(out, "results.csv"))

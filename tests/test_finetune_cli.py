@@ -35,6 +35,13 @@ def test_finetune_then_eval_only(tmp_path, sst2_dir):
                    "--eval_only", "--output_dir", str(tmp_path / "eval"), "--max_length", "16"])
     evaluated = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert evaluated["acc"] == pytest.approx(trained["acc"])
+    # A second evaluation into the same folder (allowed by the flag) keeps the first one's copy.
+    finetune.main(["--model", str(out), "--task", "sst-2", "--data_dir", str(sst2_dir),
+                   "--eval_only", "--output_dir", str(tmp_path / "eval"), "--max_length", "16",
+                   "--overwrite_output_dir"])
+    runs = list((tmp_path / "eval" / "results").iterdir())
+    assert len(runs) == 2
+    assert all(json.loads((r / "eval_results.json").read_text()) == evaluated for r in runs)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,3 +76,31 @@ def test_label_outside_task_list(tmp_path, sst2_dir, capsys):
         finetune.main(["--model", str(FIXTURES / "tiny_bert"), "--data_dir", str(bad),
                        "--output_dir", str(tmp_path / "o"), "--max_length", "16"])
     assert "label '7'" in capsys.readouterr().err
+
+
+def test_a_collapsed_fine_tuning_is_recorded_and_refused_downstream(tmp_path, sst2_dir, capsys):
+    """Trained only on negative sentences, the classifier predicts class 0 for every dev
+    sentence: a warning says so, the sidecar records it, and PABEE refuses to start from it."""
+    from common import checkpoints
+    from pabee import cli as pabee_cli
+
+    data = tmp_path / "one-class"
+    data.mkdir()
+    (data / "train.tsv").write_text(
+        "\n".join(["sentence\tlabel"] + [r for r in SST2_ROWS[1:] if r.endswith("\t0")]) + "\n")
+    shutil.copy(sst2_dir / "dev.tsv", data / "dev.tsv")
+    out = tmp_path / "out"
+    finetune.main(["--model", str(FIXTURES / "tiny_bert"), "--task", "sst-2", "--data_dir",
+                   str(data), "--output_dir", str(out), "--epochs", "1", "--batch_size", "4",
+                   "--max_length", "16", "--learning_rate", "1e-3"])
+    assert "warning: the classifier predicts class 0 for all 24 SST-2 examples" in (
+        capsys.readouterr().out)
+    assert checkpoints.read_sidecar(str(out))["training"]["collapsed"]["prediction"] == "class 0"
+    with pytest.raises(SystemExit) as stop:
+        pabee_cli.main(["--model_type", "bert", "--model_name_or_path", str(out), "--task_name",
+                        "SST-2", "--do_train", "--data_dir", str(sst2_dir), "--max_seq_length",
+                        "16", "--output_dir", str(tmp_path / "pabee")])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "its dev predictions are all class 0" in error[0]
+    assert "--allow_collapsed" in error[0]

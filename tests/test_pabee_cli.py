@@ -4,6 +4,7 @@ per-layer table, ALBERT, STS-B, MNLI m/mm, and every bad input of the issue."""
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -138,7 +139,8 @@ def test_reload_reproduces_metrics_and_batched_exit_matches(trained, data, tmp_p
         target = tmp_path / f"eval{batch}"
         target.mkdir()
         for name in os.listdir(out / "checkpoint-3"):
-            os.link(out / "checkpoint-3" / name, target / name)
+            if (out / "checkpoint-3" / name).is_file():  # not results/ of earlier evaluations
+                os.link(out / "checkpoint-3" / name, target / name)
         assert main(flags(data, target, "--do_eval", "--patience", "1,2", "--eval_each_layer",
                           "--per_gpu_eval_batch_size", batch, "--regression_threshold",
                           "0.1")) == 0
@@ -153,6 +155,24 @@ def test_reload_reproduces_metrics_and_batched_exit_matches(trained, data, tmp_p
         assert layers.loc["layer 3", "acc"] == reference.loc[2, "acc"]
         assert layers.loc["patience 1 (simulated)", "avg_exit_layer"] == reference.loc[
             1, "avg_exit_layer"]
+
+
+def test_every_evaluation_keeps_its_own_results(trained, data, tmp_path):
+    """A second evaluation replaces the paper-named files but keeps the first one's copies."""
+    out, _ = trained
+    target = tmp_path / "eval"
+    shutil.copytree(out / "checkpoint-6", target, ignore=shutil.ignore_patterns("results"))
+    for patience in ("1", "2"):
+        assert main(flags(data, target, "--do_eval", "--patience", patience)) == 0
+    runs = sorted((target / "results").iterdir())
+    assert len(runs) == 2
+    tables = [pd.read_csv(run / "eval_results_patience.tsv", sep="\t") for run in runs]
+    assert sorted(int(t["patience"][0]) for t in tables) == [1, 2]
+    for run in runs:
+        assert (run / "eval_results.txt").read_text().startswith("acc = ")
+    latest = pd.read_csv(target / "eval_results_patience.tsv", sep="\t")
+    assert list(latest["patience"]) == [2]
+    assert {f"eval_results_patience{t}.txt" for t in (1, 2)} <= set(os.listdir(target))
 
 
 def test_albert_regression_and_mnli(data, tmp_path, capsys):

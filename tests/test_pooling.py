@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from common import checkpoints
-from common.metrics import single_class_warning
+from common.metrics import collapse, collapse_warning
 from common.errors import UserError
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.tasks import get_task
@@ -115,11 +115,14 @@ def test_pabee_pooling_flag_auto_choice_and_reload(tmp_path, capsys):
     assert len(err) == 1 and "trained with --pooling mean" in err[0]
 
 
-def test_single_class_warning():
-    assert single_class_warning("sst-2", np.array([1, 1, 1]), "layer 2").startswith(
+def test_collapse_warning():
+    assert collapse_warning(collapse("sst-2", np.array([1, 1, 1])), "layer 2").startswith(
         "warning: layer 2 predicts class 1 for all 3 SST-2 examples")
-    assert single_class_warning("sst-2", np.array([1, 0, 1])) is None
-    assert single_class_warning("sts-b", np.array([2.0, 2.0])) is None
+    assert collapse("sst-2", np.array([1, 0, 1])) is None
+    # a constant regression output is a collapse too; a varying one is not
+    assert collapse_warning(collapse("sts-b", np.array([2.0, 2.0]))).startswith(
+        "warning: the classifier predicts the same score 2 for all 2 STS-B examples")
+    assert collapse("sts-b", np.array([2.0, 2.5])) is None
     lines = []
     metrics = _score(get_task("sst-2"), np.array([[0.0, 1.0], [0.2, 0.9]]), np.array([0, 1]),
                      2, lines.append, "internal classifier 1")

@@ -76,7 +76,8 @@ def trained(tmp_path_factory):
     code = _run(["--TASK", "mrpc", "--CHECKPOINT_PATH", TINY, "--VOCAB_PATH",
                  f"{TINY}/vocab.txt", "--DATA_DIR", data, "--TASK_CONFIG_PATH", config,
                  "--EPOCH", 2, "--BATCH_SIZE", 8, "--LR_BERT", 1e-3, "--LR_SOFT_EXTRACT", 0.02,
-                 "--LAMBDA", 0.01, "--OUTPUT_DIR", out])
+                 "--LAMBDA", 0.01, "--OUTPUT_DIR", out,
+                 "--ALLOW_COLLAPSED"])  # the tiny model may predict one class after stage 1
     assert code == 0
     return {"root": root, "data": data, "config": config, "out": out}
 
@@ -154,9 +155,18 @@ def test_length_scaled_retention_on_padded_batches(trained):
 
 def test_predict_only_writes_glue_files(trained):
     out = trained["out"]
-    assert _run(["--TASK", "mrpc", "--CHECKPOINT_PATH", out / "retrained", "--DATA_DIR",
-                 trained["data"], "--TASK_CONFIG_PATH", trained["config"], "--PREDICT_ONLY",
-                 "--PRED_GLUE", "--MODEL_FORMAT", "HDF5", "--OUTPUT_DIR", out]) == 0
+    predict = ["--TASK", "mrpc", "--DATA_DIR", trained["data"], "--TASK_CONFIG_PATH",
+               trained["config"], "--PREDICT_ONLY", "--PRED_GLUE", "--OUTPUT_DIR", out]
+    # Two predictions, from two checkpoints: prediction.txt holds the latest, and each run's
+    # own copy stays under results/<run id>/.
+    assert _run(predict + ["--CHECKPOINT_PATH", out / "finetune"]) == 0
+    first = (out / "prediction.txt").read_text()
+    assert _run(predict + ["--CHECKPOINT_PATH", out / "retrained", "--MODEL_FORMAT", "HDF5"]) == 0
+    runs = list((out / "results").iterdir())
+    assert len(runs) == 2 and all({"prediction.txt", "MRPC.tsv"} <= set(os.listdir(r))
+                                  for r in runs)
+    kept = {(r / "prediction.txt").read_text() for r in runs}
+    assert kept == {first, (out / "prediction.txt").read_text()} and len(kept) == 2
     rows = (out / "prediction.txt").read_text().splitlines()
     assert len(rows) == 10
     probabilities = np.array([[float(v) for v in row.strip("[]").split()] for row in rows])

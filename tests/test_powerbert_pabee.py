@@ -118,7 +118,7 @@ def test_run_glue_with_pabee_on_a_powerbert_checkpoint(tmp_path, capsys):
                 "SST-2", "--do_lower_case", "--data_dir", str(data), "--max_seq_length", "16",
                 "--output_dir", str(out), "--do_train", "--do_eval", "--patience", "1,2",
                 "--per_gpu_train_batch_size", "16", "--max_steps", "2", "--logging_steps", "0",
-                "--save_steps", "0", "--seed", "3"])
+                "--save_steps", "0", "--seed", "3", "--allow_collapsed"])
     sidecar = json.loads((out / "config.json").read_text())
     assert sidecar["method"] == "pabee"
     assert sidecar["method_state"]["retention_config"] == RETENTION

@@ -75,7 +75,8 @@ def powerbert_fp32(tmp_path_factory):
               "--TASK_CONFIG_PATH", config, "--BATCH_SIZE", 8]
     assert powerbert_case._run(common + ["--CHECKPOINT_PATH", TINY, "--EPOCHS", 1, "--LR_BERT",
                                          1e-3, "--LR_SOFT_EXTRACT", 0.02, "--LAMBDA", 0.01,
-                                         "--OUTPUT_DIR", root / "fp32"]) == 0
+                                         "--OUTPUT_DIR", root / "fp32",
+                                         "--ALLOW_COLLAPSED"]) == 0
     # Large margins: the tiny run barely moves the head, so scale it up (and record the
     # changed weights file in the sidecar's manifest, which the loader checks).
     retrained = root / "fp32" / "retrained"
@@ -100,7 +101,8 @@ def test_powerbert_stages_and_predictions(flag, powerbert_fp32, tmp_path, capsys
     root, common = powerbert_fp32
     assert powerbert_case._run(common + ["--CHECKPOINT_PATH", TINY, "--EPOCHS", 1,
                                          "--LR_BERT", 1e-3, "--LR_SOFT_EXTRACT", 0.02,
-                                         "--LAMBDA", 0.01, "--OUTPUT_DIR", tmp_path, flag]) == 0
+                                         "--LAMBDA", 0.01, "--OUTPUT_DIR", tmp_path, flag,
+                                         "--ALLOW_COLLAPSED"]) == 0
     assert all(math.isfinite(v) for v in losses(capsys.readouterr().out))
     keras.mixed_precision.set_global_policy("float32")
     expected = _predict(root, common, "pred32")
@@ -118,7 +120,7 @@ def test_adapler_stages(flag, tmp_path, monkeypatch, capsys):
     common = adapler_case.COMMON + [flag]
     adapler_case.finetune_main(common + ["--EPOCHS", "1", "--BATCH_SIZE", "8",
                                          "--LEARNING_RATE", "1e-3"])
-    adapler_case.saliency_main(common + ["--BATCH_SIZE", "8"])
+    adapler_case.saliency_main(common + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"])
     adapler_case.train_main(common + ["--GAMMA", "0.005", "--PHI", "0.0005", "--SAVE_NAME",
                                       "run", "--BATCH_SIZE", "8", "--EPOCHS", "1"])
     out = capsys.readouterr().out

@@ -78,7 +78,8 @@ def test_powerbert_three_stages(sst2, tmp_path):
         assert cli.main(["--TASK", "sst-2", "--CHECKPOINT_PATH", str(TINY), "--DATA_DIR",
                          str(sst2), "--TASK_CONFIG_PATH", str(config), "--EPOCHS", "1",
                          "--BATCH_SIZE", "8", "--LR_BERT", "1e-3", "--LR_SOFT_EXTRACT", "0.05",
-                         "--LAMBDA", "0.01", "--OUTPUT_DIR", str(out), "--SEED", "3"]) == 0
+                         "--LAMBDA", "0.01", "--OUTPUT_DIR", str(out), "--SEED", "3",
+                         "--ALLOW_COLLAPSED"]) == 0
     assert_identical(*outs)
     logs = [(out / "log_file.txt").read_text().split("\n", 1)[1] for out in outs]
     assert logs[0] == logs[1]
@@ -97,7 +98,7 @@ def test_adapler_stages_a_and_c(sst2, tmp_path):
                       "--MODEL_NAME_OR_PATH", str(TINY), "--DATA_DIR", str(sst2)]
             finetune_main(common + ["--EPOCHS", "1", "--BATCH_SIZE", "8", "--LEARNING_RATE",
                                     "1e-3"])
-            saliency_main(common + ["--BATCH_SIZE", "8"])
+            saliency_main(common + ["--BATCH_SIZE", "8", "--ALLOW_COLLAPSED"])
             train_main(common + ["--GAMMA", "0.005", "--PHI", "0.0005", "--SAVE_NAME", "r",
                                  "--BATCH_SIZE", "8", "--EPOCHS", "1", "--LEARNING_RATE",
                                  "1e-3"])

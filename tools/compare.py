@@ -33,6 +33,7 @@ if __package__ in (None, ""):
 
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError, parse_int_list  # noqa: E402
+from common.validation import check_not_collapsed, refuse_collapsed  # noqa: E402
 from tools import compare_report as report  # noqa: E402
 from tools.compare_methods import BUDGETS, METHODS, REPO, Context, groups, python  # noqa: E402
 
@@ -59,6 +60,11 @@ def build_parser():
     p.add_argument("--train_limit", type=int, help="train every stage on a fixed, seeded "
                    "subset of this many rows (default: 1000 with quick, all with full)")
     p.add_argument("--batch_sizes", default="1,32", help="timed batch sizes (default 1,32)")
+    p.add_argument("--allow_collapsed", action="store_true",
+                   help="go on from a fine-tuned model whose dev predictions are all one class "
+                        "(refused otherwise: a reused --model whose config.json records it "
+                        "before anything runs, any other once its dev evaluation finds it; the "
+                        "same command with the flag resumes)")
     return p
 
 
@@ -102,6 +108,8 @@ def parse_args(argv):
     if max_length < 3:
         raise UserError(f"--max_length must be at least 3, got {max_length}")
     check_max_length(source.config, max_length)
+    if reuse:
+        check_not_collapsed(sidecar, model, args.allow_collapsed)
     budget = BUDGETS[args.budget]
     settings = {"task": task.name, "model": os.path.abspath(model) if os.path.exists(model)
                 else model, "data_dir": data_dir, "methods": methods, "budget": args.budget,
@@ -358,7 +366,7 @@ def run(args, settings, log=print):
                       config=resolve_source(settings["model"]).config,
                       max_length=settings["max_length"], train_dir=data_dir,
                       runs=os.path.join(output_dir, "runs"), budget=budget, dev=None,
-                      finetuned_scores=None, timing=None)
+                      finetuned_scores=None, timing=None, allow_collapsed=args.allow_collapsed)
     planned = [group for method in settings["methods"] for group in groups(method, context)]
     trainings = {c.folder for group in planned for c in group.commands}
     progress = Progress(output_dir, 2 + len(trainings) + len(planned) + (finetune is not None),
@@ -372,6 +380,9 @@ def run(args, settings, log=print):
     progress.stage("fine-tuned model on dev", "start")
     model, scores, context.config, context.dev = load_finetuned(finetuned, settings)
     context.finetuned_scores = scores
+    # Every method would refuse a model that predicts one class for all of dev: stop before
+    # them (a fine-tuning of compare's own is kept; the command with the flag resumes).
+    refuse_collapsed(scores.get("collapsed"), finetuned, args.allow_collapsed, warn=log)
     context.timing = {k: v[:budget.timing_examples] for k, v in context.dev.items()}
     metric = scores[task.metric]
     progress.stage("fine-tuned model on dev", f"{task.metric} {metric:.4f}")

@@ -72,6 +72,11 @@ class Context:
     dev: dict  # encoded full dev split (labels included)
     finetuned_scores: dict  # dev metrics of the fine-tuned model
     timing: dict  # the first `timing_examples` dev rows
+    allow_collapsed: bool = False  # --allow_collapsed: pass it on to every method
+
+    def collapsed_flag(self, flag):
+        """[flag] when the methods may start from a collapsed fine-tuned model, else []."""
+        return [flag] if self.allow_collapsed else []
 
 
 @dataclasses.dataclass
@@ -129,7 +134,8 @@ def powerbert_groups(context):
                       "--TASK_CONFIG_PATH", task_config, "--EPOCHS", budget.method_epochs,
                       "--BATCH_SIZE", POWERBERT["batch_size"], "--LR_BERT", POWERBERT["lr_bert"],
                       "--LR_SOFT_EXTRACT", POWERBERT["lr_soft_extract"], "--LAMBDA", lam,
-                      "--OUTPUT_DIR", folder) + (["--CASED"] if context.cased else [])
+                      "--OUTPUT_DIR", folder) + (["--CASED"] if context.cased else []) + (
+                          context.collapsed_flag("--ALLOW_COLLAPSED"))
         result.append(Group("powerbert", setting,
                             [Command(f"powerbert {setting}", argv, folder,
                                      prepare=write_task_config)],
@@ -212,7 +218,7 @@ def adapler_groups(context):
     dirs = _adapler_dirs(context)
     common_flags = ["--TASK", task.name, "--MAX_LENGTH", context.max_length, "--DATA_SEED",
                     SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
-                    context.train_dir]
+                    context.train_dir, *context.collapsed_flag("--ALLOW_COLLAPSED")]
 
     def place_finetuned():
         target = dirs.finetuned(1)
@@ -298,7 +304,8 @@ def pabee_groups(context, method="pabee", start=None, before=()):
                   "--per_gpu_train_batch_size", PABEE["batch_size"], "--learning_rate",
                   PABEE["learning_rate"], "--num_train_epochs", budget.method_epochs,
                   "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,
-                  "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"])
+                  "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"]) + (
+                      context.collapsed_flag("--allow_collapsed"))
     settings = {f"patience={t}": t for t in range(1, context.config.num_hidden_layers)}
     return [Group(method, "model", [*before, Command(method, argv, folder)], list(settings),
                   lambda ctx: PabeePoints(ctx, folder, settings))]

@@ -10,7 +10,8 @@ example at its real length.
 import csv
 import io
 import os
-import tempfile
+
+from common.files import write_text
 
 COLUMNS = ("method", "setting", "metric_name", "metric", "flops_speedup", "speedup_vs_padded",
            "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail", "task")
@@ -30,18 +31,6 @@ def read_rows(path):
             row[key] = float(row[key]) if row[key] not in ("", None) else None
         row["batch_size"] = int(row["batch_size"])
     return rows
-
-
-def _write_atomically(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _csv_text(rows):
@@ -64,7 +53,7 @@ def _cell(value):
 def append_rows(path, rows):
     """Add rows to results.csv: the whole file is rewritten to a temporary file and renamed, so
     a killed run leaves either the old file or the new one, never half a row."""
-    _write_atomically(path, _csv_text(read_rows(path) + list(rows)))
+    write_text(path, _csv_text(read_rows(path) + list(rows)))
 
 
 def done_keys(rows):
@@ -176,4 +165,4 @@ def write_report(path, rows, settings, finetuned_metric, commands):
     for row in rows:
         lines.append("| " + " | ".join(str(_cell(row.get(k))) for k in COLUMNS) + " |")
     lines += ["", "## Commands", "", "```bash"] + commands + ["```", ""]
-    _write_atomically(path, "\n".join(lines))
+    write_text(path, "\n".join(lines))

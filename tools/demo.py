@@ -10,9 +10,12 @@ method from that checkpoint and prints one row per method: dev accuracy, FLOPs s
 real lengths) and measured wall-clock speed-up (`common.benchmark`: against the dense model with
 length-sorted dynamic padding when batched, on the unpadded text at batch 1), and beside it the
 speed-up against the dense model padded to length 64 (the papers' convention). The table is
-also written to `<work_dir>/results.md` and `results.json`. It ends with
+also written to `<work_dir>/results.md` and `results.json` (each run's own copy in
+`<work_dir>/results/<run id>/`). It ends with
 `bert-speedup-compare --budget quick` from the same fine-tuned checkpoint (into
 `<work_dir>/compare`) and prints where its `pareto.png` is (`--skip_compare` leaves it out).
+A smoke test: from a fine-tuned model that predicts one class for all of dev it warns once and
+goes on (passing the methods' and compare's allow-collapsed flags) instead of stopping.
 """
 import importlib
 import json
@@ -89,6 +92,8 @@ def summary(row):
 def run(args, log=print):
     from common.benchmark import Stopwatch
     from common.data import default_data_dir
+    from common.files import write_result_text
+    from common.runlog import new_run_id
     from tools import finetune
 
     data_dir = args.data_dir or default_data_dir()
@@ -112,7 +117,13 @@ def run(args, log=print):
             "--overwrite_output_dir"]),
             log=log)
     from common.checkpoints import resolve_source
-    layers = resolve_source(finetuned).config.num_hidden_layers
+    from common.validation import check_not_collapsed
+    source = resolve_source(finetuned)
+    # A smoke test goes on from a collapsed fine-tuning (one warning line); the methods' own
+    # command lines would refuse it without their allow-collapsed flag.
+    check_not_collapsed(source.sidecar, finetuned, allow=True,
+                        flag="the demo is a smoke test and goes on", warn=log)
+    layers = source.config.num_hidden_layers
     rows = [{"method": f"vanilla (fine-tuned {'MiniLM' if not args.model else 'model'})",
              "dev_metric_name": "acc", "dev_metric": metrics["acc"], "flops_speedup": 1.0,
              "measured_speedup": 1.0, "speedup_vs_padded": None,
@@ -128,11 +139,10 @@ def run(args, log=print):
         rows.append(row)
         log(summary(row))
     table = format_table(rows)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(os.path.join(args.work_dir, "results.md"), "w") as out:
-        out.write(table + "\n")
-    with open(os.path.join(args.work_dir, "results.json"), "w") as out:
-        json.dump(rows, out, indent=2)
+    run_id = new_run_id()  # results.md/json hold the latest run; each run's copy is kept
+    write_result_text(os.path.join(args.work_dir, "results.md"), table + "\n", run_id)
+    write_result_text(os.path.join(args.work_dir, "results.json"), json.dumps(rows, indent=2),
+                      run_id)
     log("\n" + table)
     if not args.skip_compare:
         log(next(stage))
@@ -148,7 +158,7 @@ def run_compare(finetuned, data_dir, output_dir, log=print):
     from tools import compare
 
     argv = ["--model", finetuned, "--task", "sst-2", "--data_dir", data_dir, "--output_dir",
-            output_dir, "--budget", "quick"]
+            output_dir, "--budget", "quick", "--allow_collapsed"]  # a smoke test goes on
     log("\nbert-speedup-compare " + " ".join(argv))
     args, settings = compare.parse_args(argv)
     compare.run(args, settings, log=log)

