@@ -37,7 +37,7 @@ def demo_row(finetuned_dir, data_dir, work_dir, epochs=1, log=print, **overrides
     dirs = paths.TaskDirs("sst2", seed, root=os.path.join(work_dir, "directory"))
     shared = dict(task="sst2", data_dir=data_dir, model_name_or_path=finetuned_dir,
                   max_length=length, data_seed=seed, max_train_examples=settings["train_examples"],
-                  allow_collapsed=True)  # the demo warns and goes on
+                  allow_collapsed=True)  # the demo warns and goes on (Saliency/TrainSettings)
     files = run_saliencies(SaliencySettings(**shared, batch_size=32), dirs,
                            checkpoints={1: finetuned_dir}, log=log)
     baseline, _ = load_for_evaluation(finetuned_dir, task, length, lr_model=False, log=log)

@@ -40,7 +40,6 @@ class StageSettings:
 class SeededSettings(StageSettings):
     data_seed: int = 42  # shuffle + RNG seed and folder name (the same in stages A-C)
     max_train_examples: int | None = None  # the first N examples of the seeded shuffle
-    allow_collapsed: bool = False  # start from a checkpoint whose dev predictions were one class
     overwrite_output_dir: bool = False  # checked by the CLI
 
 
@@ -54,12 +53,14 @@ class FinetuneSettings(SeededSettings):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SaliencySettings(SeededSettings):
+    allow_collapsed: bool = False  # read stage-A checkpoints whose dev predictions were one class
     batch_size: int = 4
     split: str = "train"  # the CLI reads the original's "val" as "dev"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainSettings(SeededSettings):
+    allow_collapsed: bool = False  # start from a checkpoint whose dev predictions were one class
     gamma: float = 1.0  # weight of the saliency (KL) loss of the network and CPs
     phi: float = 10.0  # weight of the length loss of eta
     epochs: int = 5  # also selects the lambda schedule
