@@ -19,7 +19,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from adapler import benchmark as adapler_benchmark  # noqa: E402
@@ -29,7 +28,6 @@ from common.data import default_model_dir  # noqa: E402
 from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError  # noqa: E402
-from common.inference import configure_threads  # noqa: E402
 from common.tasks import get_task  # noqa: E402
 from common.tokenization import load_tokenizer  # noqa: E402
 
@@ -37,6 +35,8 @@ from common.tokenization import load_tokenizer  # noqa: E402
 def random_bert_base(eta, seed):
     """BERT-base shape, random weights; CP output kernels widened so shares differ and eta
     removes tokens (the stock 0.02 init gives near-uniform shares that nothing falls below)."""
+    import keras
+
     from adapler.stages import build_model
 
     keras.utils.set_random_seed(seed)  # the same random model (and kept lengths) every run
@@ -143,9 +143,11 @@ def run(args, command, log=print):
 
 @command
 def main(argv=None):
-    from common import benchmark
-
     args = build_parser().parse_args(argv)
+    from common import benchmark
+    from common.inference import configure_threads
+
+    configure_threads()  # all available cores intra-op, one inter-op thread, before any TF op
     precision.apply_flags(args)
     result = benchmark.run_tool("tools/benchmark_adapler.py", args, argv, run, COLUMNS,
                                 args.OUTPUT)
@@ -154,5 +156,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    configure_threads()  # all available cores intra-op, one inter-op thread, before any TF op
     raise SystemExit(main())
