@@ -159,7 +159,7 @@ def test_reload_reproduces_metrics_and_batched_exit_matches(trained, data, tmp_p
 
 def test_every_evaluation_keeps_its_own_results(trained, data, tmp_path):
     """A second evaluation replaces the paper-named files but keeps the first one's copies."""
-    out, _ = trained
+    out = trained[0]
     target = tmp_path / "eval"
     shutil.copytree(out / "checkpoint-6", target, ignore=shutil.ignore_patterns("results"))
     for patience in ("1", "2"):
