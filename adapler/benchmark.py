@@ -9,8 +9,8 @@ runs in `lr_mode` (physical removal), one tf.function with data-dependent shapes
                        longest survivor before every block (beyond the paper)
 
 At batch 1 the reference (c) is the faster of the dense graph and the dense model XLA-compiled
-per text length (the fastest plain model there on small backbones). FLOPs are those of each text alone with the lengths `lr_mode`
-keeps (`flops_and_predictions`).
+per text length (the fastest plain model there on small backbones). FLOPs are those of each
+text alone with the lengths `lr_mode` keeps (`flops_and_predictions`).
 """
 import numpy as np
 

@@ -39,8 +39,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from common.errors import UserError
-from common.progress import Progress
 from common.files import write_text
+from common.progress import Progress
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
              "amx_tile", "amx_bf16", "amx_int8")

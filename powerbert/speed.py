@@ -30,32 +30,33 @@ def clipped(retention, n, scaled_from=None):
     return [min(int(k), int(n)) for k in retention]
 
 
-def scaled_from(model):
+def scaling_length(model):
     """N when `model` scales its retention with the batch's length, else None."""
     return model.seam.max_length if model.seam.length_scaled else None
 
 
+def _row_flops(config, retention, n, width, num_labels, scaled_from):
+    """(vanilla, PoWER-BERT) FLOPs of one row of real length n in a batch of width `width`."""
+    kept = [min(k, n) for k in clipped(retention, width, scaled_from)]
+    return (flops.vanilla_flops(config, n, num_labels),
+            flops.powerbert_flops(config, n, kept, num_labels))
+
+
 def flops_on_lengths(config, retention, lengths, num_labels=2, scaled_from=None):
-    """(vanilla, PoWER-BERT) FLOPs summed over examples of the given real lengths (a
-    length-scaled retention scales with each example's own length, as at batch 1)."""
-    vanilla = sum(flops.vanilla_flops(config, int(n), num_labels) for n in lengths)
-    method = sum(flops.powerbert_flops(config, int(n), clipped(retention, n, scaled_from),
-                                       num_labels)
-                 for n in lengths)
-    return vanilla, method
+    """(vanilla, PoWER-BERT) FLOPs summed over examples of the given real lengths, each run
+    alone (a length-scaled retention scales with the example's own length, as at batch 1)."""
+    pairs = [_row_flops(config, retention, int(n), int(n), num_labels, scaled_from)
+             for n in lengths]
+    return sum(v for v, _ in pairs), sum(m for _, m in pairs)
 
 
 def items_flops(config, retention, items, num_labels=2, scaled_from=None):
     """(vanilla, PoWER-BERT) FLOPs of the rows in `items` as run: every row counted on its real
     length n; a length-scaled retention keeps min(ceil(k_l w / N), n) in a batch of width w."""
-    vanilla = method = 0
-    for item in items:
-        width = item["input_ids"].shape[1]
-        for n in np.asarray(item["attention_mask"]).sum(axis=1).astype(int):
-            vanilla += flops.vanilla_flops(config, int(n), num_labels)
-            kept = [min(k, int(n)) for k in clipped(retention, width, scaled_from)]
-            method += flops.powerbert_flops(config, int(n), kept, num_labels)
-    return vanilla, method
+    pairs = [_row_flops(config, retention, int(n), item["input_ids"].shape[1], num_labels,
+                        scaled_from)
+             for item in items for n in real_lengths(item)]
+    return sum(v for v, _ in pairs), sum(m for _, m in pairs)
 
 
 def per_shape(model):
@@ -72,9 +73,10 @@ def sides(vanilla, powerbert, arrays, batch_size):
     def vanilla_flops(n):
         return flops.vanilla_flops(config, n, labels)
 
+    scaled = scaling_length(powerbert)
+
     def method_flops(items):
-        return sum(flops.powerbert_flops(config, n, clipped(retention, n, scaled_from(powerbert)),
-                                         labels)
+        return sum(flops.powerbert_flops(config, n, clipped(retention, n, scaled), labels)
                    for n in benchmark.item_lengths(items))
 
     result = benchmark.dense_sides(vanilla, arrays, batch_size, vanilla_flops)

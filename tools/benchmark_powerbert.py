@@ -14,8 +14,9 @@ background load): the dense baselines (a) padded, (b) length-sorted dynamic padd
 XLA) and (c) batch 1 unpadded, and PoWER-BERT padded and dynamically padded (or unpadded at
 batch 1). "speed-up" is against (b) at batch > 1 and (c) at batch 1; FLOPs are counted on the
 real lengths of each side's rows as run (`--length_scaled` keeps more word-vectors in wider
-batches, so its FLOPs depend on the batching). With real labelled texts and --model, every side's task metric is given too. The
-default retention is the paper's RTE configuration (N = 256) halved for N = 128.
+batches, so its FLOPs depend on the batching). With real labelled texts and --model, every
+side's task metric is given too. The default retention is the paper's RTE configuration
+(N = 256) halved for N = 128.
 """
 import os
 import sys
@@ -154,7 +155,7 @@ def run(args, command, log=print):
     vanilla, powerbert, source = load_models(args, config, retention)
     arrays = inputs(args, config, source)
     lengths = benchmark.real_lengths(arrays)
-    scaled = speed.scaled_from(powerbert)
+    scaled = speed.scaling_length(powerbert)
     vanilla_flops, method_flops = speed.flops_on_lengths(config, retention, lengths,
                                                          vanilla.num_labels, scaled)
     built = {}

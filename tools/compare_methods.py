@@ -169,20 +169,20 @@ class PowerBertPoints:
         from common.benchmark import dynamic_batches, padded_batches
         from common.flops import speedup
         from common.training import evaluate_classifier
-        from powerbert.speed import items_flops, scaled_from
+        from powerbert.speed import items_flops, scaling_length
 
         ctx, result = self.context, {}
-        features = {k: v for k, v in ctx.dev.items() if k != "labels"}
         for setting, model in self.models.items():
             metrics = evaluate_classifier(model, ctx.task, ctx.dev, EVAL_BATCH)
             # FLOPs of the batches the metric came from (a length-scaled retention keeps more
             # word-vectors in wider batches), every row on its real length.
-            batches = (padded_batches(features, EVAL_BATCH) if model.pads_to_max_length
-                       else dynamic_batches(features, EVAL_BATCH)[0])
+            batches = (padded_batches(ctx.dev, EVAL_BATCH) if model.pads_to_max_length
+                       else dynamic_batches(ctx.dev, EVAL_BATCH)[0])
+            scaled = scaling_length(model)
             vanilla, method = items_flops(ctx.config, self.retention, batches,
-                                          ctx.task.num_labels, scaled_from(model))
+                                          ctx.task.num_labels, scaled)
             detail = "retention " + ",".join(map(str, self.retention)) + (
-                f", scaled by batch length / {ctx.max_length}" if scaled_from(model) else "")
+                f", scaled by batch length / {scaled}" if scaled else "")
             result[setting] = (metrics[ctx.task.metric], speedup(vanilla, method), detail)
         return result
 
