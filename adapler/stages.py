@@ -34,7 +34,7 @@ from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
-from common.validation import check_checkpoint_task, check_not_collapsed
+from common.validation import check_checkpoint_task, check_cls_pooling, check_not_collapsed
 from common.training import fine_tune
 
 BEST_EPOCHS = 3
@@ -87,6 +87,7 @@ def run_finetune(settings, dirs, log=print):
     task_def = get_task(settings.task)
     source = resolve_source(settings.model_name_or_path)
     check_max_length(source.config, max_length)
+    check_cls_pooling(source.sidecar, settings.model_name_or_path, "AdapLeR")
     tokenizer = load_tokenizer(source.folder)
     train, _ = load_split(task_def, settings.data_dir, "train", tokenizer, max_length,
                           limit=limit, seed=seed if limit else None, log=log)
@@ -224,6 +225,7 @@ def run_adapler(settings, dirs, *, saliency_files=None, best_finetuned_score=Non
     folder = None if settings.initial_model_path == "pretrain" else _initial_folder(
         settings.initial_model_path, dirs, seed, max_length)
     source = resolve_source(folder or settings.model_name_or_path)
+    check_cls_pooling(source.sidecar, folder or settings.model_name_or_path, "AdapLeR")
     if folder:
         check_not_collapsed(source.sidecar, folder, settings.allow_collapsed,
                             flag="--ALLOW_COLLAPSED", warn=echo)

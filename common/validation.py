@@ -1,6 +1,6 @@
 """Checks at the door, shared by every command line: numeric flags, output folders, whether a
-checkpoint was trained for the task it is asked to run and whether its dev predictions
-collapsed to one class. Each failed check is one UserError that names the flag and the fix;
+checkpoint was trained for the task it is asked to run, whether its dev predictions
+collapsed to one class and whether it pools what the method reads. Each failed check is one UserError that names the flag and the fix;
 nothing is created or changed before they pass."""
 import math
 import os
@@ -142,6 +142,15 @@ def check_source_not_collapsed(path, allow=False, flag="--allow_collapsed", warn
     from common.checkpoints import resolve_source
 
     return check_not_collapsed(resolve_source(path).sidecar, path, allow, flag, warn)
+
+
+def check_cls_pooling(sidecar, path, method):
+    """UserError when our checkpoint at `path` was fine-tuned with mean pooling: `method` reads
+    the [CLS] vector (its paper's), so its head would read a vector it never saw."""
+    if (sidecar or {}).get("pooling") == "mean":
+        raise UserError(f"{path} was fine-tuned with --pooling mean, but {method} pools the "
+                        "[CLS] vector (the paper's); fine-tune with --pooling cls (the default) "
+                        "for it")
 
 
 def check_model_files(path, config_path=None):

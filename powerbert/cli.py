@@ -20,8 +20,8 @@ from common.data import load_split
 from common.errors import UserError
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
-from common.validation import (check_checkpoint_task, check_model_files, check_not_collapsed,
-                               check_numbers, check_output_dir)
+from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
+                               check_not_collapsed, check_numbers, check_output_dir)
 from powerbert.retention import format_retention, parse_retention
 
 MODEL_FORMATS = ("CKPT", "HDF5")
@@ -113,6 +113,7 @@ def run(args, echo=print):
     source = resolve_source(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
     check_checkpoint_task(source.sidecar, task, args.CHECKPOINT_PATH, args.ALLOW_OTHER_TASK,
                           flag="--ALLOW_OTHER_TASK")
+    check_cls_pooling(source.sidecar, args.CHECKPOINT_PATH, "PoWER-BERT")
     check_max_length(source.config, max_length)
     check_model_files(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
     if training and args.SKIP_FINETUNE:  # refused before anything is written (warned later)

@@ -211,17 +211,6 @@ def test_rationale_and_benchmark_tools(workdir, capsys):
     assert "| 4 | adapler-dynamic |" in capsys.readouterr().out
 
 
-def test_demo_row(workdir):
-    from adapler.demo import demo_row
-
-    row = demo_row(str(TASK_DIR / "models/bert_sst2_1"), "data/SST-2", "demo", epochs=1,
-                   log=lambda *a: None, max_length=16, train_examples=16, timed_examples=4)
-    assert set(row) == {"method", "dev_metric_name", "dev_metric", "flops_speedup",
-                        "measured_speedup", "speedup_vs_padded", "notes"}
-    assert row["method"] == "AdapLeR" and 0 <= row["dev_metric"] <= 1
-    assert row["flops_speedup"] > 0 and row["measured_speedup"] > 0
-
-
 def test_stage_c_refuses_saliencies_of_an_earlier_stage_a_run(tmp_path, monkeypatch, capsys):
     """Stage A, stage B, stage A again (another learning rate, --OVERWRITE_OUTPUT_DIR): stage C
     stops with one line instead of training on the first run's saliencies; once stage B has

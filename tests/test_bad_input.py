@@ -361,9 +361,10 @@ CASES = [
     ("flops-max-length-0", "flops", ["--max_length", "0"], "--max_length " + COUNT, None),
     ("flops-lengths-not-integers", "flops", ["--lengths", "3,x"],
      "--lengths must be comma-separated integers", None),
-    ("demo-epochs-0", "demo", ["--work_dir", "{out}", "--epochs", "0"], "--epochs " + COUNT, None),
-    ("demo-work-dir-not-empty", "demo", ["--work_dir", "{out}"], "--reuse or "
-     "--overwrite_output_dir", _filled("out", "results.md")),
+    ("demo-both-precisions", "demo", ["--work_dir", "{out}", "--bf16", "--fp16"],
+     "--bf16 and --fp16 exclude each other", None),
+    ("demo-work-dir-of-another-run", "demo", ["--work_dir", "{out}"], "holds a results.csv but "
+     "no settings.json", _filled("out", "results.csv")),
     ("demo-model-truncated", "demo", ["--work_dir", "{out}", "--model", "{st_truncated}"],
      DAMAGED, None),
     ("rationale-eval-layer-0", "rationale_eval",

@@ -10,6 +10,7 @@ import pytest
 from common.checkpoints import resolve_source, save_checkpoint
 from common.data import default_data_dir
 from common.modeling import SequenceClassifier, dummy_inputs
+from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from conftest import FIXTURES
 from tools import compare, compare_methods
@@ -129,7 +130,7 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
     quick = compare_methods.BUDGETS["quick"]
     monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
-        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[:2]))
+        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:]))
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
                   "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
@@ -140,7 +141,7 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     header, rows = read_csv(os.path.join(out, "results.csv"))
     assert tuple(header) == COLUMNS
     points = [(r["method"], r["setting"]) for r in rows if r["method"] != "dense"]
-    assert points == [("powerbert", "LAMBDA=0.002"), ("powerbert", "LAMBDA=0.002 length-scaled"),
+    assert points == [("powerbert", "LAMBDA=0.0002"), ("powerbert", "LAMBDA=0.0002 length-scaled"),
                       ("adapler", "PHI=0.05 eta+0"),
                       ("adapler", "PHI=0.05 eta+0.1"), ("powerbert+pabee", "patience=1"),
                       ("powerbert+pabee", "patience=2")]
@@ -171,6 +172,7 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     (["--batch_sizes", "1,0"], "--batch_sizes must be positive"),
     (["--batch_sizes", "1,x"], "--batch_sizes must be comma-separated integers"),
     (["--max_length", "64"], "over the model's position table"),
+    (["--bf16", "--fp16"], "--bf16 and --fp16 exclude each other"),
 ])
 def test_bad_input_is_one_error_line_and_writes_nothing(extra, message, tiny_sst2, tmp_path,
                                                         capsys):
@@ -201,3 +203,34 @@ def test_an_output_folder_of_another_task_or_command_is_refused(tiny_sst2, tmp_p
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
     assert sorted(os.listdir(out)) == ["settings.json"]
+
+
+def test_precision_and_mean_pooling_reach_every_command_line(tiny_sst2, tmp_path):
+    """--bf16 goes to every training (in each command line's spelling); a backbone whose
+    sentence-transformers pooling config says mean gets PABEE --pooling mean. Nothing runs."""
+    import shutil
+
+    model = tmp_path / "mean_model"
+    shutil.copytree(TINY, model)
+    (model / "1_Pooling").mkdir()
+    (model / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    out = str(tmp_path / "compare")
+    args, settings = compare.parse_args(["--model", str(model), "--data_dir", tiny_sst2,
+                                         "--output_dir", out, "--max_length", "16", "--bf16",
+                                         "--methods", "powerbert,adapler,pabee"])
+    assert settings["precision"] == "bf16" and settings["pabee_pooling"] == "mean"
+    assert settings["batch_sizes"] == [32]  # quick's default
+    assert compare.finetune_command(settings, tiny_sst2, out).argv[-1] == "--bf16"
+    context = compare_methods.Context(
+        task=get_task("sst-2"), finetuned=out, cased=False,
+        config=resolve_source(TINY).config, max_length=16, train_dir=tiny_sst2, runs=out,
+        budget=compare_methods.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None,
+        precision=settings["precision"], pabee_pooling=settings["pabee_pooling"])
+    argvs = {command.label: command.argv for method in ("powerbert", "adapler", "pabee")
+             for group in compare_methods.groups(method, context) for command in group.commands}
+    for label, argv in argvs.items():
+        assert ("--bf16" if label == "pabee" else "--BF16") in argv, label
+    pabee = argvs["pabee"]
+    assert pabee[pabee.index("--pooling") + 1] == "mean"
+    assert not any("--pooling" in argv for label, argv in argvs.items() if label != "pabee")
+    assert not os.path.exists(out)

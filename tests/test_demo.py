@@ -1,5 +1,6 @@
-"""The README's main job (`tools/demo.py`) end to end: fine-tuning, then every method's demo row,
-on a tiny random model and a tiny SST-2 folder (the real run uses MiniLM and the bundled sample)."""
+"""The README's main job (`tools/demo.py`) end to end: `bert-speedup-compare --budget quick` and
+the table of each method's best point, on a tiny random model and a tiny SST-2 folder (the real
+run uses MiniLM and the bundled sample)."""
 import dataclasses
 import json
 import os
@@ -39,33 +40,37 @@ def tiny_base(tmp_path):
     return folder
 
 
-def test_demo_writes_one_row_per_method(tiny_base, tiny_sst2, tmp_path, capsys):
+def test_demo_is_compare_quick_with_a_table_of_best_points(tiny_base, tiny_sst2, tmp_path,
+                                                           capsys):
     work = tmp_path / "demo"
-    demo.main(["--model", tiny_base, "--data_dir", tiny_sst2, "--work_dir", str(work),
-               "--epochs", "1", "--skip_compare"])  # tests/test_compare.py runs compare
+    argv = ["--model", tiny_base, "--data_dir", tiny_sst2, "--work_dir", str(work),
+            "--methods", "pabee"]  # tests/test_compare.py covers the other methods
+    demo.main(argv)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("bert-speedup-compare --task sst-2 --output_dir ")
+    assert "--budget quick --max_length 64 --methods pabee --allow_collapsed" in out
+    assert "[1/5] fine-tuning: start" in out and "[5/5] pabee model: points: done" in out
     rows = json.loads((work / "results.json").read_text())
-    assert [row["method"] for row in rows[:3]] == ["vanilla (fine-tuned model)", "PoWER-BERT",
-                                                  "AdapLeR"]
-    assert rows[3]["method"].startswith("PABEE (patience ")
-    assert rows[0]["notes"] == "3 layers, length 64"
+    assert [row["method"] for row in rows] == ["fine-tuned (dense)", "PABEE"]
+    assert rows[0]["setting"] in ("dense-dynamic-graph, batch 32", "dense-dynamic-xla, batch 32")
+    assert rows[0]["measured_speedup"] == 1.0 and rows[0]["flops_speedup"] == 1.0
+    assert rows[1]["setting"] in ("patience=1", "patience=2")
+    assert rows[1]["within_1_point"] in ("yes", "no")
     for row in rows:
-        assert 0.0 <= row["dev_metric"] <= 1.0
-        assert row["flops_speedup"] > 0.0 and row["measured_speedup"] > 0.0
-    assert all(row["speedup_vs_padded"] > 0.0 for row in rows[1:])
-    # PoWER-BERT never adds work; AdapLeR's predictors may cost more than they save on a
-    # 16-wide model, and PABEE's internal classifiers likewise.
-    assert rows[1]["flops_speedup"] >= 1.0
+        assert 0.0 <= row["dev_metric"] <= 1.0 and row["speedup_vs_padded"] > 0.0
+    assert rows[1]["measured_speedup"] > 0.0 and rows[1]["flops_speedup"] > 0.0
     table = (work / "results.md").read_text()
     assert table.count("\n") == 2 + len(rows)
+    assert out.count("| PABEE |") == 1  # the table once, at the end
+    assert f"the accuracy-vs-speed plot is {work / 'pareto.png'}" in out
+    assert (work / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "\r" not in out
+
+    # The same command resumes: nothing is trained again, the table is written again.
+    demo.main(argv)
     out = capsys.readouterr().out
-    assert out.count("| PoWER-BERT |") == 1  # the table once, at the end
-    stages = [line for line in out.splitlines() if line.startswith("stage ")]
-    assert stages == ["stage 1/4: fine-tuning the backbone on SST-2",
-                      "stage 2/4: PoWER-BERT from the fine-tuned model",
-                      "stage 3/4: AdapLeR from the fine-tuned model",
-                      "stage 4/4: PABEE from the fine-tuned model"]
-    assert "arguments: {}" not in out and "given, not trained" not in out
-    assert "\r" not in out and "scoring every internal classifier: example 24/24" in out
+    assert "fine-tuning: skipped" in out and "[4/5] pabee: skipped" in out
+    assert json.loads((work / "results.json").read_text()) == rows
 
 
 def test_demo_rejects_unknown_method(capsys):
@@ -73,4 +78,4 @@ def test_demo_rejects_unknown_method(capsys):
         demo.main(["--methods", "powerbert,distilbert"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: unknown method(s) distilbert; choose from "
-                                               "powerbert, adapler, pabee")
+                                               "powerbert, adapler, pabee, powerbert+pabee")

@@ -104,3 +104,39 @@ def test_a_collapsed_fine_tuning_is_recorded_and_refused_downstream(tmp_path, ss
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "its dev predictions are all class 0" in error[0]
     assert "--allow_collapsed" in error[0]
+
+
+def test_mean_pooling_is_recorded_used_and_refused_by_cls_methods(tmp_path, sst2_dir, capsys):
+    """--pooling mean: the sidecar records it, evaluation uses it (a contradicting --pooling is
+    refused), and PoWER-BERT, which reads [CLS], refuses to start from the checkpoint."""
+    from common import checkpoints
+    from powerbert import cli as powerbert_cli
+
+    out = tmp_path / "mean"
+    finetune.main(["--model", str(FIXTURES / "tiny_bert"), "--task", "sst-2", "--data_dir",
+                   str(sst2_dir), "--output_dir", str(out), "--epochs", "1", "--batch_size", "8",
+                   "--max_length", "16", "--learning_rate", "1e-3", "--pooling", "mean"])
+    assert checkpoints.read_sidecar(str(out))["pooling"] == "mean"
+    model, _, _ = checkpoints.load_classifier(str(out), 2)
+    assert model.bert.pooling == "mean"
+    trained = json.loads((out / "eval_results.json").read_text())
+    task_config = tmp_path / "task_config.json"
+    task_config.write_text('{"sst-2": {"seq_len": 16, "num_classes": 2}}')
+    evaluate = ["--model", str(out), "--task", "sst-2", "--data_dir", str(sst2_dir),
+                "--eval_only", "--max_length", "16"]
+    finetune.main(evaluate)
+    assert f"acc={trained['acc']:.4f}" in capsys.readouterr().out
+    for main, argv, message in [
+            (finetune.main, evaluate + ["--pooling", "cls"], "was trained with --pooling mean"),
+            (powerbert_cli.main, ["--TASK", "SST-2", "--DATA_DIR", str(sst2_dir),
+                                  "--CHECKPOINT_PATH", str(out), "--SKIP_FINETUNE",
+                                  "--TASK_CONFIG_PATH", str(task_config), "--LAMBDA", "0.001",
+                                  "--LR_SOFT_EXTRACT", "0.01",
+                                  "--OUTPUT_DIR", str(tmp_path / "pb")],
+             "PoWER-BERT pools the [CLS] vector")]:
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and message in error[0], error
+    assert not (tmp_path / "pb").exists()

@@ -31,9 +31,11 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from common import precision  # noqa: E402
 from common.cli import ArgumentParser, command  # noqa: E402
 from common.errors import UserError, parse_int_list  # noqa: E402
-from common.validation import check_not_collapsed, refuse_collapsed  # noqa: E402
+from common.validation import (check_model_files, check_not_collapsed,  # noqa: E402
+                               refuse_collapsed)
 from tools import compare_report as report  # noqa: E402
 from tools.compare_methods import BUDGETS, METHODS, REPO, Context, groups, python  # noqa: E402
 
@@ -41,8 +43,9 @@ ORDERED_METRICS = ("acc", "f1", "mcc", "spearman")  # higher is better on each
 SETTINGS_FILE, STAGES_FILE, DONE_FILE = "settings.json", "stages.log", "DONE.json"
 # What makes two runs the same command (settings.json).
 SETTINGS_KEYS = ("task", "model", "data_dir", "methods", "budget", "max_length", "train_limit",
-                 "batch_sizes")
-FINETUNE = {"learning_rate": 1e-4, "batch_size": 32}
+                 "batch_sizes", "precision")
+OLD_DEFAULTS = {"precision": "fp32"}  # settings.json written before the key existed
+FINETUNE_BATCH = 32
 
 
 def build_parser():
@@ -59,18 +62,21 @@ def build_parser():
                                                   "task's")
     p.add_argument("--train_limit", type=int, help="train every stage on a fixed, seeded "
                    "subset of this many rows (default: 1000 with quick, all with full)")
-    p.add_argument("--batch_sizes", default="1,32", help="timed batch sizes (default 1,32)")
+    p.add_argument("--batch_sizes", help="timed batch sizes (default: 32 with quick, whose "
+                   "batch-1 timing would compile XLA once per text length and side; 1,32 "
+                   "with full)")
     p.add_argument("--allow_collapsed", action="store_true",
                    help="go on from a fine-tuned model whose dev predictions are all one class "
                         "(refused otherwise: a reused --model whose config.json records it "
                         "before anything runs, any other once its dev evaluation finds it; the "
                         "same command with the flag resumes)")
+    precision.add_flags(p)  # every training, evaluation and timing side runs in it
     return p
 
 
 def parse_args(argv):
     """Parse and check every flag; nothing is written. Returns (args, settings)."""
-    from common.checkpoints import check_max_length, resolve_source
+    from common.checkpoints import check_max_length, recorded_pooling, resolve_source
     from common.data import default_data_dir, default_model_dir, split_path
     from common.tasks import get_task
 
@@ -94,12 +100,15 @@ def parse_args(argv):
     data_dir = os.path.abspath(args.data_dir or default_data_dir())
     for split in ("train", "dev"):
         split_path(task, data_dir, split)
-    batch_sizes = parse_int_list(args.batch_sizes, "--batch_sizes")
+    budget = BUDGETS[args.budget]
+    batch_sizes = (parse_int_list(args.batch_sizes, "--batch_sizes") if args.batch_sizes
+                   else list(budget.batch_sizes))
     for name, value in [("max_length", args.max_length), ("train_limit", args.train_limit)] + [
             ("batch_sizes", size) for size in batch_sizes]:
         if value is not None and value < 1:
             raise UserError(f"--{name} must be positive, got {value}")
     model = args.model or default_model_dir()
+    check_model_files(model)
     source = resolve_source(model)
     sidecar = source.sidecar or {}
     reuse = (source.kind == "own" and sidecar.get("task") == task.name
@@ -110,14 +119,18 @@ def parse_args(argv):
     check_max_length(source.config, max_length)
     if reuse:
         check_not_collapsed(sidecar, model, args.allow_collapsed)
-    budget = BUDGETS[args.budget]
     settings = {"task": task.name, "model": os.path.abspath(model) if os.path.exists(model)
                 else model, "data_dir": data_dir, "methods": methods, "budget": args.budget,
                 "max_length": max_length,
                 "train_limit": args.train_limit or budget.train_limit,
-                "batch_sizes": batch_sizes}
+                "batch_sizes": batch_sizes,
+                "precision": precision.precision_name(args.bf16, args.fp16)}
     check_output_dir(args.output_dir, settings)
-    return args, dict(settings, reuse=reuse, cased=not sidecar.get("lower_case", True))
+    # PABEE's internal classifiers read what the backbone was trained to pool: a
+    # sentence-transformers folder pooled by the mean (MiniLM) gets --pooling mean.
+    pooling = recorded_pooling(source) if source.kind != "own" else None
+    return args, dict(settings, reuse=reuse, cased=not sidecar.get("lower_case", True),
+                      pabee_pooling=pooling if pooling == "mean" else None)
 
 
 def check_output_dir(folder, settings):
@@ -135,9 +148,10 @@ def check_output_dir(folder, settings):
     if old.get("task") != settings["task"]:
         raise UserError(f"{folder} holds results of task {old.get('task')}, not "
                         f"{settings['task']}; pass another --output_dir")
-    changed = [key for key in SETTINGS_KEYS if old.get(key) != settings[key]]
+    old = {key: old.get(key, OLD_DEFAULTS.get(key)) for key in SETTINGS_KEYS}
+    changed = [key for key in SETTINGS_KEYS if old[key] != settings[key]]
     if changed:
-        differences = ", ".join(f"{key} {old.get(key)}, not {settings[key]}" for key in changed)
+        differences = ", ".join(f"{key} {old[key]}, not {settings[key]}" for key in changed)
         raise UserError(f"{folder} was made by another command ({differences}); rerun that "
                         "command to resume, or pass another --output_dir")
 
@@ -181,8 +195,8 @@ def train(command, output_dir, progress):
     started = time.time()
     log_path = os.path.join(output_dir, "logs", command.label.replace(" ", "_") + ".log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(  # each command quiets TensorFlow itself
+        [REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     with open(log_path, "w", encoding="utf-8") as out:
         out.write(command_text(command) + "\n")
         out.flush()
@@ -231,11 +245,14 @@ def finetune_command(settings, data_dir, output_dir):
     from tools.compare_methods import Command
 
     folder = os.path.join(output_dir, "finetune")
+    budget = BUDGETS[settings["budget"]]
     argv = python(os.path.join(REPO, "tools", "finetune.py"), "--model", settings["model"],
                   "--task", settings["task"], "--data_dir", data_dir, "--output_dir", folder,
-                  "--epochs", BUDGETS[settings["budget"]].finetune_epochs, "--max_length",
-                  settings["max_length"], "--learning_rate", FINETUNE["learning_rate"],
-                  "--batch_size", FINETUNE["batch_size"])
+                  "--epochs", budget.finetune_epochs, "--max_length", settings["max_length"],
+                  "--learning_rate", budget.finetune_learning_rate, "--batch_size",
+                  FINETUNE_BATCH)
+    if settings["precision"] != "fp32":
+        argv.append(f"--{settings['precision']}")
     return Command("fine-tuning", argv, folder)
 
 
@@ -269,10 +286,12 @@ def measure(points, wanted, batch_size, repeats):
     dense, methods = points.sides(batch_size)
     sides = list(dense) + [dataclasses.replace(side, name=setting)
                            for setting, side in methods.items() if setting in wanted]
-    rows, _ = benchmark.run_sides(sides, repeats=repeats, warmup=1,
-                                  references=benchmark.REFERENCES,
-                                  headline=benchmark.headline(batch_size))
-    return {row["side"]: row for row in rows}, sides, time.time() - started
+    rows, measurement = benchmark.run_sides(sides, repeats=repeats, warmup=1,
+                                            references=benchmark.REFERENCES,
+                                            headline=benchmark.headline(batch_size))
+    load = measurement["environment"]["background_cpu_share"]
+    return ({row["side"]: dict(row, background_load=load) for row in rows}, sides,
+            time.time() - started)
 
 
 class DensePoints:
@@ -294,7 +313,8 @@ def result_row(task, method, setting, metric, flops_speedup, timed, batch_size, 
             "speedup_vs_padded": timed.get("speedup_vs_padded"),
             "speedup_vs_dynamic": timed.get(f"speedup_vs_{head}"),
             "reference": timed.get(f"reference_{head}"), "batch_size": batch_size,
-            "ms_per_example": timed["ms_per_example"], "seconds": seconds, "detail": detail}
+            "ms_per_example": timed["ms_per_example"], "seconds": seconds, "detail": detail,
+            "background_load": timed.get("background_load")}
 
 
 def dense_flops_speedup(config, num_labels, timing, side):
@@ -350,6 +370,7 @@ def run(args, settings, log=print):
 
     task, budget, output_dir = get_task(settings["task"]), BUDGETS[settings["budget"]], \
         args.output_dir
+    precision.set_precision(settings["precision"])
     os.makedirs(output_dir, exist_ok=True)
     settings_path = os.path.join(output_dir, SETTINGS_FILE)
     if not os.path.isfile(settings_path):
@@ -366,7 +387,12 @@ def run(args, settings, log=print):
                       config=resolve_source(settings["model"]).config,
                       max_length=settings["max_length"], train_dir=data_dir,
                       runs=os.path.join(output_dir, "runs"), budget=budget, dev=None,
-                      finetuned_scores=None, timing=None, allow_collapsed=args.allow_collapsed)
+                      finetuned_scores=None, timing=None, allow_collapsed=args.allow_collapsed,
+                      precision=settings["precision"], pabee_pooling=settings["pabee_pooling"])
+    if context.pabee_pooling and {"pabee", "powerbert+pabee"} & set(settings["methods"]):
+        log(f"PABEE: --pooling mean (the sentence-transformers pooling config of "
+            f"{settings['model']} says mean; its [CLS] vector below the last layer carries "
+            "little of the input)")
     planned = [group for method in settings["methods"] for group in groups(method, context)]
     trainings = {c.folder for group in planned for c in group.commands}
     progress = Progress(output_dir, 2 + len(trainings) + len(planned) + (finetune is not None),

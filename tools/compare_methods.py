@@ -33,6 +33,7 @@ ADAPLER_SAVE_NAME = "compare"
 @dataclasses.dataclass(frozen=True)
 class Budget:
     finetune_epochs: int
+    finetune_learning_rate: float  # peak AdamW learning rate of the fine-tuning (batch 32)
     method_epochs: int
     train_limit: int | None  # default training subset (None: every row)
     lambdas: tuple  # PoWER-BERT LAMBDA values
@@ -40,16 +41,21 @@ class Budget:
     eta_offsets: tuple  # added to AdapLeR's learned eta at inference
     timing_examples: int  # dev rows every point is timed on
     repeats: int
+    batch_sizes: tuple  # timed batch sizes unless --batch_sizes says otherwise
 
 
-# quick: few points, one epoch, a 1,000-row training subset; the methods use the demo's settings.
+# quick (the demo, about 10 minutes on 2 CPU cores with MiniLM): few points, one epoch of each
+# method on a 1,000-row training subset, timed at batch 32 only.
 BUDGETS = {
-    "quick": Budget(finetune_epochs=1, method_epochs=1, train_limit=1000,
-                    lambdas=(0.0005, 0.002), phis=(0.05,), eta_offsets=(0.0, 0.1, 0.3),
-                    timing_examples=64, repeats=3),
-    "full": Budget(finetune_epochs=3, method_epochs=2, train_limit=None,
+    "quick": Budget(finetune_epochs=2, finetune_learning_rate=2e-4, method_epochs=1,
+                    train_limit=1000, lambdas=(0.0002,), phis=(0.05,),
+                    eta_offsets=(-0.2, 0.0, 0.1), timing_examples=64, repeats=3,
+                    batch_sizes=(32,)),
+    "full": Budget(finetune_epochs=3, finetune_learning_rate=1e-4, method_epochs=2,
+                   train_limit=None,
                    lambdas=(0.0002, 0.0005, 0.001, 0.002, 0.005), phis=(0.01, 0.05, 0.2),
-                   eta_offsets=(-0.1, 0.0, 0.1, 0.2, 0.3, 0.5), timing_examples=256, repeats=5),
+                   eta_offsets=(-0.1, 0.0, 0.1, 0.2, 0.3, 0.5), timing_examples=256, repeats=5,
+                   batch_sizes=(1, 32)),
 }
 POWERBERT = {"batch_size": 32, "lr_bert": 5e-5, "lr_soft_extract": 0.1}
 ADAPLER = {"gamma": 0.005, "batch_size": 4, "learning_rate": 2e-5, "head_learning_rate": 1e-3,
@@ -73,10 +79,18 @@ class Context:
     finetuned_scores: dict  # dev metrics of the fine-tuned model
     timing: dict  # the first `timing_examples` dev rows
     allow_collapsed: bool = False  # --allow_collapsed: pass it on to every method
+    precision: str = "fp32"  # --bf16 / --fp16: every training runs in it
+    pabee_pooling: str | None = None  # "mean" for a backbone trained with mean pooling
 
     def collapsed_flag(self, flag):
         """[flag] when the methods may start from a collapsed fine-tuned model, else []."""
         return [flag] if self.allow_collapsed else []
+
+    def precision_flag(self, upper=False):
+        """[--bf16] / [--fp16] (upper-case on PoWER-BERT's and AdapLeR's command lines), or []."""
+        if self.precision == "fp32":
+            return []
+        return [f"--{self.precision.upper() if upper else self.precision}"]
 
 
 @dataclasses.dataclass
@@ -135,7 +149,8 @@ def powerbert_groups(context):
                       "--BATCH_SIZE", POWERBERT["batch_size"], "--LR_BERT", POWERBERT["lr_bert"],
                       "--LR_SOFT_EXTRACT", POWERBERT["lr_soft_extract"], "--LAMBDA", lam,
                       "--OUTPUT_DIR", folder) + (["--CASED"] if context.cased else []) + (
-                          context.collapsed_flag("--ALLOW_COLLAPSED"))
+                          context.collapsed_flag("--ALLOW_COLLAPSED")) + (
+                          context.precision_flag(upper=True))
         result.append(Group("powerbert", setting,
                             [Command(f"powerbert {setting}", argv, folder,
                                      prepare=write_task_config)],
@@ -218,7 +233,8 @@ def adapler_groups(context):
     dirs = _adapler_dirs(context)
     common_flags = ["--TASK", task.name, "--MAX_LENGTH", context.max_length, "--DATA_SEED",
                     SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
-                    context.train_dir, *context.collapsed_flag("--ALLOW_COLLAPSED")]
+                    context.train_dir, *context.collapsed_flag("--ALLOW_COLLAPSED"),
+                    *context.precision_flag(upper=True)]
 
     def place_finetuned():
         target = dirs.finetuned(1)
@@ -305,7 +321,8 @@ def pabee_groups(context, method="pabee", start=None, before=()):
                   PABEE["learning_rate"], "--num_train_epochs", budget.method_epochs,
                   "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,
                   "--output_dir", folder) + ([] if context.cased else ["--do_lower_case"]) + (
-                      context.collapsed_flag("--allow_collapsed"))
+                      context.collapsed_flag("--allow_collapsed")) + context.precision_flag() + (
+                          ["--pooling", context.pabee_pooling] if context.pabee_pooling else [])
     settings = {f"patience={t}": t for t in range(1, context.config.num_hidden_layers)}
     return [Group(method, "model", [*before, Command(method, argv, folder)], list(settings),
                   lambda ctx: PabeePoints(ctx, folder, settings))]

@@ -5,7 +5,8 @@ A row is one operating point of one method at one batch size. `speedup_vs_dynami
 unqualified speed-up of the toolkit: against the dense model with length-sorted dynamic padding
 (baseline b) when batched, against the dense model on the unpadded text (baseline c) at batch 1;
 `reference` names the dense side it was measured against. `flops_speedup` counts every dev
-example at its real length.
+example at its real length; `background_load` is the share of all cores other processes kept
+busy while the row was timed (the harness's load report).
 """
 import csv
 import io
@@ -14,7 +15,8 @@ import os
 from common.files import write_text
 
 COLUMNS = ("method", "setting", "metric_name", "metric", "flops_speedup", "speedup_vs_padded",
-           "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail", "task")
+           "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail",
+           "task", "background_load")
 DENSE = "dense"
 WITHIN = 0.01  # "within one point" of the fine-tuned model, on metrics in [0, 1]
 
@@ -27,8 +29,8 @@ def read_rows(path):
         rows = list(csv.DictReader(handle))
     for row in rows:
         for key in ("metric", "flops_speedup", "speedup_vs_padded", "speedup_vs_dynamic",
-                    "ms_per_example", "seconds"):
-            row[key] = float(row[key]) if row[key] not in ("", None) else None
+                    "ms_per_example", "seconds", "background_load"):
+            row[key] = float(row[key]) if row.get(key) not in ("", None) else None
         row["batch_size"] = int(row["batch_size"])
     return rows
 
@@ -103,10 +105,11 @@ def write_plot(path, rows, finetuned_metric, metric_name):
             if r["method"] == DENSE and r[key] is not None:
                 spot = (round(r[key], 2), round(r["metric"], 4))
                 marks.setdefault(spot, []).append(r["setting"].removeprefix("dense-"))
-        for (x, y), names in marks.items():
+        for k, ((x, y), names) in enumerate(sorted(marks.items())):
             axis.scatter(x, y, marker="x", color="black", s=50)
+            # Staggered: the baselines often sit close together at the same accuracy.
             axis.annotate("dense " + " = ".join(names), (x, y), fontsize=7,
-                          textcoords="offset points", xytext=(4, 4))
+                          textcoords="offset points", xytext=(4, 4 + 9 * k))
         if front:
             axis.plot(*zip(*pareto_front(front)), color="grey", linestyle="--", linewidth=1,
                       marker="o", markersize=9, markerfacecolor="none", label="Pareto front")
@@ -123,25 +126,37 @@ def write_plot(path, rows, finetuned_metric, metric_name):
 
 
 def best_points(rows, finetuned_metric):
-    """{method: (row or None, text)}: the fastest point (measured, at the plot's batch size)
-    within one point of the fine-tuned model, else the most accurate one."""
+    """{method: (row, within)}: the fastest point (measured, at the plot's batch size) within
+    one point of the fine-tuned model (within True), else the most accurate one (False)."""
     size = plot_batch_size(rows)
     result = {}
     for method in sorted({r["method"] for r in rows if r["method"] != DENSE}):
         points = [r for r in rows if r["method"] == method and r["batch_size"] == size]
         close = [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9]
         if close:
-            best = max(close, key=lambda r: r["speedup_vs_dynamic"] or 0.0)
-            result[method] = (best, f"{best['setting']}: {best['metric_name']} "
-                                    f"{best['metric']:.4f}, {best['speedup_vs_dynamic']:.2f}x "
-                                    f"measured, {best['flops_speedup']:.2f}x FLOPs")
+            result[method] = (max(close, key=lambda r: r["speedup_vs_dynamic"] or 0.0), True)
         elif points:
-            best = max(points, key=lambda r: r["metric"])
-            result[method] = (None, f"no point within 1 point; the most accurate is "
-                                    f"{best['setting']} ({best['metric_name']} "
-                                    f"{best['metric']:.4f}, {best['speedup_vs_dynamic']:.2f}x "
-                                    "measured)")
+            result[method] = (max(points, key=lambda r: r["metric"]), False)
     return result
+
+
+def describe(row, within):
+    """One line about a method's best point."""
+    text = (f"{row['setting']} ({row['metric_name']} {row['metric']:.4f}, "
+            f"{row['speedup_vs_dynamic']:.2f}x measured, {row['flops_speedup']:.2f}x FLOPs)")
+    return text if within else "no point within 1 point; the most accurate is " + text
+
+
+def machine_line(rows):
+    """The CPU, its kernel-deciding flags and the background load over the timed rows."""
+    from common.benchmark import CPU_FLAGS, machine
+
+    m = machine()
+    loads = [r["background_load"] for r in rows if r.get("background_load") is not None]
+    load = (f"other processes kept {100 * min(loads):.0f}-{100 * max(loads):.0f}% of all "
+            "cores busy while the points were timed" if loads else "background load not recorded")
+    return (f"Machine: {m['available_cores']} of {m['nproc']} CPUs ({m['cpu']}; flags "
+            f"{' '.join(m['cpu_flags']) or 'none of ' + ', '.join(CPU_FLAGS)}); {load}.")
 
 
 def write_report(path, rows, settings, finetuned_metric, commands):
@@ -154,9 +169,10 @@ def write_report(path, rows, settings, finetuned_metric, commands):
              f"{settings['train_rows']} training rows, batch sizes "
              f"{','.join(map(str, settings['batch_sizes']))}.", "",
              f"Fine-tuned model: dev {metric_name} {finetuned_metric:.4f}.", "",
+             machine_line(rows), "",
              f"## Best point within 1 point of the fine-tuned model (batch {size})", ""]
-    for method, (_, text) in best_points(rows, finetuned_metric).items():
-        lines.append(f"- **{method}**: {text}")
+    for method, (row, within) in best_points(rows, finetuned_metric).items():
+        lines.append(f"- **{method}**: {describe(row, within)}")
     lines += ["", "## Plot", "", "![Pareto fronts](pareto.png)", "",
               "Left: measured speed-up against the dense model with length-sorted dynamic "
               "padding (batched) or on the unpadded text (batch 1); right: FLOPs speed-up on "

@@ -48,6 +48,12 @@ def parse_args(argv):
     parser.add_argument("--seed", type=int, default=42,
                         help="seed of the weights, dropout and shuffling")
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
+    parser.add_argument("--pooling", choices=("cls", "mean"),
+                        help="what the classifier reads: the [CLS] vector (cls, the papers'; "
+                             "PoWER-BERT and AdapLeR need it) or the mean of the real tokens' "
+                             "vectors (mean: sentence-embedding backbones such as MiniLM learn "
+                             "faster with it; PABEE can use it). Default: the pooling a "
+                             "checkpoint of this toolkit was trained with, else cls")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
     parser.add_argument("--overwrite_output_dir", action="store_true",
                         help="allow a non-empty --output_dir (its checkpoint and "
@@ -90,8 +96,13 @@ def run(args, log=print):
     if args.eval_only:
         check_checkpoint_task(checkpoints.resolve_source(model_path).sidecar, task, model_path,
                               args.allow_other_task)
+    if args.eval_only and args.pooling:
+        trained = (checkpoints.resolve_source(model_path).sidecar or {}).get("pooling", "cls")
+        if args.pooling != trained:
+            raise UserError(f"{model_path} was trained with --pooling {trained}, not "
+                            f"{args.pooling}; drop --pooling or pass --pooling {trained}")
     model, source, head_loaded = checkpoints.load_classifier(
-        model_path, task.num_labels, max_length=max_length)
+        model_path, task.num_labels, max_length=max_length, pooling=args.pooling)
     tokenizer = load_tokenizer(source.folder, cased=args.cased)
     dev, _ = load_split(task, data_dir, "dev", tokenizer, max_length, log=log)
     if args.eval_only:
