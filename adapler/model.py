@@ -118,12 +118,16 @@ class HardRemoval(Removal):
         state.record("predictor_inputs", state.hidden)
         shares = self.predictors[layer](state.hidden, state.mask)
         state.record("explanations", shares)
-        cls = _cls_one_hot(state.mask)
-        retention = state.mask * (1.0 - cls)
+        # The keep rule compares in float32 (under mixed precision the compacted mask follows
+        # the hidden states' dtype).
+        mask = ops.cast(state.mask, "float32")
+        shares = ops.cast(shares, "float32")
+        cls = _cls_one_hot(mask)
+        retention = mask * (1.0 - cls)
         delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
         # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
         # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
-        keep = ops.logical_and(state.mask > 0, ops.logical_or(
+        keep = ops.logical_and(mask > 0, ops.logical_or(
             1.0 - (1.0 - shares) * retention >= delta, cls > 0))
         state = compact(state, keep)
         state.record("lengths", ops.sum(state.mask, axis=-1))
@@ -142,9 +146,10 @@ class SingleRemoval(Removal):
                                   positions=tf.gather(state.positions, present, axis=1),
                                   bias=ops.zeros((1, 1, 1, 1), state.hidden.dtype))
         state.record("predictor_inputs", state.hidden)
-        shares = ops.softmax(self.predictors[layer].logits(state.hidden), axis=-1)
+        shares = ops.softmax(ops.cast(self.predictors[layer].logits(state.hidden), "float32"),
+                             axis=-1)
         state.record("explanations", shares)
-        delta = threshold(self.eta[layer], ops.sum(state.mask, axis=-1))
+        delta = threshold(self.eta[layer], ops.sum(ops.cast(state.mask, "float32"), axis=-1))
         keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
         order = tf.where(keep)[:, 0]
         state = state.replace(hidden=tf.gather(state.hidden, order, axis=1),

@@ -287,3 +287,29 @@ def test_single_example_with_pads_equals_unpadded(model):
         a, b = model(padded, lr_mode=True, eta=0.8), model(one(features, row), lr_mode=True, eta=0.8)
         np.testing.assert_allclose(a["logits"].numpy(), b["logits"].numpy(), atol=1e-6)
         assert [k.numpy().tolist() for k in a["kept"]] == [k.numpy().tolist() for k in b["kept"]]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_lr_mode_under_mixed_precision(policy):
+    """lr_mode (batched compaction and one example alone) runs under a mixed policy, where the
+    compacted mask follows the half-precision hidden states, and keeps the tokens float32
+    keeps on a model whose shares are far from the threshold."""
+    import keras
+
+    source = resolve_source(TINY)
+    features = random_batch(np.random.default_rng(3), batch=4, length=10)
+    kept = {}
+    try:
+        for name in ("float32", policy):
+            keras.mixed_precision.set_global_policy(name)
+            m = AdapLeRClassifier(source.config, 3)
+            m(dummy_inputs())
+            load_backbone_weights(m, source)
+            batched = m(features, lr_mode=True, eta=0.5)
+            alone = m(one(features, 1), lr_mode=True, eta=0.5)
+            assert np.isfinite(batched["logits"].numpy()).all()
+            assert np.isfinite(alone["logits"].numpy()).all()
+            kept[name] = [k.numpy().shape[1] for k in batched["kept"]]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert kept[policy] == kept["float32"]
