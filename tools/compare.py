@@ -8,7 +8,9 @@ Fine-tunes `--model` on the task (or reuses it when it is a checkpoint of this t
 on the task), then trains each method through its own command line (subprocesses; see
 `tools/compare_methods.py` for the sweep of each budget), evaluates every operating point on dev
 with the task's metric and times it with `common.benchmark` against the dense baselines at each
-batch size. Writes to `--output_dir`:
+batch size. `--bf16` / `--fp16` run every training, evaluation and timed side in that precision;
+a backbone pooled by the mean (sentence-transformers MiniLM) gets PABEE `--pooling mean`.
+`bert-speedup-demo` is this command with the quick budget on SST-2. Writes to `--output_dir`:
 
     results.csv    one row per point and batch size (tools/compare_report.py), row by row
     pareto.png     metric vs measured and vs FLOPs speed-up, fronts drawn

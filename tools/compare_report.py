@@ -153,8 +153,9 @@ def machine_line(rows):
 
     m = machine()
     loads = [r["background_load"] for r in rows if r.get("background_load") is not None]
-    load = (f"other processes kept {100 * min(loads):.0f}-{100 * max(loads):.0f}% of all "
-            "cores busy while the points were timed" if loads else "background load not recorded")
+    low, high = (f"{100 * value:.0f}" for value in (min(loads), max(loads))) if loads else ("", "")
+    load = (f"other processes kept {low if low == high else low + '-' + high}% of all cores "
+            "busy while the points were timed" if loads else "background load not recorded")
     return (f"Machine: {m['available_cores']} of {m['nproc']} CPUs ({m['cpu']}; flags "
             f"{' '.join(m['cpu_flags']) or 'none of ' + ', '.join(CPU_FLAGS)}); {load}.")
 
