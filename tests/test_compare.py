@@ -236,3 +236,13 @@ def test_precision_and_mean_pooling_reach_every_command_line(tiny_sst2, tmp_path
     assert pabee[pabee.index("--pooling") + 1] == "mean"
     assert not any("--pooling" in argv for label, argv in argvs.items() if label != "pabee")
     assert not os.path.exists(out)
+
+
+def test_a_relative_output_dir_is_made_absolute(tiny_sst2, tmp_path, monkeypatch):
+    """AdapLeR's commands run inside the output folder: the paths they get must not be relative
+    to the caller's working directory (the demo's default is runs/demo)."""
+    monkeypatch.chdir(tmp_path)
+    args, settings = compare.parse_args(["--model", TINY, "--data_dir", tiny_sst2, "--output_dir",
+                                         os.path.join("runs", "demo"), "--max_length", "16"])
+    assert args.output_dir == str(tmp_path / "runs" / "demo")
+    assert compare.training_data(settings, args.output_dir).startswith(str(tmp_path))

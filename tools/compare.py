@@ -84,6 +84,8 @@ def parse_args(argv):
 
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
+    # Absolute: AdapLeR's commands run inside the output folder and get paths under it.
+    args.output_dir = os.path.abspath(args.output_dir)
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
