@@ -1,7 +1,7 @@
 """Checks at the door, shared by every command line: numeric flags, output folders, whether a
 checkpoint was trained for the task it is asked to run, whether its dev predictions
-collapsed to one class and whether it pools what the method reads. Each failed check is one UserError that names the flag and the fix;
-nothing is created or changed before they pass."""
+collapsed to one class and whether it pools what the method reads. Each failed check is one
+UserError that names the flag and the fix; nothing is created or changed before they pass."""
 import math
 import os
 import sys

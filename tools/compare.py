@@ -39,7 +39,8 @@ from common.errors import UserError, parse_int_list  # noqa: E402
 from common.validation import (check_model_files, check_not_collapsed,  # noqa: E402
                                refuse_collapsed)
 from tools import compare_report as report  # noqa: E402
-from tools.compare_methods import BUDGETS, METHODS, REPO, Context, groups, python  # noqa: E402
+from tools.compare_methods import (BUDGETS, METHODS, REPO, Context, groups,  # noqa: E402
+                                   precision_flag, python)
 
 ORDERED_METRICS = ("acc", "f1", "mcc", "spearman")  # higher is better on each
 SETTINGS_FILE, STAGES_FILE, DONE_FILE = "settings.json", "stages.log", "DONE.json"
@@ -255,9 +256,7 @@ def finetune_command(settings, data_dir, output_dir):
                   "--epochs", budget.finetune_epochs, "--max_length", settings["max_length"],
                   "--learning_rate", budget.finetune_learning_rate, "--batch_size",
                   FINETUNE_BATCH)
-    if settings["precision"] != "fp32":
-        argv.append(f"--{settings['precision']}")
-    return Command("fine-tuning", argv, folder)
+    return Command("fine-tuning", argv + precision_flag(settings["precision"]), folder)
 
 
 def load_finetuned(path, settings):
@@ -281,7 +280,7 @@ def measure(points, wanted, batch_size, repeats):
     """Time the dense baselines and the points' sides of the settings in `wanted` together;
     returns ({side name or setting: harness row}, the sides, seconds). A setting with several
     candidate sides (e.g. XLA and one graph) gets the row of the fastest, as the dense
-    reference is the faster of its two; the row's `side` names it. The one place compare times
+    reference is the faster of its two; its `timed_as` names it. The one place compare times
     anything: the sides come from the methods' timing modules, all timing is
     `common.benchmark`."""
     import dataclasses
@@ -290,11 +289,10 @@ def measure(points, wanted, batch_size, repeats):
 
     started = time.time()
     dense, methods = points.sides(batch_size)
-    sides, candidates = list(dense), {}
+    sides, candidates = list(dense), {}  # {setting: {timed name: the side's own name}}
     for setting, found in methods.items():
         if setting in wanted:
-            found = list(found) if isinstance(found, (list, tuple)) else [found]
-            candidates[setting] = [f"{setting} [{side.name}]" for side in found]
+            candidates[setting] = {f"{setting} [{side.name}]": side.name for side in found}
             sides += [dataclasses.replace(side, name=name)
                       for side, name in zip(found, candidates[setting])]
     rows, measurement = benchmark.run_sides(sides, repeats=repeats, warmup=1,
@@ -304,7 +302,8 @@ def measure(points, wanted, batch_size, repeats):
     named = {row["side"]: dict(row, background_load=load) for row in rows}
     timed = {side.name: named[side.name] for side in dense}
     for setting, names in candidates.items():
-        timed[setting] = max((named[name] for name in names), key=lambda row: row["speedup"])
+        fastest = max(names, key=lambda name: named[name]["speedup"])
+        timed[setting] = dict(named[fastest], timed_as=names[fastest])
     return timed, sides, time.time() - started
 
 
@@ -370,10 +369,10 @@ def group_rows(results, group, context, settings, missing, seconds, log):
         timed, _, measured = measure(points, wanted, size, BUDGETS[settings["budget"]].repeats)
         for setting in wanted:
             metric, flops_speedup, detail = evaluated[setting]
-            side = timed[setting]["side"].removeprefix(setting).strip(" []")
+            detail = f"{detail}; timed as {timed[setting]['timed_as']}"
             report.append_rows(results, [result_row(
                 task, group.method, setting, metric, flops_speedup, timed[setting], size,
-                share + measured / len(wanted), f"{detail}; timed as {side}")])
+                share + measured / len(wanted), detail)])
             log(f"  {group.method} {setting} batch {size}: {task.metric} {metric:.4f}, "
                 f"{timed[setting]['speedup']:.2f}x measured, {flops_speedup:.2f}x FLOPs")
 

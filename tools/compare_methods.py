@@ -12,8 +12,9 @@ A `Group` is one trained model and the operating points read from it:
 
 `Group.load(context)` returns a `Points` object: `evaluate()` -> {setting: (metric, FLOPs
 speed-up on the real lengths, detail)} and `sides(batch_size)` -> (the dense baselines of the
-same backbone and head without the method, {setting: method side}), built by the methods'
-timing modules for `common.benchmark`.
+same backbone and head without the method, {setting: [candidate sides]}), built by the
+methods' timing modules for `common.benchmark`; compare counts the fastest candidate of each
+setting (PoWER-BERT has two when batched: XLA per shape and one graph).
 """
 import dataclasses
 import json
@@ -88,9 +89,7 @@ class Context:
 
     def precision_flag(self, upper=False):
         """[--bf16] / [--fp16] (upper-case on PoWER-BERT's and AdapLeR's command lines), or []."""
-        if self.precision == "fp32":
-            return []
-        return [f"--{self.precision.upper() if upper else self.precision}"]
+        return precision_flag(self.precision, upper)
 
 
 @dataclasses.dataclass
@@ -113,6 +112,11 @@ class Group:
     load: Callable  # context -> Points
 
 
+def precision_flag(precision, upper=False):
+    """[--bf16] / [--fp16] for 'bf16' / 'fp16' (upper-case when `upper`), [] for 'fp32'."""
+    return [] if precision == "fp32" else [f"--{precision.upper() if upper else precision}"]
+
+
 def python(*args):
     return [sys.executable, *map(str, args)]
 
@@ -123,9 +127,10 @@ def groups(method, context):
             "powerbert+pabee": powerbert_pabee_groups}[method](context)
 
 
-def _split_sides(all_sides, name):
-    dense = [side for side in all_sides if side.name.startswith("dense")]
-    return dense, next(side for side in all_sides if side.name == name)
+def _split_sides(all_sides, names):
+    """(the dense sides, the sides named in `names`) of a timing module's sides."""
+    return ([side for side in all_sides if side.name.startswith("dense")],
+            [side for side in all_sides if side.name in names])
 
 
 # ---------------------------------------------------------------- PoWER-BERT
@@ -210,9 +215,9 @@ class PowerBertPoints:
                  else ("powerbert-dynamic", "powerbert-dynamic-graph"))
         dense, methods = None, {}
         for setting, model in self.models.items():
-            found = sides(self.vanilla, model, self.context.timing, batch_size)
-            dense = dense or [side for side in found if side.name.startswith("dense")]
-            methods[setting] = [side for side in found if side.name in names]
+            found, methods[setting] = _split_sides(
+                sides(self.vanilla, model, self.context.timing, batch_size), names)
+            dense = dense or found
         return dense, methods
 
 
@@ -304,7 +309,7 @@ class AdapLeRPoints:
         dense, methods = None, {}
         for setting, model in self.models.items():
             found, methods[setting] = _split_sides(sides(model, self.context.timing,
-                                                         batch_size), name)
+                                                         batch_size), (name,))
             dense = dense or found
         return dense, methods
 
@@ -389,4 +394,5 @@ class PabeePoints:
                       {rule.patience: rule for rule in self.rules.values()})
         dense = [side for side in found if side.name.startswith("dense")]
         named = {side.name: side for side in found}
-        return dense, {setting: named[side_name(batch_size, t)] for setting, t in patience.items()}
+        return dense, {setting: [named[side_name(batch_size, t)]]
+                       for setting, t in patience.items()}

@@ -68,12 +68,14 @@ def parse_args(argv):
 
 def compare_argv(args):
     """The `bert-speedup-compare` command line the demo runs."""
+    from tools.compare_methods import precision_flag
+
     argv = ["--task", "sst-2", "--output_dir", args.work_dir, "--budget", "quick",
             "--max_length", str(MAX_LENGTH), "--methods", ",".join(args.methods),
             "--allow_collapsed"]  # a smoke test goes on
     argv += ["--model", args.model] if args.model else []
     argv += ["--data_dir", args.data_dir] if args.data_dir else []
-    argv += ["--bf16"] if args.bf16 else ["--fp16"] if args.fp16 else []
+    argv += precision_flag(precision.precision_name(args.bf16, args.fp16))
     return argv
 
 
@@ -129,8 +131,9 @@ def run(args, log=print):
     write_result_text(os.path.join(args.work_dir, "results.json"), json.dumps(rows, indent=2),
                       run_id)
     log("\n" + table)
-    log(f"\nthe accuracy-vs-speed plot is {os.path.abspath(os.path.join(args.work_dir, 'pareto.png'))}"
-        f"; every point and command: {os.path.join(args.work_dir, 'report.md')}")
+    plot = os.path.abspath(os.path.join(args.work_dir, "pareto.png"))
+    log(f"\nthe accuracy-vs-speed plot is {plot}; every point and command: "
+        f"{os.path.join(args.work_dir, 'report.md')}")
     return rows
 
 
