@@ -13,6 +13,9 @@ from common.config import BertConfig
 from common.modeling import SequenceClassifier, dummy_inputs
 
 TINY = "tests/fixtures/tiny_bert_cls"
+# Eager calls that leave one token: Keras warns (once per process, in whichever test gets there
+# first) that a softmax over one key is always 1, which is exactly the case under test.
+pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")
 
 
 def random_batch(rng, batch=6, length=12, vocab=35, pad_to=None):
@@ -112,9 +115,6 @@ def uniform_except(model, layer, position, logit):
     model.predictors[layer].logits = logits
 
 
-# Eager calls that leave one token: Keras warns that a softmax over one key is always 1,
-# which is exactly the case under test.
-@pytest.mark.filterwarnings("ignore:You are using a softmax over axis -1")
 def test_sep_is_droppable_and_ties_are_kept():
     """Checks 4 and 8: a [SEP] with a tiny share goes; a share exactly delta stays."""
     m = AdapLeRClassifier(resolve_source(TINY).config, 3)
