@@ -89,6 +89,7 @@ def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys
                    "64 training rows"):
         assert needle in text
     assert text.count("\n| pabee | ") == 4
+    assert "\nAim (2x measured within 1 point, batch 4) " in text or "\nNo point of any" in text
     assert json.load(open(os.path.join(out, "settings.json")))["batch_sizes"] == [1, 4]
 
     # A run killed while timing PABEE at batch 4: the rerun retrains nothing and adds the rows.
@@ -246,3 +247,23 @@ def test_a_relative_output_dir_is_made_absolute(tiny_sst2, tmp_path, monkeypatch
                                          os.path.join("runs", "demo"), "--max_length", "16"])
     assert args.output_dir == str(tmp_path / "runs" / "demo")
     assert compare.training_data(settings, args.output_dir).startswith(str(tmp_path))
+
+
+def test_the_report_says_whether_the_aim_is_reached_and_what_faster_points_cost():
+    from tools.compare_report import aim_line
+
+    def row(method, setting, metric, speedup):
+        return {"method": method, "setting": setting, "metric": metric, "batch_size": 32,
+                "speedup_vs_dynamic": speedup}
+
+    rows = [row("dense", "dense-dynamic-xla", 0.84, 1.0), row("pabee", "patience=3", 0.835, 1.2),
+            row("powerbert", "LAMBDA=0.001", 0.832, 1.7), row("adapler", "PHI=0.2", 0.80, 2.6),
+            row("adapler", "PHI=0.05", 0.815, 2.2)]
+    assert aim_line(rows, 0.84) == (
+        "Aim (2x measured within 1 point, batch 32) not reached; closest: powerbert "
+        "LAMBDA=0.001 (1.70x); the most accurate faster point, adapler PHI=0.05 (2.20x), "
+        "loses 2.5 points.")
+    rows.append(row("powerbert", "LAMBDA=0.002", 0.8305, 2.1))
+    assert aim_line(rows, 0.84) == ("Aim (2x measured within 1 point, batch 32) reached: "
+                                    "powerbert LAMBDA=0.002 (2.10x).")
+    assert aim_line(rows[:1] + rows[3:5], 0.84).startswith("No point of any method is within")
