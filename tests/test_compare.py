@@ -65,7 +65,14 @@ def check_rows(rows, methods):
                 if r["method"] == "dense" and int(r["batch_size"]) == size} == sides
 
 
-def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys):
+@pytest.fixture
+def one_repeat(monkeypatch):
+    """Quick's timing with one timed pass: the tests check the flow, not the speeds."""
+    quick = compare_methods.BUDGETS["quick"]
+    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+
+
+def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys, one_repeat):
     out = str(tmp_path / "compare")
     argv = ["--model", TINY, "--task", "sst-2", "--data_dir", tiny_sst2, "--output_dir", out,
             "--max_length", "16", "--methods", "pabee", "--batch_sizes", "1,4",
@@ -131,7 +138,7 @@ def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combinat
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
     quick = compare_methods.BUDGETS["quick"]
     monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
-        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:]))
+        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:], repeats=1))
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
                   "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
