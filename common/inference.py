@@ -5,7 +5,7 @@
   nothing to run side by side, so a second inter-op thread only competes with the matmuls for the
   same cores. Call it before the first TensorFlow op (TF fixes its pools then).
 * `compile_forward(model)` wraps `model(inputs, training=False)` (or any callable of the input
-  dict) in one `tf.function`. It runs as a plain graph by default: on CPU, TensorFlow's oneDNN
+  dict) in one `tf.function`, called through its concrete function (`Compiled`). It runs as a plain graph by default: on CPU, TensorFlow's oneDNN
   kernels fuse every 2-D matmul of the backbone with its bias, GELU and residual add
   (`common.modeling.to_rows`), and that graph measured faster than the XLA-compiled one at
   batch 32 x 128 and on par at 1 x 128 (docs/benchmarks.md, section "backbone"). A graph also
@@ -59,11 +59,54 @@ def compile_forward(model, jit_compile=False):
     """`model(inputs, training=False)` as one compiled function of the input dict.
 
     `model` is a Keras layer/model, or any callable of the input dict (a method's own inference
-    call, which then sets its own flags). Batches of a new shape trace once more; after two
-    shapes the trace becomes shape-generic (`reduce_retracing`)."""
+    call, which then sets its own flags). One shape-generic trace serves every batch size and
+    length (XLA still compiles once per input shape)."""
     if isinstance(model, keras.layers.Layer):
         layer = model
         call = lambda inputs: layer(inputs, training=False)  # noqa: E731
     else:
         call = model
-    return tf.function(call, jit_compile=jit_compile, reduce_retracing=True)
+    return Compiled(call, jit_compile)
+
+
+class Compiled:
+    """`fn` as a tf.function called through its concrete function: much less per-call overhead
+    than tf.function's dispatcher (0.5 ms of a 7 ms MiniLM call at batch 1, measured), so every
+    side of a benchmark gets it, not only the methods that loop over layers.
+
+    The trace follows `signature` (TensorSpecs of the arguments) when given, else it is
+    shape-generic (every dimension None; one trace per rank and dtype of the arguments), or with
+    `per_shape` one trace per argument shape, for code that needs static shapes. AutoGraph is off (`autograph=False`) where nothing branches on tensors: AutoGraph
+    re-reads source files, which breaks long runs when a file is edited meanwhile."""
+
+    def __init__(self, fn, jit_compile=False, signature=None, per_shape=False, autograph=True):
+        self._function = tf.function(fn, jit_compile=jit_compile, autograph=autograph)
+        self._signature, self._per_shape = signature, per_shape
+        self._concrete = {}
+
+    def __call__(self, *args):
+        args = tf.nest.map_structure(tf.convert_to_tensor, args)
+        specs = self._signature or tf.nest.map_structure(self._spec, args)
+        key = tuple((tuple(spec.shape.as_list()), spec.dtype) for spec in tf.nest.flatten(specs))
+        concrete = self._concrete.get(key)
+        if concrete is None:
+            concrete = self._concrete[key] = self._function.get_concrete_function(*specs)
+        return concrete(*args)
+
+    def _spec(self, tensor):
+        shape = tensor.shape if self._per_shape else [None] * tensor.shape.rank
+        return tf.TensorSpec(shape, tensor.dtype)
+
+
+def memory_maps():
+    """(memory maps this process holds, the kernel's limit per process), or None where /proc
+    does not tell. XLA keeps the code of every shape it compiled for the life of the process,
+    about 100 maps per MiniLM forward; a process that reaches `vm.max_map_count` dies in a
+    segmentation fault."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            used = sum(1 for _ in maps)
+        with open("/proc/sys/vm/max_map_count", encoding="utf-8") as limit:
+            return used, int(limit.read())
+    except (OSError, ValueError):
+        return None

@@ -22,6 +22,7 @@ from keras import ops
 
 from common import flops
 from common.errors import parse_int_list
+from common.inference import Compiled
 from common.progress import Progress
 from common.seams import EncoderState
 from common.training import batches
@@ -117,13 +118,13 @@ class EarlyExitEngine:
                       tf.TensorSpec([None, 1, 1, None], floats),
                       tf.TensorSpec([None, None], tf.int32)]
         input_spec = [{key: tf.TensorSpec([None, None], tf.int32) for key in INPUT_KEYS}]
-        self._full = _Compiled(lambda features: model(features), input_spec, jit_compile)
-        self._all_layers = _Compiled(lambda features: model(features, all_layers=True),
+        self._full = _compiled(lambda features: model(features), input_spec, jit_compile)
+        self._all_layers = _compiled(lambda features: model(features, all_layers=True),
                                      input_spec, jit_compile)
-        self._first = _Compiled(self._first_step, input_spec, jit_compile)
-        self._steps = [None] + [_Compiled(self._step_fn(i), state_spec, jit_compile)
+        self._first = _compiled(self._first_step, input_spec, jit_compile)
+        self._steps = [None] + [_compiled(self._step_fn(i), state_spec, jit_compile)
                                 for i in range(1, model.num_layers)]
-        self._gather = _Compiled(
+        self._gather = _compiled(
             lambda hidden, mask, bias, positions, rows: tuple(
                 tf.gather(t, rows) for t in (hidden, mask, bias, positions)),
             state_spec + [tf.TensorSpec([None], tf.int32)], False)
@@ -179,7 +180,7 @@ class EarlyExitEngine:
             return from_layer(0, self.model.bert.start(features), tf.zeros([1], tf.int32), None)
 
         if rule not in self._single:
-            self._single[rule] = _Compiled(loop, self._input_spec, self._jit_compile)
+            self._single[rule] = _compiled(loop, self._input_spec, self._jit_compile)
         return self._single[rule]
 
     def run(self, features, rule):
@@ -225,21 +226,9 @@ def _inputs(features):
     return {key: tf.convert_to_tensor(features[key], tf.int32) for key in INPUT_KEYS}
 
 
-class _Compiled:
-    """A function compiled for one shape-polymorphic signature, called through its concrete
-    function (traced on first use): much less per-call overhead than tf.function's dispatcher,
-    which matters at batch size 1. AutoGraph is off: nothing here branches on tensors, and
-    AutoGraph re-reads source files, which breaks long runs when a file is edited meanwhile."""
-
-    def __init__(self, fn, signature, jit_compile):
-        self._function = tf.function(fn, input_signature=signature, jit_compile=jit_compile,
-                                     autograph=False)
-        self._concrete = None
-
-    def __call__(self, *args):
-        if self._concrete is None:
-            self._concrete = self._function.get_concrete_function()
-        return self._concrete(*args)
+def _compiled(fn, signature, jit_compile):
+    """Nothing here branches on tensors: no AutoGraph (see common.inference.Compiled)."""
+    return Compiled(fn, jit_compile, signature, autograph=False)
 
 
 def map_batches(fn, arrays, batch_size, progress=None):

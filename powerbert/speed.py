@@ -15,11 +15,10 @@ the retention clipped to min(k_l, n) (`flops_on_lengths`); a length-scaled reten
 min(ceil(k_l n / N), n).
 """
 import numpy as np
-import tensorflow as tf
 
 from common import benchmark, flops
 from common.data import real_lengths
-from common.inference import compile_forward
+from common.inference import Compiled, compile_forward
 
 
 def clipped(retention, n, scaled_from=None):
@@ -62,8 +61,8 @@ def items_flops(config, retention, items, num_labels=2, scaled_from=None):
 def per_shape(model):
     """`model(features)` XLA-compiled once per input shape (Extract's k is a Python int that
     needs the static width), outputs copied to numpy."""
-    function = tf.function(lambda features: model(features, training=False), jit_compile=True)
-    return benchmark.blocking(function)
+    return benchmark.blocking(Compiled(lambda features: model(features, training=False),
+                                       jit_compile=True, per_shape=True))
 
 
 def sides(vanilla, powerbert, arrays, batch_size):

@@ -274,3 +274,24 @@ def test_the_report_says_whether_the_aim_is_reached_and_what_faster_points_cost(
     assert aim_line(rows, 0.84) == ("Aim (2x measured within 1 point, batch 32) reached: "
                                     "powerbert LAMBDA=0.002 (2.10x).")
     assert aim_line(rows[:1] + rows[3:5], 0.84).startswith("No point of any method is within")
+
+
+def test_a_process_short_of_memory_maps_starts_the_same_command_afresh(monkeypatch):
+    """XLA keeps every compiled shape's code; compare restarts itself (and so resumes) before the
+    kernel's memory-map limit kills it, and leaves a process with room alone."""
+    import sys
+
+    from common import inference
+
+    started, lines = [], []
+    monkeypatch.setattr(os, "execv", lambda path, argv: started.append((path, argv)))
+    monkeypatch.setattr(inference, "memory_maps", lambda: (16000, 65530))
+    compare.restart_if_maps_run_low(lines.append)
+    assert started == []
+    monkeypatch.setattr(inference, "memory_maps", lambda: (17000, 65530))
+    compare.restart_if_maps_run_low(lines.append)
+    assert started == [(sys.executable, sys.orig_argv)]
+    assert lines == ["restarting in a fresh process to free XLA's compiled code (17000 of the "
+                     "kernel's 65530 memory maps in use); the run resumes"]
+    used, limit = inference.memory_maps()
+    assert 0 < used < limit

@@ -377,8 +377,25 @@ def group_rows(results, group, context, settings, missing, seconds, log):
                 f"{timed[setting]['speedup']:.2f}x measured, {flops_speedup:.2f}x FLOPs")
 
 
-def run(args, settings, log=print):
-    """Every stage in order, skipping what an earlier run of the same command finished."""
+def restart_if_maps_run_low(log):
+    """Batch-1 timing XLA-compiles every side once per text length, and XLA keeps that code for
+    the life of the process (`common.inference.memory_maps`): past a quarter of the kernel's
+    limit, the same command starts again in a fresh process, which resumes (every finished
+    stage and row is skipped)."""
+    from common.inference import memory_maps
+
+    maps = memory_maps()
+    if maps and maps[0] > maps[1] // 4:
+        log(f"restarting in a fresh process to free XLA's compiled code ({maps[0]} of the "
+            f"kernel's {maps[1]} memory maps in use); the run resumes")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)
+
+
+def run(args, settings, log=print, restartable=False):
+    """Every stage in order, skipping what an earlier run of the same command finished;
+    `restartable` (a command line of its own): see `restart_if_maps_run_low`."""
     from common.checkpoints import resolve_source
     from common.tasks import get_task
 
@@ -451,6 +468,8 @@ def run(args, settings, log=print):
         if not any(missing.values()):
             progress.stage(label, "skipped")
             continue
+        if restartable:
+            restart_if_maps_run_low(log)
         progress.stage(label, "start")
         group_rows(results, group, context, settings, missing, seconds, log)
         progress.stage(label, "done")
@@ -464,7 +483,7 @@ def run(args, settings, log=print):
 @command
 def main(argv=None):
     args, settings = parse_args(argv)
-    run(args, settings)
+    run(args, settings, restartable=argv is None)
 
 
 if __name__ == "__main__":
