@@ -349,8 +349,9 @@ def powerbert_pabee_groups(context):
 
 class PabeePoints:
     """Every patience from the per-layer logits of one pass over dev (the exit rule reads only
-    those), timed through the early-exit engine (batch 1: each text alone, unpadded; batched:
-    per-example exit on length-sorted, dynamically padded batches)."""
+    those), timed through the early-exit engine (batch 1: each text alone, unpadded, the exit
+    loop XLA-compiled per text length like the dense reference and PoWER-BERT's batch-1 side;
+    batched: per-example exit on length-sorted, dynamically padded batches, one graph)."""
 
     def __init__(self, context, folder, patience):
         from pabee.patience import EarlyExitEngine, ExitRule
@@ -359,6 +360,7 @@ class PabeePoints:
         self.context = context
         self.model = load_for_eval(folder, context.task)
         self.engine = EarlyExitEngine(self.model)
+        self.single_engine = EarlyExitEngine(self.model, jit_compile=True)
         regression = context.task.is_regression
         # Regression exits on outputs closer than 0.1 (the value PABEE's README suggests).
         self.rules = {setting: ExitRule(t, 0.1 if regression else 0.0, regression)
@@ -390,7 +392,8 @@ class PabeePoints:
         from pabee.speed import side_name, sides
 
         patience = {setting: rule.patience for setting, rule in self.rules.items()}
-        found = sides(self.engine, self.context.timing, batch_size,
+        engine = self.single_engine if batch_size == 1 else self.engine
+        found = sides(engine, self.context.timing, batch_size,
                       {rule.patience: rule for rule in self.rules.values()})
         dense = [side for side in found if side.name.startswith("dense")]
         named = {side.name: side for side in found}
