@@ -54,7 +54,7 @@ BUDGETS = {
                     batch_sizes=(32,)),
     "full": Budget(finetune_epochs=3, finetune_learning_rate=1e-4, method_epochs=2,
                    train_limit=None,
-                   lambdas=(0.0002, 0.0005, 0.001, 0.002, 0.005), phis=(0.01, 0.05, 0.2),
+                   lambdas=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005), phis=(0.01, 0.05, 0.2),
                    eta_offsets=(-0.1, 0.0, 0.1, 0.2, 0.3, 0.5), timing_examples=256, repeats=5,
                    batch_sizes=(1, 32)),
 }
