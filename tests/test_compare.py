@@ -295,3 +295,19 @@ def test_a_process_short_of_memory_maps_starts_the_same_command_afresh(monkeypat
                      "kernel's 65530 memory maps in use); the run resumes"]
     used, limit = inference.memory_maps()
     assert 0 < used < limit
+
+
+def test_only_compare_s_own_command_line_may_restart_itself(monkeypatch, tmp_path):
+    """The restart re-runs the process's command line: from the command line yes, from
+    Python (the demo, the tests) no."""
+    import sys
+
+    seen = []
+    monkeypatch.setattr(compare, "parse_args", lambda argv: (argv, {}))
+    monkeypatch.setattr(compare, "run", lambda args, settings, restartable: seen.append(
+        restartable))
+    argv = ["--output_dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", ["bert-speedup-compare", *argv])
+    compare.main()
+    compare.main(["--output_dir", str(tmp_path / "other")])
+    assert seen == [True, False]

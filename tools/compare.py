@@ -483,7 +483,8 @@ def run(args, settings, log=print, restartable=False):
 @command
 def main(argv=None):
     args, settings = parse_args(argv)
-    run(args, settings, restartable=argv is None)
+    # Only a process whose own command line this is may start itself again.
+    run(args, settings, restartable=argv == sys.argv[1:])
 
 
 if __name__ == "__main__":
