@@ -4,12 +4,12 @@
   cores this process may use) and one inter-op thread. A BERT forward pass is a chain of ops with
   nothing to run side by side, so a second inter-op thread only competes with the matmuls for the
   same cores. Call it before the first TensorFlow op (TF fixes its pools then).
-* `compile_forward(model)` wraps `model(inputs, training=False)` (or any callable of the input
-  dict) in one `tf.function`, called through its concrete function (`Compiled`). It runs as a plain graph by default: on CPU, TensorFlow's oneDNN
-  kernels fuse every 2-D matmul of the backbone with its bias, GELU and residual add
-  (`common.modeling.to_rows`), and that graph measured faster than the XLA-compiled one at
-  batch 32 x 128 and on par at 1 x 128 (docs/benchmarks.md, section "backbone"). A graph also
-  accepts the changing lengths of AdapLeR and PoWER-BERT without a recompile per shape.
+* `compile_forward(model)` wraps `model(inputs, training=False)` (or any callable of the input dict)
+  in one `tf.function`, called through its concrete function (`Compiled`). It runs as a plain graph
+  by default: on CPU, TensorFlow's oneDNN kernels fuse every 2-D matmul of the backbone with its
+  bias, GELU and residual add (`common.modeling.to_rows`), and that graph measured faster than the
+  XLA-compiled one at batch 32 x 128 and on par at 1 x 128 (docs/benchmarks.md, section "backbone").
+  A graph also accepts the changing lengths of AdapLeR and PoWER-BERT without a recompile per shape.
   `jit_compile=True` asks for XLA instead.
 
 `tools/benchmark.py` times exactly this function against HF transformers' PyTorch model.
@@ -76,8 +76,9 @@ class Compiled:
 
     The trace follows `signature` (TensorSpecs of the arguments) when given, else it is
     shape-generic (every dimension None; one trace per rank and dtype of the arguments), or with
-    `per_shape` one trace per argument shape, for code that needs static shapes. AutoGraph is off (`autograph=False`) where nothing branches on tensors: AutoGraph
-    re-reads source files, which breaks long runs when a file is edited meanwhile."""
+    `per_shape` one trace per argument shape, for code that needs static shapes. AutoGraph is
+    off (`autograph=False`) where nothing branches on tensors: AutoGraph re-reads source files,
+    which breaks long runs when a file is edited meanwhile."""
 
     def __init__(self, fn, jit_compile=False, signature=None, per_shape=False, autograph=True):
         self._function = tf.function(fn, jit_compile=jit_compile, autograph=autograph)
@@ -86,10 +87,13 @@ class Compiled:
 
     def __call__(self, *args):
         args = tf.nest.map_structure(tf.convert_to_tensor, args)
-        specs = self._signature or tf.nest.map_structure(self._spec, args)
-        key = tuple((tuple(spec.shape.as_list()), spec.dtype) for spec in tf.nest.flatten(specs))
+        # The trace a call needs; its specs are built only when that trace does not exist yet.
+        key = None if self._signature else tuple(
+            (tuple(t.shape) if self._per_shape else t.shape.rank, t.dtype)
+            for t in tf.nest.flatten(args))
         concrete = self._concrete.get(key)
         if concrete is None:
+            specs = self._signature or tf.nest.map_structure(self._spec, args)
             concrete = self._concrete[key] = self._function.get_concrete_function(*specs)
         return concrete(*args)
 

@@ -199,7 +199,8 @@ def write_report(path, rows, settings, finetuned_metric, commands):
              f"## Best point within 1 point of the fine-tuned model (batch {size})", ""]
     for method, (row, within) in best_points(rows, finetuned_metric).items():
         lines.append(f"- **{method}**: {describe(row, within)}")
-    lines += ["", aim_line(rows, finetuned_metric), "", "## Plot", "", "![Pareto fronts](pareto.png)", "",
+    lines += ["", aim_line(rows, finetuned_metric), "",
+              "## Plot", "", "![Pareto fronts](pareto.png)", "",
               "Left: measured speed-up against the dense model with length-sorted dynamic "
               "padding (batched) or on the unpadded text (batch 1); right: FLOPs speed-up on "
               "the real lengths. Crosses: the dense baselines.", "", "## All points", "",
