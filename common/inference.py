@@ -71,7 +71,7 @@ def compile_forward(model, jit_compile=False):
 
 class Compiled:
     """`fn` as a tf.function called through its concrete function: much less per-call overhead
-    than tf.function's dispatcher (0.5 ms of a 7 ms MiniLM call at batch 1, measured), so every
+    than tf.function's dispatcher (a noticeable part of a MiniLM call at batch 1), so every
     side of a benchmark gets it, not only the methods that loop over layers.
 
     The trace follows `signature` (TensorSpecs of the arguments) when given, else it is
