@@ -512,11 +512,15 @@ def dense_sides(model, arrays, batch_size, vanilla_flops=None, jit_modes=("graph
     """The baselines: dense-padded (XLA), and dense-dynamic-graph and -xla at `batch_size` > 1,
     dense-unpadded (graph) and -xla (compiled once per text length, in the warm-up) at batch 1;
     the faster of each pair is the reference. `model` is a Keras classifier or a callable of
-    the features dict; `vanilla_flops(n)` counts one example of n tokens. Returns the sides."""
+    the features dict; `vanilla_flops(n)` counts one example of n tokens. Returns the sides.
+
+    The batched graph is traced once per batch shape, as PoWER-BERT's graph side must be (its
+    Extract needs the static width): the baseline gets whatever static shapes give a graph."""
     from common.inference import compile_forward
 
     def side(name, items, jit, order=None):
-        run = blocking(compile_forward(model, jit_compile=jit))
+        per_shape = batch_size > 1 and not jit
+        run = blocking(compile_forward(model, jit_compile=jit, per_shape=per_shape))
         flops = sum(vanilla_flops(n) for n in item_lengths(items)) if vanilla_flops else None
         return Side(name, run, items, flops=flops, order=order)
 

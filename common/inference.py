@@ -55,18 +55,19 @@ def thread_settings():
             "onednn": bool(_pywrap_util_port.IsMklEnabled())}
 
 
-def compile_forward(model, jit_compile=False):
+def compile_forward(model, jit_compile=False, per_shape=False):
     """`model(inputs, training=False)` as one compiled function of the input dict.
 
     `model` is a Keras layer/model, or any callable of the input dict (a method's own inference
     call, which then sets its own flags). One shape-generic trace serves every batch size and
-    length (XLA still compiles once per input shape)."""
+    length (XLA still compiles once per input shape); `per_shape` traces once per input shape
+    instead, so a graph sees static shapes too."""
     if isinstance(model, keras.layers.Layer):
         layer = model
         call = lambda inputs: layer(inputs, training=False)  # noqa: E731
     else:
         call = model
-    return Compiled(call, jit_compile)
+    return Compiled(call, jit_compile, per_shape=per_shape)
 
 
 class Compiled:

@@ -5,9 +5,10 @@
                         dense-dynamic baseline: a batch of width n keeps min(k_l, n) word-vectors
                         in block l (pads carry no significance, so the real tokens kept are the
                         padded run's), XLA-compiled once per batch width during the warm-up
-    powerbert-dynamic-graph  the same batches through one graph (`compile_forward`, as the
+    powerbert-dynamic-graph  the same batches as a graph traced once per batch width (as the
                         dense-dynamic-graph baseline): the baseline gets the faster of graph and
-                        XLA, and so does the method
+                        XLA, and so does the method; with the width static, a block whose k_l
+                        covers the batch skips the selection, as under XLA
     powerbert-unpadded  batch 1, each text at its own length (same rule), XLA per length
 
 Both models hold the same weights. FLOPs are counted per example on its real length n, with
@@ -18,7 +19,7 @@ import numpy as np
 
 from common import benchmark, flops
 from common.data import real_lengths
-from common.inference import Compiled, compile_forward
+from common.inference import compile_forward
 
 
 def clipped(retention, n, scaled_from=None):
@@ -58,11 +59,10 @@ def items_flops(config, retention, items, num_labels=2, scaled_from=None):
     return sum(v for v, _ in pairs), sum(m for _, m in pairs)
 
 
-def per_shape(model):
-    """`model(features)` XLA-compiled once per input shape (Extract's k is a Python int that
-    needs the static width), outputs copied to numpy."""
-    return benchmark.blocking(Compiled(lambda features: model(features, training=False),
-                                       jit_compile=True, per_shape=True))
+def per_shape(model, jit_compile=True):
+    """`model(features)` compiled once per input shape (Extract's k is a Python int that needs
+    the static width), XLA or a graph, outputs copied to numpy."""
+    return benchmark.blocking(compile_forward(model, jit_compile, per_shape=True))
 
 
 def sides(vanilla, powerbert, arrays, batch_size):
@@ -86,7 +86,7 @@ def sides(vanilla, powerbert, arrays, batch_size):
                                         flops=method_flops(items))]
     padded = benchmark.padded_batches(arrays, batch_size)
     dynamic, order = benchmark.dynamic_batches(arrays, batch_size)
-    graph = benchmark.blocking(compile_forward(powerbert))
+    graph = per_shape(powerbert, jit_compile=False)
     return result + [
         benchmark.Side("powerbert-padded", run, padded, flops=method_flops(padded)),
         benchmark.Side("powerbert-dynamic", run, dynamic, flops=method_flops(dynamic),
