@@ -76,6 +76,18 @@ def collapse_warning(collapsed, what="the classifier"):
             f"{collapsed['task']} examples; it reads nothing from the input ({COLLAPSE_CAUSES})")
 
 
+def one_class_metric(task, labels):
+    """The task's metric of the best constant answer (every example given the same class, the
+    best of the classes), the level at which a classifier reads nothing from its input; None for
+    a regression task."""
+    task = get_task(task)
+    if task.is_regression:
+        return None
+    labels = np.asarray(labels)
+    return max(compute_metrics(task, np.full_like(labels, label), labels)[task.metric]
+               for label in range(len(task.labels)))
+
+
 def main_metric(task):
     """Key of the metric used for model selection ('mcc', 'acc', 'f1' or 'spearman')."""
     return get_task(task).metric

@@ -276,6 +276,34 @@ def test_the_report_says_whether_the_aim_is_reached_and_what_faster_points_cost(
     assert aim_line(rows[:1] + rows[3:5], 0.84).startswith("No point of any method is within")
 
 
+def test_a_point_at_the_one_class_level_is_never_a_best_point(tmp_path):
+    """On MRPC a classifier answering "paraphrase" everywhere scores F1 0.81, within one point of
+    a weak fine-tuning: it must not count as reaching the aim, and the plot and report show it."""
+    from tools.compare_report import aim_line, best_points, write_plot, write_report
+
+    def row(method, setting, metric, speedup):
+        return {"method": method, "setting": setting, "metric_name": "f1", "metric": metric,
+                "batch_size": 32, "speedup_vs_dynamic": speedup, "flops_speedup": speedup,
+                "speedup_vs_padded": 2 * speedup, "background_load": 0.0}
+
+    rows = [row("dense", "dense-dynamic-xla", 0.818, 1.0),
+            row("powerbert", "LAMBDA=0.0005", 0.815, 1.5),
+            row("powerbert", "LAMBDA=0.005", 0.8122, 9.0)]
+    assert aim_line(rows, 0.818).startswith("Aim (2x measured within 1 point, batch 32) reached")
+    assert aim_line(rows, 0.818, one_class=0.8122) == (
+        "Aim (2x measured within 1 point, batch 32) not reached; closest: powerbert "
+        "LAMBDA=0.0005 (1.50x); the most accurate faster point, powerbert LAMBDA=0.005 (9.00x), "
+        "loses 0.6 points.")
+    assert best_points(rows, 0.818, one_class=0.8122)["powerbert"][0]["setting"] == "LAMBDA=0.0005"
+    report = tmp_path / "report.md"
+    settings = {"task": "mrpc", "model": "m", "data_dir": "d", "budget": "quick",
+                "max_length": 128, "train_rows": 10, "batch_sizes": [32]}
+    write_report(str(report), rows, settings, 0.818, ["compare"], one_class=0.8122)
+    assert "One class for every dev example scores f1 0.8122" in report.read_text()
+    write_plot(str(tmp_path / "pareto.png"), rows, 0.818, "f1", one_class=0.8122)
+    assert (tmp_path / "pareto.png").stat().st_size > 0
+
+
 def test_a_process_short_of_memory_maps_starts_the_same_command_afresh(monkeypatch):
     """XLA keeps every compiled shape's code; compare restarts itself (and so resumes) before the
     kernel's memory-map limit kills it, and leaves a process with room alone."""

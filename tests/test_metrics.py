@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from common.metrics import accuracy, compute_metrics, f1, main_metric, mcc, pearson, spearman
+from common.metrics import (accuracy, compute_metrics, f1, main_metric, mcc, one_class_metric,
+                            pearson, spearman)
 
 LABELS = [1, 1, 1, 0, 0, 0]
 PREDS = [1, 1, 0, 1, 0, 0]  # tp 2, fn 1, fp 1, tn 2
@@ -47,6 +48,16 @@ def test_compute_metrics_per_task():
     assert stsb == pytest.approx({"pearson": r, "spearman": 0.8, "corr": (r + 0.8) / 2,
                                   "glue_score": (r + 0.8) / 2})
     assert compute_metrics("mnli", [0, 1, 2, 2], [0, 1, 2, 1])["acc"] == pytest.approx(0.75)
+
+
+def test_one_class_metric_is_the_best_constant_answer():
+    labels = [1, 1, 0, 1, 0]
+    # MRPC's F1 answering "paraphrase" (1) everywhere: precision 3/5, recall 1 -> 3/4; class 0: 0.
+    assert one_class_metric("mrpc", labels) == pytest.approx(0.75)
+    assert one_class_metric("sst-2", labels) == pytest.approx(0.6)  # the majority's share
+    assert one_class_metric("cola", labels) == 0.0  # MCC of a constant answer
+    assert one_class_metric("mnli", [2, 2, 0]) == pytest.approx(2 / 3)
+    assert one_class_metric("sts-b", [1.0, 2.5]) is None
 
 
 def test_main_metric():

@@ -397,6 +397,7 @@ def run(args, settings, log=print, restartable=False):
     """Every stage in order, skipping what an earlier run of the same command finished;
     `restartable` (a command line of its own): see `restart_if_maps_run_low`."""
     from common.checkpoints import resolve_source
+    from common.metrics import one_class_metric
     from common.tasks import get_task
 
     task, budget, output_dir = get_task(settings["task"]), BUDGETS[settings["budget"]], \
@@ -442,13 +443,15 @@ def run(args, settings, log=print, restartable=False):
     refuse_collapsed(scores.get("collapsed"), finetuned, args.allow_collapsed, warn=log)
     context.timing = {k: v[:budget.timing_examples] for k, v in context.dev.items()}
     metric = scores[task.metric]
+    one_class = one_class_metric(task, context.dev["labels"])
     progress.stage("fine-tuned model on dev", f"{task.metric} {metric:.4f}")
 
     def write_outputs():
         rows = report.read_rows(results)
-        report.write_plot(os.path.join(output_dir, "pareto.png"), rows, metric, task.metric)
+        report.write_plot(os.path.join(output_dir, "pareto.png"), rows, metric, task.metric,
+                          one_class)
         report.write_report(os.path.join(output_dir, "report.md"), rows, settings, metric,
-                            commands)
+                            commands, one_class)
 
     progress.stage("dense baselines", "start")
     baseline_rows(results, model, context, settings, metric)

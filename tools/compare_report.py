@@ -7,6 +7,10 @@ unqualified speed-up of the toolkit: against the dense model with length-sorted 
 `reference` names the dense side it was measured against. `flops_speedup` counts every dev
 example at its real length; `background_load` is the share of all cores other processes kept
 busy while the row was timed (the harness's load report).
+
+`one_class` is the metric of the best constant answer on dev (common.metrics.one_class_metric;
+None for regression): a point at or below it reads nothing from its input, so it is drawn as a
+line and such a point never counts as a best point or as reaching the aim.
 """
 import csv
 import io
@@ -79,9 +83,10 @@ def pareto_front(points):
     return sorted(front)
 
 
-def write_plot(path, rows, finetuned_metric, metric_name):
+def write_plot(path, rows, finetuned_metric, metric_name, one_class=None):
     """pareto.png: metric vs measured speed-up (against baseline b batched, c at batch 1) and
-    metric vs FLOPs speed-up; one series per method, dense baselines marked, fronts drawn."""
+    metric vs FLOPs speed-up; one series per method, dense baselines marked, fronts drawn over
+    the points above the one-class level, that level as a line."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -98,7 +103,7 @@ def write_plot(path, rows, finetuned_metric, metric_name):
         for method in methods:
             points = [(r[key], r["metric"]) for r in shown
                       if r["method"] == method and r[key] is not None]
-            front += points
+            front += [p for p in points if one_class is None or p[1] > one_class + 1e-9]
             if points:
                 axis.scatter(*zip(*points), label=method, s=30)
         marks = {}  # baselines at the same spot share one cross and one label
@@ -116,6 +121,9 @@ def write_plot(path, rows, finetuned_metric, metric_name):
                       marker="o", markersize=9, markerfacecolor="none", label="Pareto front")
         axis.axhline(finetuned_metric - WITHIN, color="red", linewidth=0.8, linestyle=":",
                      label="fine-tuned - 1 point")
+        if one_class is not None:
+            axis.axhline(one_class, color="grey", linewidth=0.8, linestyle="-.",
+                         label="one class for every example")
         axis.set_xlabel(label)
         axis.set_ylabel(f"dev {metric_name}")
         axis.grid(alpha=0.3)
@@ -126,14 +134,20 @@ def write_plot(path, rows, finetuned_metric, metric_name):
     os.replace(path + ".tmp.png", path)
 
 
-def best_points(rows, finetuned_metric):
+def _close(points, finetuned_metric, one_class):
+    """The points within one point of the fine-tuned model and above the one-class level."""
+    return [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9
+            and (one_class is None or r["metric"] > one_class + 1e-9)]
+
+
+def best_points(rows, finetuned_metric, one_class=None):
     """{method: (row, within)}: the fastest point (measured, at the plot's batch size) within
     one point of the fine-tuned model (within True), else the most accurate one (False)."""
     size = plot_batch_size(rows)
     result = {}
     for method in sorted({r["method"] for r in rows if r["method"] != DENSE}):
         points = [r for r in rows if r["method"] == method and r["batch_size"] == size]
-        close = [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9]
+        close = _close(points, finetuned_metric, one_class)
         if close:
             result[method] = (max(close, key=lambda r: r["speedup_vs_dynamic"] or 0.0), True)
         elif points:
@@ -148,13 +162,13 @@ def describe(row, within):
     return text if within else "no point within 1 point; the most accurate is " + text
 
 
-def aim_line(rows, finetuned_metric):
+def aim_line(rows, finetuned_metric, one_class=None):
     """Whether any point reaches AIM measured speed-up within one point; if none does, which
     comes closest and what the faster points cost in accuracy."""
     size = plot_batch_size(rows)
     points = [r for r in rows if r["method"] != DENSE and r["batch_size"] == size
               and r["speedup_vs_dynamic"] is not None]
-    close = [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9]
+    close = _close(points, finetuned_metric, one_class)
     if not close:
         return f"No point of any method is within 1 point of the fine-tuned model (batch {size})."
     best = max(close, key=lambda r: r["speedup_vs_dynamic"])
@@ -185,7 +199,7 @@ def machine_line(rows):
             f"{' '.join(m['cpu_flags']) or 'none of ' + ', '.join(CPU_FLAGS)}); {load}.")
 
 
-def write_report(path, rows, settings, finetuned_metric, commands):
+def write_report(path, rows, settings, finetuned_metric, commands, one_class=None):
     """report.md: settings, the best point per method, the plot, the table, the commands."""
     size = plot_batch_size(rows)
     metric_name = rows[0]["metric_name"]
@@ -194,16 +208,22 @@ def write_report(path, rows, settings, finetuned_metric, commands):
              f"{settings['budget']}, max length {settings['max_length']}, "
              f"{settings['train_rows']} training rows, batch sizes "
              f"{','.join(map(str, settings['batch_sizes']))}.", "",
-             f"Fine-tuned model: dev {metric_name} {finetuned_metric:.4f}.", "",
+             f"Fine-tuned model: dev {metric_name} {finetuned_metric:.4f}."
+             + ("" if one_class is None else
+                f" One class for every dev example scores {metric_name} {one_class:.4f}: a "
+                "point at or below that level reads nothing from its input and never counts "
+                "as a best point."), "",
              machine_line(rows), "",
              f"## Best point within 1 point of the fine-tuned model (batch {size})", ""]
-    for method, (row, within) in best_points(rows, finetuned_metric).items():
+    for method, (row, within) in best_points(rows, finetuned_metric, one_class).items():
         lines.append(f"- **{method}**: {describe(row, within)}")
-    lines += ["", aim_line(rows, finetuned_metric), "",
+    lines += ["", aim_line(rows, finetuned_metric, one_class), "",
               "## Plot", "", "![Pareto fronts](pareto.png)", "",
               "Left: measured speed-up against the dense model with length-sorted dynamic "
               "padding (batched) or on the unpadded text (batch 1); right: FLOPs speed-up on "
-              "the real lengths. Crosses: the dense baselines.", "", "## All points", "",
+              "the real lengths. Crosses: the dense baselines"
+              + ("" if one_class is None else "; dash-dotted line: one class for every example")
+              + ".", "", "## All points", "",
               "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         lines.append("| " + " | ".join(str(_cell(row.get(k))) for k in COLUMNS) + " |")
