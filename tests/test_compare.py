@@ -292,8 +292,11 @@ def test_a_point_at_the_one_class_level_is_never_a_best_point(tmp_path):
     assert aim_line(rows, 0.818).startswith("Aim (2x measured within 1 point, batch 32) reached")
     assert aim_line(rows, 0.818, one_class=0.8122) == (
         "Aim (2x measured within 1 point, batch 32) not reached; closest: powerbert "
-        "LAMBDA=0.0005 (1.50x); the most accurate faster point, powerbert LAMBDA=0.005 (9.00x), "
-        "loses 0.6 points.")
+        "LAMBDA=0.0005 (1.50x); every faster point is at or below the one-class level.")
+    stronger = [dict(rows[0], metric=0.83), dict(rows[1], metric=0.825), rows[2],
+                row("adapler", "PHI=0.05", 0.815, 2.5)]
+    assert aim_line(stronger, 0.83, one_class=0.8122).endswith(
+        "the most accurate faster point, adapler PHI=0.05 (2.50x), loses 1.5 points.")
     assert best_points(rows, 0.818, one_class=0.8122)["powerbert"][0]["setting"] == "LAMBDA=0.0005"
     report = tmp_path / "report.md"
     settings = {"task": "mrpc", "model": "m", "data_dir": "d", "budget": "quick",
