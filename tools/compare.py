@@ -395,7 +395,8 @@ def restart_if_maps_run_low(log):
 
 def run(args, settings, log=print, restartable=False):
     """Every stage in order, skipping what an earlier run of the same command finished;
-    `restartable` (a command line of its own): see `restart_if_maps_run_low`."""
+    `restartable` (a command line of its own): see `restart_if_maps_run_low`. Returns
+    results.csv's rows and the dev metric of answering one class for every example."""
     from common.checkpoints import resolve_source
     from common.metrics import one_class_metric
     from common.tasks import get_task
@@ -480,7 +481,7 @@ def run(args, settings, log=print, restartable=False):
     write_outputs()
     log(f"wrote {results}, {os.path.join(output_dir, 'pareto.png')} and "
         f"{os.path.join(output_dir, 'report.md')}")
-    return report.read_rows(results)
+    return report.read_rows(results), one_class
 
 
 @command

@@ -103,7 +103,7 @@ def write_plot(path, rows, finetuned_metric, metric_name, one_class=None):
         for method in methods:
             points = [(r[key], r["metric"]) for r in shown
                       if r["method"] == method and r[key] is not None]
-            front += [p for p in points if one_class is None or p[1] > one_class + 1e-9]
+            front += [p for p in points if _reads_input(p[1], one_class)]
             if points:
                 axis.scatter(*zip(*points), label=method, s=30)
         marks = {}  # baselines at the same spot share one cross and one label
@@ -135,10 +135,15 @@ def write_plot(path, rows, finetuned_metric, metric_name, one_class=None):
     os.replace(path + ".tmp.png", path)
 
 
+def _reads_input(metric, one_class):
+    """Whether a point's metric is above the one-class level (always, when there is none)."""
+    return one_class is None or metric > one_class + 1e-9
+
+
 def _close(points, finetuned_metric, one_class):
     """The points within one point of the fine-tuned model and above the one-class level."""
     return [r for r in points if r["metric"] >= finetuned_metric - WITHIN - 1e-9
-            and (one_class is None or r["metric"] > one_class + 1e-9)]
+            and _reads_input(r["metric"], one_class)]
 
 
 def best_points(rows, finetuned_metric, one_class=None):
@@ -179,7 +184,7 @@ def aim_line(rows, finetuned_metric, one_class=None):
     faster = [r for r in points if r["speedup_vs_dynamic"] > best["speedup_vs_dynamic"]]
     why = "no point of any method is faster"
     if faster and one_class is not None:
-        faster = [r for r in faster if r["metric"] > one_class + 1e-9]
+        faster = [r for r in faster if _reads_input(r["metric"], one_class)]
         why = "every faster point is at or below the one-class level"
     if faster:
         cost = max(faster, key=lambda r: r["metric"])

@@ -79,7 +79,7 @@ def compare_argv(args):
     return argv
 
 
-def table_rows(rows, methods, one_class=None):
+def table_rows(rows, one_class, methods):
     """The demo's rows from compare's results: the fine-tuned model (the dense reference at the
     largest batch size), then each of `methods`' best point there (above the one-class level,
     as in compare's report)."""
@@ -118,8 +118,6 @@ def format_table(rows):
 def run(args, log=print):
     from common.files import write_result_text
     from common.runlog import new_run_id
-    from common.data import read_split
-    from common.metrics import one_class_metric
     from tools import compare
 
     if args.overwrite_output_dir and os.path.isdir(args.work_dir):
@@ -127,9 +125,7 @@ def run(args, log=print):
     argv = compare_argv(args)
     log("bert-speedup-compare " + " ".join(argv))
     compare_args, settings = compare.parse_args(argv)
-    rows = table_rows(compare.run(compare_args, settings, log=log), args.methods,
-                      one_class_metric("sst-2", read_split("sst-2", settings["data_dir"],
-                                                           "dev").labels))
+    rows = table_rows(*compare.run(compare_args, settings, log=log), args.methods)
     table = format_table(rows)
     run_id = new_run_id()  # results.md/json hold the latest run; each run's copy is kept
     write_result_text(os.path.join(args.work_dir, "results.md"), table + "\n", run_id)
