@@ -20,7 +20,7 @@ setup(
     include_package_data=True,
     install_requires=REQUIREMENTS,
     # torch only reads `pytorch_model.bin` files and runs the backbone benchmark's PyTorch side.
-    extras_require={"test": ["pytest"], "torch": ["torch"]},
+    extras_require={"test": ["pytest", "pytest-xdist"], "torch": ["torch"]},
     entry_points={"console_scripts": [
         "bert-speedup-demo = tools.demo:main",
         "bert-speedup-finetune = tools.finetune:main",
