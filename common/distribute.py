@@ -81,6 +81,12 @@ def make_strategy(name="auto"):
         devices = (tf.config.list_logical_devices("GPU")
                    or tf.config.list_logical_devices("CPU"))
         return tf.distribute.MirroredStrategy([d.name for d in devices])
+    # One device: one inter-op thread, as the benchmarks run (common.inference). With several,
+    # independent ops run in a varying order and bf16 training rounds differently from run to
+    # run (README, "Reproducible runs"); the strategies' collectives need several, so they keep
+    # TensorFlow's default. Once TensorFlow runs (a caller started it) its pools stay as they are.
+    with contextlib.suppress(RuntimeError):
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     return tf.distribute.get_strategy()
 
 

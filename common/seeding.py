@@ -5,9 +5,9 @@ Keras' global SeedGenerator (`keras.utils.set_random_seed`). It must run before 
 built: Keras draws a layer's initializer seed and each Dropout layer's SeedGenerator state from
 Python's `random` when the layer is created, so a model built first gets fresh dropout masks and
 head weights on every run whatever seed is set afterwards. With that order, the same command and
-seed on the same machine gives bit-identical weights and metrics on CPU in fp32 (tests/
-test_reproducibility.py); bf16 training repeats only to float rounding (README, "Reproducible
-runs"). TensorFlow's op-determinism switch is not needed for that and stays off:
+seed on the same machine gives bit-identical weights and metrics on CPU (tests/
+test_reproducibility.py); in bf16 only with one inter-op thread, which one-device training
+sets (common.distribute; README, "Reproducible runs"). TensorFlow's op-determinism switch is not needed for that and stays off:
 it picks other kernels (results move by float rounding, up to 6e-8 on a tiny run) for no gain.
 """
 import keras

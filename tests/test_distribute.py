@@ -90,6 +90,19 @@ def test_chief_and_folders(monkeypatch, tmp_path):
     assert distribute.is_chief() and distribute.make_strategy("auto").num_replicas_in_sync == 1
 
 
+@pytest.mark.parametrize("strategy, inter_op", [("none", 1), ("mirrored", 0)])
+def test_one_device_runs_one_inter_op_thread(strategy, inter_op):
+    """One device: one inter-op thread (bf16 training repeats bit for bit only then); the
+    strategies keep TensorFlow's default (0: one per core), which their collectives need."""
+    code = ("import tensorflow as tf; from common import distribute\n"
+            f"with distribute.scope({strategy!r}):\n"
+            "    print(tf.config.threading.get_inter_op_parallelism_threads())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(inter_op)]
+
+
 def test_batch_split_rule(monkeypatch):
     monkeypatch.setattr(distribute, "replicas", lambda: 2)
     assert distribute.global_batch(8) == 16
