@@ -21,7 +21,11 @@ setup(
     install_requires=REQUIREMENTS,
     # torch only reads `pytorch_model.bin` files and runs the backbone benchmark's PyTorch side.
     extras_require={"test": ["pytest", "pytest-xdist"], "torch": ["torch"]},
-    entry_points={"console_scripts": [
+    entry_points={"bert_speedup.methods": [
+        "powerbert = powerbert",
+        "adapler = adapler",
+        "pabee = pabee",
+    ], "console_scripts": [
         "bert-speedup-demo = tools.demo:main",
         "bert-speedup-finetune = tools.finetune:main",
         "bert-speedup-benchmark = tools.benchmark:main",

@@ -33,6 +33,7 @@ import dataclasses
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -285,3 +286,22 @@ class AdapLeRClassifier(SeamClassifier):
         if output_hidden_states:
             outputs["hidden_states"] = records["predictor_inputs"] + [state.hidden]
         return outputs
+
+
+# ---------------------------------------------------------------- the method contract
+
+def knobs():
+    """Inference settings of an AdapLeR checkpoint (name -> what it does)."""
+    return {"eta_offset": "added to the learned per-layer thresholds eta (kept at least 0)"}
+
+
+def load_model(source, eta_offset=0.0):
+    """The inference model of an AdapLeR checkpoint (`common.checkpoints.Source`), eta shifted
+    by `eta_offset`; call it with `lr_mode=True` to remove tokens physically."""
+    from adapler.stages import build_model, load_checkpoint_into
+
+    model = build_model(source.config, source.sidecar["num_labels"], source.sidecar["max_length"])
+    load_checkpoint_into(model, source.folder, require_adapler=True)
+    if eta_offset:
+        model.eta.assign(np.maximum(model.eta.numpy() + eta_offset, 0.0).astype(np.float32))
+    return model

@@ -205,3 +205,21 @@ def _assign_hf_heads(model, tensors, path):
         head.kernel.assign(kernel.astype(np.float32))
         head.bias.assign(np.asarray(tensors[f"classifiers.{index}.bias"], np.float32))
     return len(indexes)
+
+
+# ---------------------------------------------------------------- the method contract
+
+def knobs():
+    """Inference settings of a PABEE checkpoint (name -> what it does)."""
+    return {"patience": "exit once this many internal classifiers in a row agree (0: all layers)"}
+
+
+def load_model(source, patience=None):
+    """The inference model of a PABEE checkpoint (`common.checkpoints.Source`), every internal
+    classifier loaded; `model.patience` is `patience`, else the one the checkpoint records."""
+    pooling = checkpoints.recorded_pooling(source) or "cls"
+    model = build_model(source, source.sidecar["num_labels"], pooling=pooling)
+    load_weights(model, source, require_heads=True)
+    model.patience = int(patience if patience is not None
+                         else source.sidecar["method_state"].get("patience", 0))
+    return model

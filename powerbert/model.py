@@ -129,3 +129,24 @@ class PowerBertClassifier(SeamClassifier):
 
     def retention_masses(self):
         return self.seam.retention_masses()
+
+
+# ---------------------------------------------------------------- the method contract
+
+def knobs():
+    """Inference settings of a PoWER-BERT checkpoint (name -> what it does)."""
+    return {"length_scaled": "keep ceil(k_l * n / N) word-vectors in a batch of width n"}
+
+
+def load_model(source, length_scaled=False):
+    """The inference model of a PoWER-BERT checkpoint (`common.checkpoints.Source`): Extract
+    with the retention it records (stage 1 has none: the plain classifier)."""
+    from powerbert.pipeline import build_plain, build_powerbert, load_stage
+
+    sidecar = source.sidecar
+    retention = sidecar["method_state"].get("retention_config")
+    labels, max_length = sidecar["num_labels"], sidecar["max_length"]
+    model = (build_plain(source.config, labels, max_length) if retention is None else
+             build_powerbert(source.config, labels, max_length, retention=retention,
+                             length_scaled=bool(length_scaled)))
+    return load_stage(model, source.folder)
