@@ -6,7 +6,8 @@ feed-forward -> [after block] -> pooler`. The loop is `BertBackbone.run_layers` 
 
 * PoWER-BERT fills `between` (significance from the attention probabilities, then Extract);
 * AdapLeR fills `before_block` (contribution predictors edit the mask or drop tokens);
-* PABEE fills `after_block` (an internal classifier reads the pooled output; it may stop).
+* PABEE fills `after_block` (an internal classifier reads the pooled output); its early exit
+  is its own loop around `run_layer` (`pabee.patience`): `run_layers` runs every layer.
 
 `SeamClassifier` is backbone + seam + pooler + `ClassificationHead`: every model of the toolkit
 is one (a plain fine-tuned `SequenceClassifier` is the one with no seam).
@@ -209,11 +210,9 @@ class BertBackbone(keras.layers.Layer):
         return seam.after_block(state.replace(hidden=hidden), layer, training)
 
     def run_layers(self, state, seam=NO_SEAM, training=False, layers=None):
-        """The encoder loop: `run_layer` for each layer (default all), until a seam stops it."""
+        """The encoder loop: `run_layer` for each layer (default all)."""
         for layer in range(self.config.num_hidden_layers) if layers is None else layers:
             state = self.run_layer(state, layer, seam, training)
-            if state.stop:
-                break
         return state
 
     def encode(self, inputs, seam=NO_SEAM, training=False):
