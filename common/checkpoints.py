@@ -347,6 +347,17 @@ def sidecar_layout(meta, folder=None):
     return layout
 
 
+def checkpoint_meta(method, task, max_length, *, lower_case=True, method_state=None,
+                    training=None):
+    """The `meta` every pipeline hands to `save_checkpoint`: the shared keys from `task` (a
+    `common.tasks.Task`: name, num_labels), `max_length` and `lower_case`; the method's settings
+    and learned state (`method_state`); how the checkpoint was made (`training`: epoch, dev
+    metrics, seeds, step...). `method` is the registry name ('vanilla': a plain classifier)."""
+    return {"method": method, "task": task.name, "num_labels": task.num_labels,
+            "max_length": max_length, "lower_case": lower_case,
+            "method_state": dict(method_state or {}), "training": dict(training or {})}
+
+
 def read_sidecar(path):
     """The sidecar of our checkpoint `path` (a *.weights.h5 file or its folder) in the one
     layout (`sidecar_layout`), whatever version wrote it."""

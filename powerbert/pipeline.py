@@ -23,7 +23,8 @@ from common import checkpoints, distribute, flops, runlog
 from common.files import result_copy, write_result_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
-from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
+from common.training import (TrainLoop, classification_loss, evaluate_classifier, fine_tune,
+                             predict, train)
 from powerbert.model import PowerBertClassifier, reference_config
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention, format_retention, movement_warning
@@ -76,14 +77,19 @@ class Run:
         if self.log is not None:
             self.log.record(text, **values)
 
-    def meta(self, stage, **extra):
-        return {"task": self.task.name, "num_labels": self.task.num_labels,
-                "max_length": self.max_length, "lower_case": not self.cased, "method": "powerbert",
-                "stage": stage, **extra}
+    def loop(self):
+        """Every stage's training loop: the reference's warm-up share, no clipping."""
+        return TrainLoop(self.epochs, self.batch_size, self.seed,
+                         warmup_proportion=WARMUP_PROPORTION)
 
-    def save(self, model, stage, **extra):
-        folder = os.path.join(self.output_dir, stage)
-        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra),
+    def save(self, model, stage, training=None, **state):
+        """`stage`'s checkpoint: `training` says how it was made (epoch, dev, source), `state`
+        is the stage's method state (retention configuration...)."""
+        meta = checkpoints.checkpoint_meta("powerbert", self.task, self.max_length,
+                                           lower_case=not self.cased,
+                                           method_state={"stage": stage, **state},
+                                           training=training)
+        return checkpoints.save_checkpoint(model, os.path.join(self.output_dir, stage), meta,
                                            tokenizer=self.tokenizer)
 
     def monitored(self, history, stage_title):
@@ -133,7 +139,7 @@ def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
     saved = {}
 
     def save_best(epoch, record):
-        saved["path"] = run.save(model, FINETUNE, epoch=epoch, dev=_dev_metrics(record))
+        saved["path"] = run.save(model, FINETUNE, {"epoch": epoch, "dev": _dev_metrics(record)})
 
     history = _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best)
     run.monitored(history, "Fine-tuned model")
@@ -146,7 +152,8 @@ def adopt_finetuned(run, model, dev_arrays, source_path,
     it on dev and save it as the `finetune` checkpoint; `title` names it in the log."""
     record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size, log=run.echo)
     run.monitored([record], title)
-    return run.save(model, FINETUNE, epoch=0, dev=_dev_metrics(record), source=source_path)
+    return run.save(model, FINETUNE, {"epoch": 0, "dev": _dev_metrics(record),
+                                      "source": source_path})
 
 
 def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, lam, lr_bert,
@@ -164,14 +171,12 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
         return record
 
-    history = train(model, train_arrays, epochs=run.epochs, batch_size=run.batch_size,
-                    groups=search_groups(model, lr_bert, lr_soft_extract), loss_fn=search_loss,
-                    evaluate=evaluate, seed=run.seed,
-                    warmup_proportion=WARMUP_PROPORTION, max_grad_norm=None, log=run.echo)
+    history = train(model, train_arrays, run.loop(), search_groups(model, lr_bert,
+                    lr_soft_extract), search_loss, evaluate=evaluate, log=run.echo)
     masses = model.retention_masses()
     retention = derive_retention(masses)
-    path = run.save(model, SEARCH, epoch=run.epochs, dev=_dev_metrics(history[-1]), lam=lam,
-                    lr_soft_extract=lr_soft_extract, retention_masses=masses,
+    path = run.save(model, SEARCH, {"epoch": run.epochs, "dev": _dev_metrics(history[-1])},
+                    lam=lam, lr_soft_extract=lr_soft_extract, retention_masses=masses,
                     retention_config=retention)
     run.echo(f"Retention Configuration : {retention} {sum(retention)}")
     run.monitored(history, "Configuration-search model")
@@ -212,8 +217,8 @@ def retrain_stage(run, search_path, retention, train_arrays, dev_arrays, lr_bert
     saved = {}
 
     def save_best(epoch, record):
-        saved.update(record=record, path=run.save(model, RETRAINED, epoch=epoch,
-                                                  dev=_dev_metrics(record),
+        saved.update(record=record, path=run.save(model, RETRAINED,
+                                                  {"epoch": epoch, "dev": _dev_metrics(record)},
                                                   retention_config=retention))
 
     history = _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best)
@@ -280,10 +285,9 @@ def predict_stage(run, model, test_arrays, ids, glue=False):
 
 
 def _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best):
-    return fine_tune(model, run.task, train_arrays, dev_arrays, epochs=run.epochs,
-                     batch_size=run.batch_size, learning_rate=lr_bert, save_best=save_best,
-                     weight_decay=0.0, warmup_proportion=WARMUP_PROPORTION, seed=run.seed,
-                     max_grad_norm=None, log=run.echo, param_group=AdamGroup)
+    return fine_tune(model, run.task, train_arrays, dev_arrays, run.loop(),
+                     learning_rate=lr_bert, save_best=save_best, weight_decay=0.0,
+                     log=run.echo, param_group=AdamGroup)
 
 
 def _dev_metrics(record):

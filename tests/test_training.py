@@ -45,8 +45,8 @@ def test_groups_use_their_own_learning_rate_and_objective():
         return {"body": loss, "head": loss * 2.0}
 
     groups = [training.ParamGroup("body", body, 0.0), training.ParamGroup("head", head, 1e-2)]
-    history = training.train(model, _data(), epochs=1, batch_size=8, groups=groups,
-                             loss_fn=loss_fn, log=lambda *_: None)
+    history = training.train(model, _data(), training.TrainLoop(1, 8), groups, loss_fn,
+                             log=lambda *_: None)
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     for before, variable in zip(frozen_before, body):
         np.testing.assert_array_equal(before, variable.numpy())  # learning rate 0
@@ -57,9 +57,9 @@ def test_keep_best_calls_on_best_only_on_improvement():
     model = _model()
     scores = iter([0.5, 0.4, 0.7])
     best_epochs = []
-    training.train(model, _data(), epochs=3, batch_size=8,
-                   groups=[training.ParamGroup("main", model.trainable_variables, 1e-3)],
-                   loss_fn=lambda m, f, y, t: training.classification_loss(m(f, training=t), y, 2),
+    training.train(model, _data(), training.TrainLoop(3, 8),
+                   [training.ParamGroup("main", model.trainable_variables, 1e-3)],
+                   lambda m, f, y, t: training.classification_loss(m(f, training=t), y, 2),
                    evaluate=lambda m: {"score": next(scores)}, select=lambda r: r["score"],
                    on_best=lambda epoch, record: best_epochs.append(epoch), log=lambda *_: None)
     assert best_epochs == [1, 3]
@@ -81,6 +81,6 @@ def test_empty_training_split():
     model = _model()
     empty = {k: v[:0] for k, v in _data().items()}
     with pytest.raises(UserError, match="empty"):
-        training.train(model, empty, epochs=1, batch_size=4,
-                       groups=[training.ParamGroup("main", model.trainable_variables, 1e-3)],
-                       loss_fn=lambda m, f, y, t: 0.0)
+        training.train(model, empty, training.TrainLoop(1, 4),
+                       [training.ParamGroup("main", model.trainable_variables, 1e-3)],
+                       lambda m, f, y, t: 0.0)
