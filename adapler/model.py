@@ -218,10 +218,10 @@ class AdapLeRClassifier(SeamClassifier):
     def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
         # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
         config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
-        super().__init__(config, num_labels, classifier_dropout, **kwargs)
-        # Created after the backbone and head so that a seeded random model draws the same
-        # initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
-        self.seam = AdapLeR(config, cp_hidden, name="adapler")
+        # The seam is made after the backbone and head so that a seeded random model draws the
+        # same initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
+        super().__init__(config, num_labels, classifier_dropout,
+                         make_seam=lambda c: AdapLeR(c, cp_hidden, name="adapler"), **kwargs)
 
     @property
     def predictors(self):

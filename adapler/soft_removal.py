@@ -9,8 +9,8 @@ exp(S) is the multiplicative keep factor of a token; as lambda grows it becomes 
 (evaluation uses lambda = 1e20: mask exactly 0 below delta, exactly 1 from delta up).
 Always computed in float32: 1e20 / delta overflows float16.
 
-`remove_softly` is one layer of the recurrence (spec §2.5): the encoder's soft mode
-(`adapler.model.soft_removal_step`) and the contribution loss's "present" mask
+`remove_softly` is one layer of the recurrence (the original's `TFBertEncoder`): the encoder's
+soft mode (`adapler.model.soft_removal_step`) and the contribution loss's "present" mask
 (`adapler.losses`) both run it.
 """
 from keras import ops

@@ -256,17 +256,23 @@ class SeamClassifier(keras.Model):
     backbone is built through its own call, so its variables have the keys `bert/...` whatever
     model wraps it, and any model here loads any other's checkpoint by key. `head`: a
     `ClassificationHead` the seam owns (PABEE's last internal classifier) instead of a new one
-    named `classifier`. `pooling`: `cls` or `mean` (see `BertBackbone.pool`)."""
+    named `classifier`. `pooling`: `cls` or `mean` (see `BertBackbone.pool`). `make_seam`
+    (instead of `seam`): a function of the config that builds the seam after the backbone and
+    the head, so that their seeded initial weights do not depend on the seam's layers."""
 
     def __init__(self, config, num_labels, classifier_dropout=None, seam=NO_SEAM,
-                 head_initializer=None, head=None, pooling="cls", **kwargs):
+                 head_initializer=None, head=None, pooling="cls", make_seam=None, **kwargs):
         super().__init__(**kwargs)
+        # The seam is tracked first (the order of the model's variables, which saved optimizer
+        # states follow); one made by `make_seam` replaces it at the end.
         self.config, self.num_labels, self.seam = config, num_labels, seam
         self.bert = BertBackbone(config, pooling, name="bert")
         rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
         self.classifier = head if head is not None else ClassificationHead(
             num_labels, rate, kernel_initializer=head_initializer or initializer(config),
             name="classifier")
+        if make_seam is not None:
+            self.seam = make_seam(config)
 
     def build(self, input_shape=None):
         self.bert(dummy_inputs())

@@ -116,8 +116,8 @@ class TrainLoop:
     carry_over         True: an update after every `accumulation`-th batch of an epoch, each
                        loss divided by `accumulation`, the leftovers of an epoch carried into
                        the next one's first update (HF run_glue); False: the batches of an
-                       epoch in groups of `accumulation` (the last one may be smaller), each
-                       loss divided by its group's size
+                       epoch in groups of `accumulation` (the last one may be smaller), the
+                       update the mean of the group's gradients
     max_grad_norm      each group's gradients clipped to this global norm (None or 0: not)
     warmup_steps, warmup_proportion (of the updates; overrides warmup_steps), total_steps (T of
                        the schedules; default max_updates, else updates per epoch x epochs)
@@ -180,16 +180,17 @@ class Trainer:
         self.accumulated = None if loop.accumulation == 1 else [
             [tf.Variable(tf.zeros_like(v), trainable=False) for v in group.variables]
             for group in groups]
-        self._steps, self._update = {}, None
+        self._step, self._updates = None, {}
         self.step, self.loss_sum = loop.start_step, 0.0
 
-    def _gradients(self, count, *batch):
+    def _gradients(self, *batch):
         with tf.GradientTape(persistent=True) as tape:
             losses = self.loss_fn(self.model, *batch, True)
             losses, stats = losses if isinstance(losses, tuple) else (losses, {})
-            if count > 1:
-                losses = ({k: v / count for k, v in losses.items()}
-                          if isinstance(losses, dict) else losses / count)
+            divisor = self.loop.accumulation if self.loop.carry_over else 1
+            if divisor > 1:
+                losses = ({k: v / divisor for k, v in losses.items()}
+                          if isinstance(losses, dict) else losses / divisor)
             # Loss scaling (float16 only; a no-op otherwise); the losses themselves are float32.
             objectives = [optimizer.scale_loss(losses[group.name] if isinstance(losses, dict)
                                                else losses)
@@ -215,13 +216,12 @@ class Trainer:
         if self.after_update is not None:
             self.after_update()
 
-    def _compiled_step(self, count, batch):
-        """The step of a micro-batch of a group of `count`: without accumulation gradients and
-        update in one graph; with it, the gradients added to the accumulators. No AutoGraph
-        (nothing branches on tensors, and it re-reads source files, which breaks long runs when
-        a file is edited)."""
-        if count in self._steps:
-            return self._steps[count]
+    def _compiled_step(self, batch):
+        """The step of a micro-batch: without accumulation gradients and update in one graph;
+        with it, the gradients added to the accumulators. No AutoGraph (nothing branches on
+        tensors, and it re-reads source files, which breaks long runs when a file is edited)."""
+        if self._step is not None:
+            return self._step
         signature = None
         if self.loop.shape_generic and distribute.replicas() == 1:
             signature = [tf.nest.map_structure(
@@ -229,8 +229,7 @@ class Trainer:
                 for part in batch]
 
         def step(*batch):
-            total, stats, grads = distribute.mean_over_replicas(
-                lambda *b: self._gradients(count, *b), *batch)
+            total, stats, grads = distribute.mean_over_replicas(self._gradients, *batch)
             if self.accumulated is None:
                 self._apply(grads)
             else:
@@ -240,20 +239,25 @@ class Trainer:
                             total_grad.assign_add(grad)
             return total, stats
 
-        self._steps[count] = tf.function(step, input_signature=signature, autograph=False,
-                                         reduce_retracing=True)
-        return self._steps[count]
+        self._step = tf.function(step, input_signature=signature, autograph=False,
+                                 reduce_retracing=True)
+        return self._step
 
-    def update(self):
-        """Apply the accumulated gradients and reset them (accumulation only)."""
-        if self._update is None:
-            def update():
-                self._apply([[g.value() for g in sums] for sums in self.accumulated])
+    def update(self, count):
+        """Apply the accumulated gradients (accumulation only), divided by `count` unless the
+        losses were, and reset them."""
+        divide = count > 1 and not self.loop.carry_over
+        if divide not in self._updates:
+            # `count` is an argument, not a constant: Grappler would turn a division by a
+            # constant into a multiplication by its reciprocal, which rounds differently.
+            def update(count):
+                self._apply([[g.value() / count if divide else g.value() for g in sums]
+                             for sums in self.accumulated])
                 for sums in self.accumulated:
                     for g in sums:
                         g.assign(tf.zeros_like(g))
-            self._update = tf.function(update, autograph=False)
-        self._update()
+            self._updates[divide] = tf.function(update, autograph=False)
+        self._updates[divide](tf.constant(float(count)))
 
     def fit(self, arrays, *, extra_keys=(), on_batch=None, on_update=None, on_epoch_end=None,
             log=print):
@@ -276,6 +280,7 @@ class Trainer:
         for _ in range(first_epoch if loop.shuffle else 0):  # resume: the same batch order
             rng.permutation(count)
         records, stop = [], False
+        divisor = loop.accumulation if loop.carry_over else 1  # of each loss
         for epoch in range(first_epoch, loop.epochs):
             log(f"epoch {epoch + 1}/{loop.epochs}")
             progress = Progress(per_epoch, f"epoch {epoch + 1}/{loop.epochs}", named=False)
@@ -285,23 +290,20 @@ class Trainer:
                 if epoch == first_epoch and index < skip * loop.accumulation:
                     progress.add(1)
                     continue
-                group = loop.accumulation
-                if not loop.carry_over:
-                    group = min(group, per_epoch - index // group * group)
                 features, labels = split_features(
                     {k: v for k, v in batch.items() if k not in extra_keys})
                 parts = distribute.split(features, labels, *(batch[k] for k in extra_keys))
-                total, stats = self._compiled_step(group, parts)(*parts)
+                total, stats = self._compiled_step(parts)(*parts)
                 due = (index + 1) % loop.accumulation == 0 or (
                     not loop.carry_over and index + 1 == per_epoch)
                 if due and self.accumulated is not None:
-                    self.update()
+                    self.update(index % loop.accumulation + 1)  # the group's micro-batches
                 loss = float(total)
                 self.loss_sum += loss
                 losses.append(loss)
                 shown = on_batch({k: v.numpy() if v.shape.rank else float(v)
                                   for k, v in stats.items()}) if on_batch else None
-                progress.add(1, **(shown or {"loss": loss * group}))
+                progress.add(1, **(shown or {"loss": loss * divisor}))
                 if not due:
                     continue
                 self.step += 1

@@ -49,7 +49,7 @@ def step_gradients(trainer, gamma, phi):
     trainer.gamma.assign(gamma)
     trainer.phi.assign(phi)
     features, labels, saliency = batch()
-    _, _, grads = trainer.engine._gradients(1, {k: tf.constant(v) for k, v in features.items()},
+    _, _, grads = trainer.engine._gradients({k: tf.constant(v) for k, v in features.items()},
                                             tf.constant(labels), tf.constant(saliency))
     return [g.numpy() for group in grads[:-1] for g in group], [g.numpy() for g in grads[-1]]
 

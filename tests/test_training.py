@@ -84,3 +84,49 @@ def test_empty_training_split():
         training.train(model, empty, training.TrainLoop(1, 4),
                        [training.ParamGroup("main", model.trainable_variables, 1e-3)],
                        lambda m, f, y, t: 0.0)
+
+
+def _twin_models():
+    """Two equal models without dropout."""
+    import dataclasses
+    config = dataclasses.replace(CONFIG, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    models = []
+    for _ in range(2):
+        training.set_seed(0)
+        model = SequenceClassifier(config, 2)
+        model(dummy_inputs())
+        models.append(model)
+    return models
+
+
+class _SGDGroup(training.ParamGroup):
+    """Plain SGD: its update is proportional to the gradient (Adam's first step is not)."""
+
+    def build_optimizer(self, total_steps, warmup_steps):
+        import keras
+        return keras.optimizers.SGD(self.learning_rate)
+
+
+def _fit(model, data, loop):
+    loss = lambda m, f, y, t: training.classification_loss(m(f, training=t), y, 2)  # noqa: E731
+    trainer = training.Trainer(model, [_SGDGroup("main", model.trainable_variables, 0.5)],
+                               loss, loop, -(-len(data["labels"]) // loop.batch_size))
+    trainer.fit(data, log=lambda *_: None)
+    return trainer
+
+
+def test_accumulated_update_is_the_mean_of_its_micro_batches():
+    """Groups of `accumulation` batches inside an epoch (the last one smaller): each update
+    applies the mean gradient of its group, so two batches of 4 give the update of one of 8."""
+    data = _data(rows=12)
+    accumulated, whole = _twin_models()
+    trainer = _fit(accumulated, data, training.TrainLoop(1, 4, shuffle=False, accumulation=2))
+    assert trainer.step == 2  # batches 1-2, then batch 3 alone
+    reference = _fit(whole, {k: v[:8] for k, v in data.items()},
+                     training.TrainLoop(1, 8, shuffle=False))
+    assert reference.step == 1
+    reference.fit({k: v[8:] for k, v in data.items()}, log=lambda *_: None)
+    for a, b in zip(accumulated.trainable_variables, whole.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-6)
+    assert not np.allclose(accumulated.classifier.kernel.numpy(),
+                           _twin_models()[0].classifier.kernel.numpy())
