@@ -71,7 +71,7 @@ def tokenizer_for(model_name_or_path, checkpoint=None):
 
 
 def build_model(config, num_labels, max_length):
-    check_max_length(config, max_length)
+    check_max_length(config, max_length, fix="pass a smaller --MAX_LENGTH")
     model = AdapLeRClassifier(config, num_labels)
     model(dummy_inputs())
     return model
@@ -86,7 +86,7 @@ def run_finetune(settings, dirs, log=print):
     set_seed(seed)
     task_def = get_task(settings.task)
     source = resolve_source(settings.model_name_or_path)
-    check_max_length(source.config, max_length)
+    check_max_length(source.config, max_length, fix="pass a smaller --MAX_LENGTH")
     check_cls_pooling(source.sidecar, settings.model_name_or_path, "AdapLeR")
     tokenizer = load_tokenizer(source.folder)
     train, _ = load_split(task_def, settings.data_dir, "train", tokenizer, max_length,
