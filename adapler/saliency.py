@@ -1,4 +1,5 @@
-"""Gradient x input saliencies, the targets of the Contribution Predictors (spec §3).
+"""Gradient x input saliencies, the targets of the Contribution Predictors (the original's
+tools/store_saliencies.py).
 
 For each example: the gradient of the gold label's logit with respect to the embedding-block
 output e (word + position + segment embeddings after LayerNorm), times e, reduced with the L2 norm

@@ -1,4 +1,4 @@
-"""The AdapLeR pipeline stages behind the run_files/ and tools/ scripts (spec §1).
+"""The AdapLeR pipeline stages behind the run_files/ and tools/ scripts.
 
     A  finetune      fine-tune BERT, save every epoch, write logs/ft_logs.json
     B  saliencies    gradient x input of the 3 best fine-tuned epochs, one file per epoch

@@ -1,4 +1,4 @@
-"""`python -m powerbert` / `powerbert`: the reference `main.py` command line (spec §7).
+"""`python -m powerbert` / `powerbert`: the reference `main.py` command line (IBM/PoWER-BERT).
 
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).

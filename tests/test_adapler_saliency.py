@@ -1,4 +1,4 @@
-"""Saliencies (spec §14 checks 21-22): gradient x input of the gold logit at the embedding output
+"""Saliencies: gradient x input of the gold logit at the embedding output
 against finite differences; shape, pads, no normalisation; averaging and id alignment of the
 files; errors for files that do not match the split."""
 import json
