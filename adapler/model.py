@@ -1,4 +1,4 @@
-"""AdapLeR as seam code: a Contribution Predictor before every block (spec §2.5, §2.7).
+"""AdapLeR as seam code: a Contribution Predictor before every block (the original's TFBertEncoder).
 
 `AdapLeR` is the seam layer: it owns the CPs (`exp_head_<l>`), eta, theta and lambda, and fills
 `before_block` of the one encoder loop (`BertBackbone.run_layers`). It is the model's one seam;
@@ -9,7 +9,8 @@ a call chooses the mode and its eta / lambda by putting a `Removal` into the sta
 * `soft_removal_step` (training and batched evaluation; static shapes, so it compiles): the CP
   scores the tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive
   log-mask on the attention keys (`state.bias`); the retention is multiplied by exp(S)
-  (`adapler.soft_removal.remove_softly`: monotone, [CLS] never masked). `state.mask` holds the soft keep factor of each token (1 at [CLS], 0 at pads).
+  (`adapler.soft_removal.remove_softly`: monotone, [CLS] never masked). `state.mask` holds the
+  soft keep factor of each token (1 at [CLS], 0 at pads).
 * `hard_removal_step` (`lr_mode` on a padded batch): tokens with share below delta are physically
   dropped before the block. Each row drops its own tokens (pads go first) and the batch is
   compacted to its longest survivor, which gives the same predictions as running the rows one
@@ -58,7 +59,7 @@ def _cls_one_hot(mask):
 
 
 def rescale_cls(shares, factor, cls):
-    """Multiply the [CLS] share by max(0.001, factor) and renormalise (spec §2.4); the original's
+    """Multiply the [CLS] share by max(0.001, factor) and renormalise; the original's
     THETA_PR is always 1, so this is a numerical no-op whose gradient trains theta."""
     factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
@@ -126,8 +127,8 @@ def hard_removal_step(predictors, removal, state, layer):
     cls = _cls_one_hot(mask)
     retention = mask * (1.0 - cls)
     delta = threshold(removal.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
-    # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
-    # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
+    # The original's rule: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for
+    # any eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
     keep = ops.logical_and(mask > 0, ops.logical_or(
         1.0 - (1.0 - shares) * retention >= delta, cls > 0))
     state = compact(state, keep)
@@ -216,7 +217,7 @@ class AdapLeRClassifier(SeamClassifier):
     optional_checkpoint_keys = ("exp_head_", "adapler_")
 
     def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
-        # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
+        # As in the original: the AdapLeR model has no dropout on the attention probabilities.
         config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
         # The seam is made after the backbone and head so that a seeded random model draws the
         # same initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
