@@ -24,6 +24,7 @@ from common.files import result_copy, write_result_text
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
+from powerbert.flops import powerbert_flops
 from powerbert.model import PowerBertClassifier, reference_config
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention, format_retention, movement_warning
@@ -232,7 +233,7 @@ def speedup_line(config, max_length, retention, num_labels, dev_arrays):
     lengths = real_lengths(dev_arrays)
     vanilla, method = flops_on_lengths(config, retention, lengths, num_labels)
     padded = flops.speedup(flops.vanilla_flops(config, max_length, num_labels),
-                           flops.powerbert_flops(config, max_length, retention, num_labels))
+                           powerbert_flops(config, max_length, retention, num_labels))
     return (f"FLOPs speed-up : {flops.speedup(vanilla, method):.2f}x on the dev texts' real "
             f"lengths (mean {lengths.mean():.1f} tokens; {vanilla / len(lengths) / 1e9:.4g} -> "
             f"{method / len(lengths) / 1e9:.4g} GFLOPs per example); {padded:.2f}x padded to "

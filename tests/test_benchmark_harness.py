@@ -177,9 +177,10 @@ def test_powerbert_tool_tiny_run(tmp_path, capsys):
     assert settings["retention"] == [12, 8, 4] and 13 <= settings["mean_length"] <= 16
     # FLOPs on the real lengths: below the padded count (12,8,4 of 16) when texts are shorter.
     from common import flops
+    from powerbert.flops import powerbert_flops
     from common.config import BertConfig
     config = BertConfig.from_json(str(FIXTURES / "tiny_bert" / "config.json"))
-    padded = flops.vanilla_flops(config, 16) / flops.powerbert_flops(config, 16, [12, 8, 4])
+    padded = flops.vanilla_flops(config, 16) / powerbert_flops(config, 16, [12, 8, 4])
     assert 1.0 < settings["flops_speedup_on_real_lengths"] < padded
     assert batched["powerbert-dynamic"]["flops_speedup"] == settings[
         "flops_speedup_on_real_lengths"]

@@ -48,7 +48,7 @@ def test_powerbert_stages(stage):
 
 
 def test_adapler_stage_c():
-    from adapler.stages import load_for_evaluation
+    from adapler.pipeline import load_for_evaluation
     from common.tasks import get_task
     folder = OLD / "adapler" / "adapler"
     model, _ = load_for_evaluation(str(folder), get_task("sst-2"), 16, lr_model=True,

@@ -234,7 +234,7 @@ def adapler_groups(context):
     fine-tuned epoch (with its ft_logs.json entry), so stages B and C start from the same model
     as every other method."""
     from adapler import paths
-    from adapler.stages import selection_metric
+    from adapler.pipeline import selection_metric
 
     task, budget = context.task, context.budget
     cwd = os.path.join(context.runs, "adapler")
@@ -281,7 +281,7 @@ class AdapLeRPoints:
     """One model per eta offset (same weights, eta + offset, at least 0)."""
 
     def __init__(self, context, model_path, offsets):
-        from adapler.stages import load_for_evaluation
+        from adapler.pipeline import load_for_evaluation
 
         self.context, self.models = context, {}
         for setting, offset in offsets.items():
@@ -303,7 +303,7 @@ class AdapLeRPoints:
         return result
 
     def sides(self, batch_size):
-        from adapler.benchmark import sides
+        from adapler.speed import sides
 
         name = "adapler-unpadded" if batch_size == 1 else "adapler-dynamic"
         dense, methods = None, {}

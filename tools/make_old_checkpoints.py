@@ -110,7 +110,7 @@ def powerbert_logits(folder):
 
 
 def adapler_logits(folder):
-    from adapler.stages import build_model, load_checkpoint_into
+    from adapler.model import build_model, load_checkpoint_into
     from common import checkpoints
     source = checkpoints.resolve_source(folder)
     model = build_model(source.config, source.sidecar["num_labels"], LENGTH)

@@ -48,7 +48,7 @@ def main(argv=None):
     from adapler.data import default_data_dir_for
     from adapler.inference import load_model
     from adapler.rationale_evaluation import evaluate_rationales, read_documents
-    from adapler.stages import build_model, load_checkpoint_into
+    from adapler.model import build_model, load_checkpoint_into
     from common.checkpoints import resolve_source
     from common.tasks import get_task
 
