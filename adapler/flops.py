@@ -27,7 +27,6 @@ them differently).
 """
 import numpy as np
 
-from adapler.predictor import CP_HIDDEN
 from common.errors import UserError
 from common.flops import (ACTIVATION_FLOPS, SOFTMAX_FLOPS, check_lengths, dense_flops,
                           forward_flops, speedup, vanilla_flops)
@@ -35,6 +34,7 @@ from common.flops import (ACTIVATION_FLOPS, SOFTMAX_FLOPS, check_lengths, dense_
 BERT_BASE = {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12,
              "intermediate_size": 3072}
 COUNTINGS = ("exact", "fitted", "paper")
+CP_HIDDEN = 32  # the contribution predictor's hidden width (adapler.predictor)
 
 
 def predictor_flops(config, n, cp_hidden=CP_HIDDEN):

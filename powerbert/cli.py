@@ -99,6 +99,7 @@ def main(argv=None):
 def run(args, echo=print):
     """Check every input, then train, evaluate or predict. Returns a summary dict."""
     from powerbert import pipeline
+    from powerbert.model import build_plain, build_powerbert
 
     training = not (args.EVAL_ONLY or args.PREDICT_ONLY)
     _check_flags(args, training)
@@ -126,11 +127,10 @@ def run(args, echo=print):
             for split in splits}
     model = None
     if not training:
-        model = pipeline.build_powerbert(source.config, task.num_labels, max_length,
-                                         retention=retention,
-                                         length_scaled=args.LENGTH_SCALED_RETENTION)
+        model = build_powerbert(source.config, task.num_labels, max_length, retention=retention,
+                                length_scaled=args.LENGTH_SCALED_RETENTION)
     elif args.SKIP_FINETUNE:
-        model = pipeline.build_plain(source.config, task.num_labels, max_length)
+        model = build_plain(source.config, task.num_labels, max_length)
     if model is not None and not load_backbone_weights(model, source):
         raise UserError(f"{args.CHECKPOINT_PATH} has no {task.glue_name} classification head, so "
                         "it is not fine-tuned on the task; pass a fine-tuned checkpoint"

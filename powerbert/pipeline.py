@@ -21,11 +21,10 @@ from keras import ops
 
 from common import checkpoints, distribute, flops, runlog
 from common.files import result_copy, write_result_text
-from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
 from powerbert.flops import powerbert_flops
-from powerbert.model import PowerBertClassifier, reference_config
+from powerbert.model import build_plain, build_powerbert, load_stage
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention, format_retention, movement_warning
 
@@ -97,29 +96,6 @@ class Run:
         if self.task.metric != monitor:
             self.record(f"{stage_title} {self.task.metric} for all epochs on the Dev set:"
                         f"{[round(r[self.task.metric], 4) for r in history]}")
-
-
-def build_plain(config, num_labels, max_length):
-    """The stage-1 classifier: the shared SequenceClassifier, no dropout before the classifier
-    and none on the attention probabilities (keras-bert has neither)."""
-    model = SequenceClassifier(reference_config(config), num_labels, classifier_dropout=0.0)
-    model(dummy_inputs(max_length))
-    return model
-
-
-def build_powerbert(config, num_labels, max_length, **kwargs):
-    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens (the N of
-    a length-scaled retention)."""
-    model = PowerBertClassifier(reference_config(config), num_labels, max_length=max_length,
-                                **kwargs)
-    model(dummy_inputs(max_length))
-    return model
-
-
-def load_stage(model, path):
-    """Load one of our checkpoints (any stage) into `model` by variable key."""
-    checkpoints.load_backbone_weights(model, checkpoints.resolve_source(path))
-    return model
 
 
 def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):

@@ -12,7 +12,8 @@ from common.data import default_data_dir
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.tokenization import load_tokenizer
 from conftest import FIXTURES
-from tools import compare_methods, demo
+from common.compare import sweep as compare_methods
+from tools import demo
 
 TINY = str(FIXTURES / "tiny_bert")
 
@@ -80,4 +81,4 @@ def test_demo_rejects_unknown_method(capsys):
         demo.main(["--methods", "powerbert,distilbert"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: unknown method(s) distilbert; choose from "
-                                               "powerbert, adapler, pabee, powerbert+pabee")
+                                               "adapler, pabee, powerbert, powerbert+pabee")

@@ -34,7 +34,7 @@ def test_plain_classifiers(kind):
 
 @pytest.mark.parametrize("stage", ["finetune", "configuration_search_model", "retrained"])
 def test_powerbert_stages(stage):
-    from powerbert.pipeline import build_powerbert, load_stage
+    from powerbert.model import build_powerbert, load_stage
     folder = OLD / "powerbert" / stage
     source = checkpoints.resolve_source(str(folder))
     sidecar = source.sidecar

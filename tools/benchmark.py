@@ -37,15 +37,14 @@ import tempfile
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.files import write_text  # noqa: E402
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.files import write_text
 
 TOLERANCE = 1e-3
 LOW_PRECISION = ("-bf16", "-fp16")  # side-name suffixes whose gaps are reported, not checked

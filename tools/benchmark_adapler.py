@@ -14,22 +14,18 @@ length-sorted dynamic padding (graph and XLA) and AdapLeR compacting the dynamic
 how many predictions equal lr_mode's on each text alone are given beside it. Prints a markdown
 table; --OUTPUT writes the JSON record.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from adapler import speed as adapler_speed  # noqa: E402
-from adapler.data import default_data_dir_for, load_split  # noqa: E402
-from common.config import BertConfig  # noqa: E402
-from common.data import default_model_dir  # noqa: E402
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.tasks import get_task  # noqa: E402
-from common.tokenization import load_tokenizer  # noqa: E402
+from adapler import speed as adapler_speed
+from adapler.data import default_data_dir_for, load_split
+from common.config import BertConfig
+from common.data import default_model_dir
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.tasks import get_task
+from common.tokenization import load_tokenizer
 
 
 def random_bert_base(eta, seed):

@@ -14,15 +14,11 @@ accuracy of both runs is printed too. Prints one JSON object: rows, predictions 
 length. No timing: speed goes through the benchmark tools.
 """
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 
 
 def build_parser():
@@ -93,7 +89,7 @@ def main(argv=None):
     from common.data import default_model_dir, encode_examples, read_split
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
-    from powerbert import pipeline
+    from powerbert.model import build_powerbert
     from powerbert.retention import parse_retention
 
     task = get_task(args.task)
@@ -113,9 +109,9 @@ def main(argv=None):
     examples = read_split(task, args.data_dir, "dev")
     arrays = encode_examples(load_tokenizer(source.folder), examples, max_length)
     arrays = {key: value[:args.rows] for key, value in arrays.items()}
-    model = pipeline.build_powerbert(source.config, task.num_labels, max_length,
-                                     retention=retention, length_scaled=args.length_scaled,
-                                     padding_queries=args.padding_queries == "all")
+    model = build_powerbert(source.config, task.num_labels, max_length,
+                            retention=retention, length_scaled=args.length_scaled,
+                            padding_queries=args.padding_queries == "all")
     trained = checkpoints.load_backbone_weights(model, source)
     if not trained:
         kernel = model.classifier.kernel

@@ -5,14 +5,10 @@ at random (k = the number AdapLeR keeps in each window).
     python tools/rationale_eval.py --TASK movie_rationales --DATA_DIR /path/to/eraser/data \
         --MODEL_PATH <AdapLeR checkpoint> --BASELINE_MODEL_PATH <fine-tuned checkpoint>
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.validation import check_model_files, check_new_files, check_numbers  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.validation import check_model_files, check_new_files, check_numbers
 
 
 def build_parser():
