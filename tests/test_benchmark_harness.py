@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from common import benchmark
+from common import benchmark, files
 from common.data import length_sorted_batches, map_length_sorted, restore_order
 from common.errors import UserError
 from conftest import FIXTURES
@@ -95,7 +95,7 @@ def test_environment_record_and_json(tmp_path):
     record = benchmark.record("cmd", {"x": np.int64(3)}, [{"batch_size": 1, "environment": env,
                                                            "notes": [], "rows": rows}])
     path = tmp_path / "sub" / "r.json"
-    benchmark.write_json(str(path), record)
+    files.write_json(str(path), record, indent=2)
     loaded = json.loads(path.read_text())
     assert set(loaded) == {"command", "date", "machine", "settings", "groups"}
     assert set(loaded["machine"]) >= {"cpu", "cpu_flags", "nproc", "available_cores", "versions"}

@@ -44,6 +44,7 @@ import numpy as np
 from common import precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
+from common import tables
 from common.files import write_text
 
 TOLERANCE = 1e-3
@@ -368,10 +369,8 @@ def _cell(key, value):
 
 def markdown_table(rows):
     columns = [(k, t) for k, t in COLUMNS if any(row[k] is not None for row in rows)]
-    lines = ["| " + " | ".join(title for _, title in columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(k, row[k]) for k, _ in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return tables.markdown_table([title for _, title in columns],
+                                 [[_cell(k, row[k]) for k, _ in columns] for row in rows])
 
 
 def report(result):
@@ -507,8 +506,8 @@ def main(argv=None):
     text = report(result)
     print(text)
     if args.json:
-        from common.benchmark import write_json
-        write_json(args.json, result)
+        from common.files import write_json
+        write_json(args.json, result, indent=2)
     if args.docs:
         write_docs(args.docs, text)
     return 0

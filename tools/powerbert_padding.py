@@ -18,6 +18,7 @@ import json
 import numpy as np
 
 from common.cli import ArgumentParser, command
+from common.data import length_sorted_batches
 from common.errors import UserError
 
 
@@ -40,15 +41,14 @@ def build_parser():
 
 
 def sorted_batches(arrays, batch_size):
-    """Length-sorted batches of the features: (row indices, padded to N, padded to the batch)."""
-    lengths = arrays["attention_mask"].sum(1)
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        padded = {key: arrays[key][rows] for key in ("input_ids", "token_type_ids",
-                                                     "attention_mask")}
-        n = int(lengths[rows].max())
-        yield rows, padded, {key: value[:, :n] for key, value in padded.items()}
+    """Length-sorted batches of the features (`common.data.length_sorted_batches`): (row
+    indices, padded to N, padded to the batch's longest row)."""
+    features = {key: arrays[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
+    order, padded = length_sorted_batches(features, batch_size, dynamic=False)
+    _, trimmed = length_sorted_batches(features, batch_size)
+    starts = range(0, len(order), batch_size)
+    for start, full, short in zip(starts, padded, trimmed):
+        yield order[start:start + batch_size], full, short
 
 
 def _kept_real(state, lengths):

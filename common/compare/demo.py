@@ -28,6 +28,7 @@ from common.cli import ArgumentParser, command
 from common.compare import engine
 from common.compare.report import DENSE, best_points, plot_batch_size
 from common.compare.sweep import precision_flag, sweeps
+from common.tables import markdown_table
 
 COLUMNS = ("method", "setting", "dev_metric_name", "dev_metric", "flops_speedup",
            "measured_speedup", "speedup_vs_padded", "within_1_point")
@@ -96,9 +97,7 @@ def format_table(rows):
         if isinstance(value, float):
             return f"{value:.4f}" if key == "dev_metric" else f"{value:.2f}x"
         return "" if value is None else str(value)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(COLUMNS, [[cell(c, row.get(c)) for c in COLUMNS] for row in rows])
 
 
 def run(args, log=print):
