@@ -14,7 +14,7 @@ from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from conftest import FIXTURES
 from common.compare import engine as compare
-from common.compare import sweep as compare_methods
+from common.compare import sweep
 from common.compare.report import COLUMNS
 
 TINY = str(FIXTURES / "tiny_bert")
@@ -69,8 +69,8 @@ def check_rows(rows, methods):
 @pytest.fixture
 def one_repeat(monkeypatch):
     """Quick's timing with one timed pass: the tests check the flow, not the speeds."""
-    quick = compare_methods.BUDGETS["quick"]
-    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+    quick = sweep.BUDGETS["quick"]
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
 
 
 def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys, one_repeat):
@@ -137,8 +137,8 @@ def finetuned(tmp_path):
 def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combination(
         finetuned, tiny_sst2, tmp_path, capsys, monkeypatch):
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
-    quick = compare_methods.BUDGETS["quick"]
-    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
+    quick = sweep.BUDGETS["quick"]
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(
         quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:], repeats=1))
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
@@ -232,13 +232,13 @@ def test_precision_and_mean_pooling_reach_every_command_line(tiny_sst2, tmp_path
     assert settings["precision"] == "bf16" and settings["pooling"] == "mean"
     assert settings["batch_sizes"] == [32]  # quick's default
     assert compare.finetune_command(settings, tiny_sst2, out).argv[-1] == "--bf16"
-    context = compare_methods.Context(
+    context = sweep.Context(
         task=get_task("sst-2"), finetuned=out, cased=False,
         config=resolve_source(TINY).config, max_length=16, train_dir=tiny_sst2, runs=out,
-        budget=compare_methods.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None,
+        budget=sweep.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None,
         precision=settings["precision"], pooling=settings["pooling"])
     argvs = {command.label: command.argv for method in ("powerbert", "adapler", "pabee")
-             for group in compare_methods.groups(method, context) for command in group.commands}
+             for group in sweep.groups(method, context) for command in group.commands}
     for label, argv in argvs.items():
         assert ("--bf16" if label == "pabee" else "--BF16") in argv, label
     pabee = argvs["pabee"]
