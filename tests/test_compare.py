@@ -137,9 +137,14 @@ def finetuned(tmp_path):
 def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combination(
         finetuned, tiny_sst2, tmp_path, capsys, monkeypatch):
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
+    from adapler import sweep as adapler_sweep
+    from powerbert import sweep as powerbert_sweep
+
     quick = sweep.BUDGETS["quick"]
-    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(
-        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:], repeats=1))
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+    monkeypatch.setitem(powerbert_sweep.LAMBDAS, "quick", powerbert_sweep.LAMBDAS["quick"][-1:])
+    monkeypatch.setitem(adapler_sweep.ETA_OFFSETS, "quick",
+                        adapler_sweep.ETA_OFFSETS["quick"][1:])
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
                   "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
