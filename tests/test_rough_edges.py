@@ -166,3 +166,24 @@ def test_the_demo_names_its_own_length(tmp_path, capsys):
                    capsys, [str(tmp_path)])
     assert line.endswith("the demo runs at 64 word pieces; run bert-speedup-compare --model "
                          f"{TINY} --max_length <shorter> instead")
+
+
+def tensorflow_sides():
+    """A worker's factory that imports TensorFlow (for the test below)."""
+    import tensorflow as tf
+
+    from common.benchmark import Side
+
+    return [Side("tf", lambda item: tf.constant(item).numpy(), [1.0])]
+
+
+def test_benchmark_workers_import_tensorflow_quietly(capfd):
+    """A spawned worker starts without the parent's quiet import: TensorFlow's C++ start-up
+    lines (oneDNN, cudart_stub) must not reach the terminal from it either."""
+    from common.benchmark import Remote, Workers
+
+    with Workers() as workers:
+        sides = workers.start(Remote("test_rough_edges:tensorflow_sides", {}))
+        assert sides[0].name == "tf" and sides[0].timed(0) >= 0
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "cudart_stub" not in err and "I0000" not in err, err
