@@ -11,6 +11,9 @@ sys.path.insert(0, str(REPO))
 import pytest  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures"
+# One tiny random HF model per backbone family (tools/make_fixtures.py, make_backbone_fixtures.py).
+BACKBONES = ["tiny_bert", "tiny_albert", "tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert",
+             "tiny_electra"]
 # Optional real data (GLUE, AG News, HateXplain); tests that read it skip when it is absent.
 SHARED_DATA = Path(os.environ.get("BERT_SPEEDUP_SHARED_DATA") or REPO.parent / "shared" / "data")
 

@@ -232,7 +232,8 @@ def test_script_runs_as_a_file(data, tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --model_type xlnet is not supported by PABEE; use bert or albert")
+        "error: --model_type xlnet is not supported by PABEE; use one of bert, albert, roberta, "
+        "xlm-roberta, distilbert, electra")
 
 
 def test_speed_benchmark_tool(trained, data, tmp_path):
