@@ -113,3 +113,23 @@ def test_pabee_on_each_family(name):
     np.testing.assert_array_equal(batched.exit_layers, single.exit_layers)
     np.testing.assert_allclose(batched.logits, single.logits, atol=1e-5)
     assert (batched.exit_layers >= 2).all() and (batched.exit_layers <= 3).all()
+
+
+def test_pabee_command_line_on_roberta(tmp_path):
+    """run_glue_with_pabee --model_type roberta: trains, saves the byte-level BPE tokenizer with
+    the checkpoint, and evaluates from it."""
+    from pabee.cli import main
+
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    rows = ["the movie was good\t1", "a great film\t1", "it was boring\t0", "an awful plot\t0"]
+    for split in ("train", "dev"):
+        (data / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 2) + "\n")
+    out = tmp_path / "out"
+    main(["--model_type", "roberta", "--model_name_or_path", str(FIXTURES / "tiny_roberta"),
+          "--task_name", "SST-2", "--data_dir", str(data), "--max_seq_length", "16",
+          "--output_dir", str(out), "--do_train", "--do_eval", "--per_gpu_train_batch_size", "8",
+          "--max_steps", "1", "--logging_steps", "0", "--save_steps", "0", "--patience", "1"])
+    sidecar = checkpoints.read_sidecar(str(out))
+    assert sidecar["method"] == "pabee" and sidecar["backbone"]["model_type"] == "roberta"
+    assert (out / "tokenizer.json").is_file() and (out / "eval_results_patience.tsv").is_file()
