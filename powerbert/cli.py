@@ -19,7 +19,7 @@ from common.cli import ArgumentParser, command
 from common.data import load_split
 from common.errors import UserError
 from common.tasks import get_task
-from common.tokenization import load_tokenizer
+from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
                                check_not_collapsed, check_numbers, check_output_dir)
 from powerbert.retention import format_retention, parse_retention
@@ -248,8 +248,7 @@ def _inference_retention(args, source, task, max_length):
 def _tokenizer(args, source):
     if args.VOCAB_PATH:
         return load_tokenizer(args.VOCAB_PATH, cased=args.CASED)
-    if not any(os.path.isfile(os.path.join(source.folder, name))
-               for name in ("vocab.txt", "tokenizer.json")):
+    if not any(os.path.isfile(os.path.join(source.folder, name)) for name in TOKENIZER_FILES):
         raise UserError(f"no vocab.txt beside {args.CHECKPOINT_PATH}; pass --VOCAB_PATH")
     return load_tokenizer(source.folder, cased=args.CASED)
 
