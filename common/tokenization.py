@@ -128,7 +128,9 @@ def _library_tokenizer(folder):
             backend.post_processor = processors.RobertaProcessing(
                 (special["sep_token"], ids["sep_token"]), (special["cls_token"], ids["cls_token"]),
                 trim_offsets=True, add_prefix_space=False)
-        return PreTrainedTokenizerFast(tokenizer_object=backend, **special)
+        # Token types (all 0 from these post-processors) for every caller: the models take them.
+        return PreTrainedTokenizerFast(tokenizer_object=backend, model_input_names=[
+            "input_ids", "token_type_ids", "attention_mask"], **special)
     except Exception as err:  # JSON, Rust and OS errors of damaged tokenizer files
         raise UserError(f"cannot read the tokenizer files in {folder} "
                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); "

@@ -127,6 +127,7 @@ def test_family_tokenizer_gives_hf_ids(name, fixtures_dir):
         assert pair[0] == 0 and list(pair).count(2) == 3 and pair[-1] == 1
         assert load_tokenizer(fixtures_dir / name / "tokenizer.json").tokenize("the plot") == (
             tokenizer.tokenize("the plot"))
+        assert set(tokenizer("the", "good")["token_type_ids"]) == {0}  # every caller gets them
         with pytest.raises(UserError, match="at least 4"):
             encode(tokenizer, ["a"], ["b"], max_length=3)
 
