@@ -94,3 +94,36 @@ def test_base_model_without_head_keeps_a_fresh_pooler(tmp_path):
     save_file(tensors, str(folder / "model.safetensors"))
     with pytest.raises(UserError, match="embeddings.word_embeddings.weight missing"):
         checkpoints.load_classifier(str(folder), 3)
+
+
+def test_config_contradicting_its_weights_is_one_line(tmp_path):
+    folder = tmp_path / "distilbert"
+    shutil.copytree(FIXTURES / "tiny_distilbert", folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "hidden_dim": 48}))
+    with pytest.raises(UserError, match=r"transformer.layer.0.ffn.lin1.weight in .* has shape "
+                                        r"\(32, 16\) but the model expects \(48, 16\)"):
+        checkpoints.load_classifier(str(folder), 3)
+
+
+def test_finetune_command_line_on_distilbert(tmp_path):
+    """tools/finetune on a DistilBERT folder: trains, saves its tokenizer, and the registry's
+    `load_model` (the Python API's loader) gives the saved model back."""
+    from common import methods
+    from common.tokenization import encode, load_tokenizer
+    from tools.finetune import main
+
+    data = tmp_path / "SST-2"
+    data.mkdir()
+    rows = ["the movie was good\t1", "a great film\t1", "it was boring\t0", "an awful plot\t0"]
+    for split in ("train", "dev"):
+        (data / f"{split}.tsv").write_text("sentence\tlabel\n" + "\n".join(rows * 2) + "\n")
+    out = tmp_path / "out"
+    main(["--model", str(FIXTURES / "tiny_distilbert"), "--data_dir", str(data), "--output_dir",
+          str(out), "--epochs", "1", "--batch_size", "4", "--max_length", "16"])
+    model, source = methods.load_model(str(out))
+    assert source.config.model_type == "distilbert" and source.sidecar["method"] == "vanilla"
+    features = encode(load_tokenizer(str(out)), ["a great film"], max_length=16)
+    trained, _, _ = checkpoints.load_classifier(str(out))
+    np.testing.assert_allclose(np.asarray(model(features)), np.asarray(trained(features)),
+                               atol=1e-6)
