@@ -146,7 +146,7 @@ class BertConfig:
             for theirs, ours in DISTILBERT_KEYS.items():
                 if theirs in values and ours not in values:
                     values[ours] = values[theirs]
-            values.setdefault("layer_norm_eps", 1e-12)
+            values["layer_norm_eps"] = 1e-12
             values.setdefault("type_vocab_size", 1)  # no token-type table; kept for the check
         if kind in ("roberta", "xlm-roberta"):
             values.setdefault("pad_token_id", 1)
