@@ -203,10 +203,12 @@ def test_bad_inputs(trained, data, tmp_path, capsys):
     for patience in ("3.5", "-1", "a,2"):
         fails(flags(data, tmp_path / "x", "--do_eval", "--patience", patience), capsys,
               "--patience")
-    fails(flags(data, tmp_path / "x", "--do_train", model_type="roberta"), capsys,
-          "--model_type roberta")
+    fails(flags(data, tmp_path / "x", "--do_train", model_type="xlnet"), capsys,
+          "--model_type xlnet")
     fails(flags(data, tmp_path / "x", "--do_train", model_type="albert"), capsys,
           "--model_type")  # a BERT checkpoint with --model_type albert
+    fails(flags(data, tmp_path / "x", "--do_train", model_type="roberta"), capsys,
+          "is a BERT model but --model_type is roberta")
     before = sorted(os.listdir(out))
     fails(flags(data, out, *TRAIN), capsys, "--overwrite_output_dir")
     assert sorted(os.listdir(out)) == before
