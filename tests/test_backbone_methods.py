@@ -47,7 +47,8 @@ def source_of(name):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_powerbert_on_each_family(name):
     from common.training import classification_loss
-    from powerbert.pipeline import build_powerbert, search_loss
+    from powerbert.model import build_powerbert
+    from powerbert.pipeline import search_loss
 
     source = source_of(name)
     features, labels = family_batch(name)

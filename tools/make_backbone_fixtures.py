@@ -15,14 +15,11 @@ WordPiece vocab.txt.
 import json
 import os
 import shutil
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from tools.make_fixtures import TINY_VOCAB  # noqa: E402
+from common.cli import ArgumentParser, command
+from tools.make_fixtures import TINY_VOCAB
 
 LENGTH = 16
 NUM_LABELS = 3
