@@ -49,7 +49,8 @@ def adapler_flops(config, n, kept, num_labels=2, cp_hidden=CP_HIDDEN):
     before the removal."""
     kept = check_lengths("kept", kept, n, count=config.num_hidden_layers)
     if any(after > before for before, after in zip(kept, kept[1:])):
-        raise UserError("kept: a block cannot see more tokens than its predictor scored")
+        raise UserError(f"kept lengths {kept} grow from one layer to the next; a removed "
+                        "token does not come back, so give non-increasing lengths")
     return (forward_flops(config, n, kept, num_labels=num_labels)
             + sum(predictor_flops(config, p, cp_hidden) for p in [n] + kept[:-1]))
 

@@ -99,7 +99,8 @@ def check_lengths(name, values, upper=None, count=None):
         if not isinstance(value, Integral) or value < 1:
             raise UserError(f"{name}: {value!r} is not a positive integer")
         if upper is not None and value > upper:
-            raise UserError(f"{name} entry {value} exceeds the input length {upper}")
+            raise UserError(f"{name} entry {value} exceeds the input length {upper}; give "
+                            f"at most {upper} per layer, or a longer input")
     if count is not None and len(values) != count:
         raise UserError(f"{name} needs {count} entries (one per layer), got {len(values)}")
     return values

@@ -3,6 +3,7 @@
 method's FLOPs and its speed-up. Without --config the shape is BERT-base."""
 from adapler.flops import adapler_flops
 from common import flops
+from common.checkpoints import check_max_length
 from common.cli import ArgumentParser, command
 from common.config import BertConfig
 from common.errors import UserError, parse_int_list
@@ -33,6 +34,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     check_numbers(args, counts=("max_length", "num_labels", "exit_layer"))
     config = BertConfig.from_json(args.config) if args.config else BertConfig()
+    check_max_length(config, args.max_length)
     if args.lengths is not None and args.exit_layer is not None:
         raise UserError("give either --lengths or --exit_layer, not both")
     n, labels = args.max_length, args.num_labels

@@ -53,6 +53,13 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     args.methods = engine.parse_methods(args.methods)
     precision.precision_name(args.bf16, args.fp16)  # both given: UserError
+    if args.model:
+        from common.checkpoints import check_max_length, resolve_source
+
+        check_max_length(resolve_source(args.model).config, MAX_LENGTH,
+                         fix=f"the demo runs at {MAX_LENGTH} word pieces; run "
+                             f"bert-speedup-compare --model {args.model} --max_length <shorter> "
+                             "instead")
     return args
 
 

@@ -37,14 +37,16 @@ from common.compare import report
 from common.compare.sweep import (BUDGETS, REPO, Command, Context, groups, precision_flag,
                                   python, script, sweeps)
 from common.errors import UserError, parse_int_list
-from common.validation import check_model_files, check_not_collapsed, refuse_collapsed
+from common.validation import (check_model_files, check_not_collapsed, check_numbers,
+                               refuse_collapsed)
 
 ORDERED_METRICS = ("acc", "f1", "mcc", "spearman")  # higher is better on each
 SETTINGS_FILE, STAGES_FILE, DONE_FILE = "settings.json", "stages.log", "DONE.json"
 # What makes two runs the same command (settings.json).
 SETTINGS_KEYS = ("task", "model", "data_dir", "methods", "budget", "max_length", "train_limit",
-                 "batch_sizes", "precision")
-OLD_DEFAULTS = {"precision": "fp32"}  # settings.json written before the key existed
+                 "batch_sizes", "precision", "finetune_epochs", "finetune_learning_rate")
+# settings.json written before the key existed (None: the budget's recipe)
+OLD_DEFAULTS = {"precision": "fp32", "finetune_epochs": None, "finetune_learning_rate": None}
 FINETUNE_BATCH = 32
 
 
@@ -66,6 +68,11 @@ def build_parser():
     p.add_argument("--batch_sizes", help="timed batch sizes (default: 32 with quick, whose "
                    "batch-1 timing would compile XLA once per text length and side; 1,32 "
                    "with full)")
+    p.add_argument("--finetune_epochs", type=int, help="epochs of compare's own fine-tuning "
+                   "(default: the budget's, 2 with quick, 3 with full)")
+    p.add_argument("--finetune_learning_rate", type=float, help="peak learning rate of "
+                   "compare's own fine-tuning, batch 32 (default: the budget's, 2e-4 with "
+                   "quick, 1e-4 with full)")
     p.add_argument("--allow_collapsed", action="store_true",
                    help="go on from a fine-tuned model whose dev predictions are all one class "
                         "(refused otherwise: a reused --model whose config.json records it "
@@ -102,6 +109,7 @@ def parse_args(argv):
     budget = BUDGETS[args.budget]
     batch_sizes = (parse_int_list(args.batch_sizes, "--batch_sizes") if args.batch_sizes
                    else list(budget.batch_sizes))
+    check_numbers(args, rates=("finetune_learning_rate",), counts=("finetune_epochs",))
     for name, value in [("max_length", args.max_length), ("train_limit", args.train_limit)] + [
             ("batch_sizes", size) for size in batch_sizes]:
         if value is not None and value < 1:
@@ -117,13 +125,16 @@ def parse_args(argv):
         raise UserError(f"--max_length must be at least 3, got {max_length}")
     check_max_length(source.config, max_length)
     if reuse:
-        check_not_collapsed(sidecar, model, args.allow_collapsed)
+        check_not_collapsed(sidecar, model, args.allow_collapsed,
+                            retrain=collapse_way_out(None, finetuned_here=False))
     settings = {"task": task.name, "model": os.path.abspath(model) if os.path.exists(model)
                 else model, "data_dir": data_dir, "methods": methods, "budget": args.budget,
                 "max_length": max_length,
                 "train_limit": args.train_limit or budget.train_limit,
                 "batch_sizes": batch_sizes,
-                "precision": precision.precision_name(args.bf16, args.fp16)}
+                "precision": precision.precision_name(args.bf16, args.fp16),
+                "finetune_epochs": args.finetune_epochs,
+                "finetune_learning_rate": args.finetune_learning_rate}
     check_output_dir(args.output_dir, settings)
     # A method whose heads read the pooled vector below the last layer needs what the backbone
     # was trained to pool: a sentence-transformers folder pooled by the mean (MiniLM).
@@ -260,14 +271,34 @@ def training_data(settings, output_dir):
     return folder
 
 
+def finetune_recipe(settings):
+    """(epochs, peak learning rate) of compare's own fine-tuning: the flags, else the budget's."""
+    budget = BUDGETS[settings["budget"]]
+    return (settings["finetune_epochs"] or budget.finetune_epochs,
+            settings["finetune_learning_rate"] or budget.finetune_learning_rate)
+
+
+def collapse_way_out(settings, finetuned_here):
+    """How to get a model that reads its input, in compare's own terms (`finetuned_here`:
+    compare fine-tuned it itself, with `settings`' recipe)."""
+    if not finetuned_here:
+        return ("fine-tune --model again (bert-speedup-finetune with more --epochs or another "
+                "--learning_rate) and pass its --output_dir as --model")
+    epochs, learning_rate = finetune_recipe(settings)
+    return (f"fine-tune it differently in a new --output_dir (this run: {epochs} epochs at "
+            f"{learning_rate:g}; e.g. --finetune_epochs {epochs + 1} --finetune_learning_rate "
+            f"{learning_rate / 2:g}), or fine-tune with bert-speedup-finetune --task "
+            f"{settings['task']} --data_dir <data> --output_dir <folder> and pass that folder "
+            "as --model")
+
+
 def finetune_command(settings, data_dir, output_dir):
     folder = os.path.join(output_dir, "finetune")
-    budget = BUDGETS[settings["budget"]]
+    epochs, learning_rate = finetune_recipe(settings)
     argv = python(script("tools", "finetune.py"), "--model", settings["model"],
                   "--task", settings["task"], "--data_dir", data_dir, "--output_dir", folder,
-                  "--epochs", budget.finetune_epochs, "--max_length", settings["max_length"],
-                  "--learning_rate", budget.finetune_learning_rate, "--batch_size",
-                  FINETUNE_BATCH)
+                  "--epochs", epochs, "--max_length", settings["max_length"],
+                  "--learning_rate", learning_rate, "--batch_size", FINETUNE_BATCH)
     return Command("fine-tuning", argv + precision_flag(settings["precision"]), folder)
 
 
@@ -449,7 +480,8 @@ def run(args, settings, log=print, restartable=False):
     context.finetuned_scores = scores
     # Every method would refuse a model that predicts one class for all of dev: stop before
     # them (a fine-tuning of compare's own is kept; the command with the flag resumes).
-    refuse_collapsed(scores.get("collapsed"), finetuned, args.allow_collapsed, warn=log)
+    refuse_collapsed(scores.get("collapsed"), finetuned, args.allow_collapsed, warn=log,
+                     retrain=collapse_way_out(settings, finetune is not None))
     context.timing = {k: v[:budget.timing_examples] for k, v in context.dev.items()}
     metric = scores[task.metric]
     one_class = one_class_metric(task, context.dev["labels"])
