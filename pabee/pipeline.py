@@ -38,7 +38,7 @@ from common.files import result_copy, write_result_text
 from common.metrics import collapse, collapse_warning, compute_metrics
 from common.runlog import RunLog
 from common.tasks import get_task
-from common.tokenization import load_tokenizer
+from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.seeding import set_seed
 from common.training import logits_to_predictions
 from common.validation import check_checkpoint_task, check_model_files
@@ -362,7 +362,7 @@ def evaluate_checkpoints(settings, task, log=print):
 
 
 def _has_vocab(folder):
-    return any(os.path.isfile(os.path.join(folder, n)) for n in ("vocab.txt", "tokenizer.json"))
+    return any(os.path.isfile(os.path.join(folder, n)) for n in TOKENIZER_FILES)
 
 
 def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, log=print, *,

@@ -31,7 +31,7 @@ from common.errors import UserError
 from common.files import result_copy, write_result_text
 from common.seeding import set_seed
 from common.tasks import get_task
-from common.tokenization import load_tokenizer
+from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.training import (TrainLoop, classification_loss, evaluate_classifier, fine_tune,
                              predict, train)
 from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
@@ -415,8 +415,7 @@ def _inference_retention(settings, source, task, max_length):
 def _tokenizer(settings, source):
     if settings.vocab_path:
         return load_tokenizer(settings.vocab_path, cased=settings.cased)
-    if not any(os.path.isfile(os.path.join(source.folder, name))
-               for name in ("vocab.txt", "tokenizer.json")):
+    if not any(os.path.isfile(os.path.join(source.folder, name)) for name in TOKENIZER_FILES):
         raise UserError(f"no vocab.txt beside {settings.checkpoint_path}; pass --VOCAB_PATH")
     return load_tokenizer(source.folder, cased=settings.cased)
 
