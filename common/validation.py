@@ -88,13 +88,17 @@ def check_checkpoint_task(sidecar, task, path, allow_other=False,
                           flag="--allow_other_task"):
     """A checkpoint whose sidecar records another task: refused when the label sets differ,
     and unless `allow_other` when they agree (e.g. MNLI-m and MNLI-mm, SST-2 and IMDB)."""
-    from common.tasks import get_task
+    from common.owndata import checkpoint_task
 
     trained = (sidecar or {}).get("task")
     if not trained:
         return
+    recorded = (sidecar or {}).get("labels")
+    if recorded and task.labels and list(recorded.values()) != list(task.labels):
+        raise UserError(f"{path} was trained on the labels {', '.join(recorded.values())}, not "
+                        f"{', '.join(task.labels)}; pass a checkpoint trained on this data")
     try:
-        other = get_task(trained)
+        other = checkpoint_task(sidecar)
     except UserError:
         other = None
     if other is not None and other.name == task.name:

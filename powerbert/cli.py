@@ -18,6 +18,7 @@ from common.checkpoints import (check_max_length, load_backbone_weights, read_si
 from common.cli import ArgumentParser, command
 from common.data import load_split
 from common.errors import UserError
+from common.owndata import add_data_flags, apply_data_flags
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
@@ -81,6 +82,7 @@ def build_parser():
     p.add_argument("--ALLOW_COLLAPSED", action="store_true",
                    help="search from a fine-tuned model whose dev predictions are all one class "
                         "(refused otherwise: the stage-1 result or the --SKIP_FINETUNE checkpoint)")
+    add_data_flags(p, upper=True)
     precision.add_flags(p, upper=True)
     distribute.add_flag(p, "--STRATEGY")
     return p
@@ -101,6 +103,8 @@ def run(args, echo=print):
     from powerbert import pipeline
 
     training = not (args.EVAL_ONLY or args.PREDICT_ONLY)
+    apply_data_flags(args, "TASK", "DATA_DIR",
+                     checkpoint=None if training else args.CHECKPOINT_PATH)
     _check_flags(args, training)
     task = get_task(args.TASK)
     max_length, num_classes = _task_settings(args, task)
