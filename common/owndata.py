@@ -102,8 +102,8 @@ def apply_data_flags(args, task_attr="task", data_attr="data_dir", checkpoint=No
     `args`, so a settings object built from `vars(args)` needs no field for them."""
     flags = {name: _pop(args, name) for name in FLAGS}
     files = {split: flags[flag] for split, flag in SPLIT_FLAGS.items() if flags[flag]}
-    style = (lambda name: "--" + name.upper()) if hasattr(args, task_attr.upper()) and \
-        task_attr.isupper() else (lambda name: "--" + name)
+    upper = task_attr.isupper()  # the command line's flag style
+    style = lambda name: "--" + (name.upper() if upper else name)  # noqa: E731
     if not files:
         given = [style(name) for name in FLAGS if flags[name] is not None]
         if given:
@@ -114,8 +114,8 @@ def apply_data_flags(args, task_attr="task", data_attr="data_dir", checkpoint=No
     if named not in (None, default_task):
         raise UserError(f"{style(task_attr.lower())} {named} and {style('train_file')} / "
                         f"{style('validation_file')} exclude each other; pass one of them")
-    task = own_task(files, **{name: flags[name] for name in FLAGS if name not in SPLIT_FLAGS.values()},
-                    checkpoint=checkpoint, style=style)
+    options = {name: flags[name] for name in FLAGS if name not in SPLIT_FLAGS.values()}
+    task = own_task(files, **options, checkpoint=checkpoint, style=style)
     setattr(args, task_attr, task.name)
     if getattr(args, data_attr, None) is None:
         setattr(args, data_attr, os.path.dirname(os.path.abspath(next(iter(files.values())))))
