@@ -93,15 +93,15 @@ def check_checkpoint_task(sidecar, task, path, allow_other=False,
     trained = (sidecar or {}).get("task")
     if not trained:
         return
-    recorded = (sidecar or {}).get("labels")
-    if recorded and task.labels and list(recorded.values()) != list(task.labels):
-        raise UserError(f"{path} was trained on the labels {', '.join(recorded.values())}, not "
-                        f"{', '.join(task.labels)}; pass a checkpoint trained on this data")
     try:
         other = checkpoint_task(sidecar)
     except UserError:
         other = None
     if other is not None and other.name == task.name:
+        recorded = list((sidecar or {}).get("labels", {}).values())
+        if recorded and task.labels and recorded != list(task.labels):  # own data, other file
+            raise UserError(f"{path} was trained on the labels {', '.join(recorded)}, not "
+                            f"{', '.join(task.labels)}; pass a checkpoint trained on this data")
         return
     labels = other.labels if other is not None else None
     if other is None or labels != task.labels or other.num_labels != task.num_labels:
