@@ -76,16 +76,17 @@ def test_existing_output_is_refused(inputs, tmp_path, capsys):
 
 
 def test_one_and_two_local_workers_give_the_same_output(inputs, tmp_path, monkeypatch):
-    # The workers are new processes: they import this checkout's modules.
+    # One worker: the DirectRunner in this process; two: new processes, which import this
+    # checkout's modules.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     outputs = []
-    for workers in (1, 2):
-        output = tmp_path / f"out{workers}.jsonl"
+    for workers in ([], ["--runner", "DirectRunner", "--direct_num_workers", 2,
+                         "--direct_running_mode", "multi_processing"]):
+        output = tmp_path / f"out{len(workers)}.jsonl"
         assert run(["--model", PABEE, "--input", inputs / "*.csv", "--text_column", "review",
                     "--id_column", "key", "--output", output, "--knob", "patience=1",
-                    "--batch_size", 3, "--runner", "DirectRunner", "--direct_num_workers",
-                    workers, "--direct_running_mode", "multi_processing"]) is None
+                    "--batch_size", 3, *workers]) is None
         outputs.append(read(output).sort_values("id").reset_index(drop=True))
     pd.testing.assert_frame_equal(outputs[0], outputs[1], atol=1e-5)
 
