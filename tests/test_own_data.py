@@ -195,3 +195,23 @@ def test_bad_own_data(case, message, files, tmp_path, capsys):
     fails(finetune.main, ["--model", TINY, "--max_length", N, "--output_dir", out, *argv],
           capsys, message)
     assert not out.exists()
+
+
+def test_regression_from_a_numeric_label_column(tmp_path):
+    """More than 10 distinct numbers: regression, scored by Pearson and Spearman, and the API
+    answers with the score."""
+    from common.api import load
+    from tools import finetune
+
+    rng = random.Random(4)
+    scores = [{"text": sentence(rng, i % 2), "score": round(i * 0.37, 2)} for i in range(14)]
+    train = write(tmp_path / "scores.csv", scores)
+    out = tmp_path / "model"
+    assert run(finetune.main, ["--model", TINY, "--max_length", N, "--epochs", 1,
+                               "--output_dir", out, "--train_file", train, "--validation_file",
+                               train, "--label_column", "score"]) is None
+    sidecar = json.loads((out / "config.json").read_text())
+    assert sidecar["num_labels"] == 1 and "labels" not in sidecar
+    assert sidecar["own_data"]["kind"] == "regression"
+    assert {"pearson", "spearman"} <= set(json.loads((out / "eval_results.json").read_text()))
+    assert isinstance(load(out).predict(["it was fun ."])[0]["label"], float)
