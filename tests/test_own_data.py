@@ -2,7 +2,6 @@
 names through fine-tuning, PoWER-BERT, PABEE and AdapLeR; the label set in the checkpoint; the
 kinds and their metrics; parquet; and the bad inputs (exit code 2, one `error:` line)."""
 import json
-import os
 import random
 
 import numpy as np
