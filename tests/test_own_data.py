@@ -172,6 +172,7 @@ def test_kinds_metrics_and_parquet(tmp_path):
     ("empty", "is empty"),
     ("no_rows", "has no data rows"),
     ("text_flag_alone", "--text_column need(s) --train_file"),
+    ("task_and_file", "--task mrpc and --train_file / --validation_file exclude each other"),
 ])
 def test_bad_own_data(case, message, files, tmp_path, capsys):
     from tools import finetune
@@ -188,6 +189,8 @@ def test_bad_own_data(case, message, files, tmp_path, capsys):
     elif case == "no_rows":
         (tmp_path / "header.csv").write_text("id,review,sentiment\n")
         argv[1] = str(tmp_path / "header.csv")
+    elif case == "task_and_file":
+        argv = ["--task", "mrpc"] + argv
     else:
         argv = ["--text_column", "review"]
     out = tmp_path / "out"
