@@ -32,6 +32,7 @@ setup(
         "bert-speedup-benchmark = tools.benchmark:main",
         "bert-speedup-compare = tools.compare:main",
         "bert-speedup-flops = tools.flops_calculator:main",
+        "bert-speedup-predict = tools.predict:main",
         "powerbert = powerbert.cli:main",
         "pabee = pabee.cli:main",
         "adapler-finetune = adapler.cli:finetune_main",

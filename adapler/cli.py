@@ -15,6 +15,7 @@ from adapler.settings import (DEFAULT_MODEL, EvaluationSettings, FinetuneSetting
 from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
+from common.owndata import add_data_flags, apply_data_flags
 from common.tasks import get_task
 from common.validation import (check_model_files, check_new_files, check_numbers,
                                check_output_dir)
@@ -22,7 +23,8 @@ from common.validation import (check_model_files, check_new_files, check_numbers
 
 def _parser(description, max_length=128, batch_size=32, seed=True):
     parser = ArgumentParser(description=description)
-    parser.add_argument("--TASK", required=True, help="task key, e.g. sst2, mrpc, ag_news")
+    parser.add_argument("--TASK", help="task key, e.g. sst2, mrpc, ag_news (required unless "
+                                       "--TRAIN_FILE / --VALIDATION_FILE / --TEST_FILE)")
     parser.add_argument("--MAX_LENGTH", type=int, default=max_length,
                         help="tokens per example, [CLS] and [SEP] included")
     parser.add_argument("--BATCH_SIZE", type=int, default=batch_size, help="examples per batch")
@@ -35,6 +37,7 @@ def _parser(description, max_length=128, batch_size=32, seed=True):
                         help="base model: HF folder, hub id or Google checkpoint folder")
     parser.add_argument("--DATA_DIR", default=None,
                         help="folder with the task files (default ./data; SST-2: bundled sample)")
+    add_data_flags(parser, upper=True)
     precision.add_flags(parser, upper=True)
     return parser
 
@@ -71,6 +74,11 @@ def _parse(parser, argv):
     args = parser.parse_args(argv)
     from adapler.data import default_data_dir_for  # registers AdapLeR's tasks; imports TF
 
+    model_path = getattr(args, "MODEL_PATH", None)
+    apply_data_flags(args, "TASK", "DATA_DIR",
+                     checkpoint=paths.checkpoint_folder(model_path) if model_path else None)
+    if not args.TASK:
+        raise UserError("--TASK is required (or pass --TRAIN_FILE / --VALIDATION_FILE)")
     task = get_task(args.TASK)  # unknown task: one clear error line
     args.data_dir = args.DATA_DIR or default_data_dir_for(task)
     if args.MAX_LENGTH < 3:

@@ -348,7 +348,8 @@ def sidecar_layout(meta, folder=None):
     """The one sidecar layout, from what a pipeline passes or from any older sidecar.
 
     Shared keys at the top (format, version, method, task, num_labels, max_length, pooling,
-    lower_case, backbone, weights, files); the method's own settings and learned state under
+    labels (class id -> name), own_data (the task of own files, common.owndata), lower_case,
+    backbone, weights, files); the method's own settings and learned state under
     `method_state`; how the checkpoint was made (epoch, dev metrics, seeds, step) under
     `training`, with `collapsed` (common.metrics.collapse) when its dev predictions were all one
     class: the next stage refuses such a checkpoint (common.validation.check_not_collapsed).
@@ -373,7 +374,8 @@ def sidecar_layout(meta, folder=None):
         weights = found[0] if found else WEIGHTS_NAME
     layout = {"format": FORMAT_TAG, "version": FORMAT_VERSION,
               "method": "vanilla" if method == "finetune" else method,
-              **{key: meta.pop(key) for key in ("task", "num_labels", "max_length", "pooling")
+              **{key: meta.pop(key) for key in ("task", "num_labels", "max_length", "pooling",
+                                                "labels", "own_data")
                  if meta.get(key) is not None},
               "lower_case": lower_case, "backbone": meta.pop("backbone", None),
               "weights": weights or WEIGHTS_NAME}
@@ -541,6 +543,9 @@ def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
 
     `meta`: method, task, num_labels, max_length, lower_case, method_state, training (see
     `sidecar_layout`; flat keys are sorted into it). Returns the weights path."""
+    from common.owndata import checkpoint_record
+
+    meta = {**checkpoint_record(meta.get("task")), **meta}  # the label names, own data's task
     os.makedirs(folder, exist_ok=True)
     files.remove_stale(folder)
     check_free_space(folder, model)

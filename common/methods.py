@@ -11,6 +11,10 @@ A method is one package, registered under the `bert_speedup.methods` entry point
     flops      its FLOPs count, built on `common.flops`' per-layer primitives
     speed      its timing sides for `common.benchmark`
     sweep      its operating points for compare
+    serving    `runner(model, source)` -> (run, dynamic) for the Python API (common.api): `run`
+               takes one batch of features and returns `logits` plus the method's per-example
+               cost (`layers_run`, `tokens_kept`); `dynamic`: batches may be cut to their
+               longest text
 
 `common/` names no method in its code: it asks this registry. A checkpoint's sidecar records the
 method that wrote it (`method`); `vanilla` is the plain fine-tuned classifier, which `common/`
@@ -23,7 +27,7 @@ from common.errors import UserError
 
 GROUP = "bert_speedup.methods"
 VANILLA = "vanilla"
-MODULES = ("settings", "model", "pipeline", "cli", "flops", "speed", "sweep")
+MODULES = ("settings", "model", "pipeline", "cli", "flops", "speed", "sweep", "serving")
 
 
 def _entry_points():

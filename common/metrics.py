@@ -23,6 +23,11 @@ def f1(predictions, labels):
     return float(sk.f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0))
 
 
+def macro_f1(predictions, labels):
+    """F1 averaged over the classes, each class weighing the same."""
+    return float(sk.f1_score(labels, predictions, average="macro", zero_division=0))
+
+
 def mcc(predictions, labels):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -112,7 +117,16 @@ def compute_metrics(task, predictions, labels):
     elif task.metric == "f1":
         result = {"acc": accuracy(predictions, labels), "f1": f1(predictions, labels)}
         result["acc_and_f1"] = result["glue_score"] = (result["acc"] + result["f1"]) / 2
+    elif task.metric == "macro_f1":
+        result = {"acc": accuracy(predictions, labels), "macro_f1": macro_f1(predictions, labels)}
+        result["glue_score"] = result["macro_f1"]
     else:
         result = {"acc": accuracy(predictions, labels)}
         result["glue_score"] = result["acc"]
+    for name in task.reported:
+        result.setdefault(name, BY_NAME[name](predictions, labels))
     return result
+
+
+BY_NAME = {"acc": accuracy, "f1": f1, "macro_f1": macro_f1, "mcc": mcc, "pearson": pearson,
+           "spearman": spearman}

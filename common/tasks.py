@@ -16,7 +16,8 @@ import dataclasses
 
 from common.errors import UserError
 
-METRICS = ("mcc", "acc", "f1", "spearman")
+METRICS = ("mcc", "acc", "f1", "macro_f1", "pearson", "spearman")
+REGRESSION_METRICS = ("pearson", "spearman")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +54,14 @@ class Task:
     reader: str = "glue_tsv"
     score_range: tuple[float, float] | None = None  # regression: the valid scores
     label_names: tuple[str, ...] | None = None  # readable names when the labels are 0/1 codes
+    reported: tuple[str, ...] = ()  # metrics reported beside the main one's (own data)
 
     def __post_init__(self):
         if self.metric not in METRICS:
             raise ValueError(f"task {self.name}: metric must be one of {METRICS}")
-        if (self.metric == "spearman") != (self.labels is None):
-            raise ValueError(f"task {self.name}: regression tasks (labels None) use 'spearman'")
+        if (self.metric in REGRESSION_METRICS) != (self.labels is None):
+            raise ValueError(f"task {self.name}: regression tasks (labels None) use "
+                             f"{' or '.join(REGRESSION_METRICS)}")
 
     @property
     def is_regression(self):

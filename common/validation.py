@@ -88,16 +88,20 @@ def check_checkpoint_task(sidecar, task, path, allow_other=False,
                           flag="--allow_other_task"):
     """A checkpoint whose sidecar records another task: refused when the label sets differ,
     and unless `allow_other` when they agree (e.g. MNLI-m and MNLI-mm, SST-2 and IMDB)."""
-    from common.tasks import get_task
+    from common.owndata import checkpoint_task
 
     trained = (sidecar or {}).get("task")
     if not trained:
         return
     try:
-        other = get_task(trained)
+        other = checkpoint_task(sidecar)
     except UserError:
         other = None
     if other is not None and other.name == task.name:
+        recorded = list((sidecar or {}).get("labels", {}).values())
+        if recorded and task.labels and recorded != list(task.labels):  # own data, other file
+            raise UserError(f"{path} was trained on the labels {', '.join(recorded)}, not "
+                            f"{', '.join(task.labels)}; pass a checkpoint trained on this data")
         return
     labels = other.labels if other is not None else None
     if other is None or labels != task.labels or other.num_labels != task.num_labels:

@@ -17,6 +17,7 @@ from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.config import MODEL_TYPES
 from common.errors import UserError, parse_int_list
+from common.owndata import add_data_flags, apply_data_flags
 from common.tasks import get_task
 from common.validation import (check_model_files, check_numbers, check_output_dir,
                                check_source_not_collapsed)
@@ -31,16 +32,18 @@ def build_parser():
         prog="run_glue_with_pabee.py", description="PABEE: train BERT/ALBERT with an internal classifier per layer and "
                     "evaluate with patience-based early exit (GLUE tasks).")
     required = p.add_argument_group("required")
-    required.add_argument("--data_dir", required=True,
-                          help="folder with the task's TSV files (train.tsv, dev.tsv)")
+    required.add_argument("--data_dir",
+                          help="folder with the task's TSV files (train.tsv, dev.tsv); not with "
+                               "--train_file / --validation_file")
     required.add_argument("--model_type", required=True,
                           help=f"the model's family: {', '.join(MODEL_TYPES)} (the original: bert "
                                "or albert)")
     required.add_argument("--model_name_or_path", required=True,
                           help="HF model folder, Google bert_model.ckpt, our *.weights.h5 "
                                "checkpoint (folder), or a hub id when online")
-    required.add_argument("--task_name", required=True,
-                          help="GLUE task: cola, mnli, mrpc, sst-2, sts-b, qqp, qnli, rte, wnli")
+    required.add_argument("--task_name",
+                          help="GLUE task: cola, mnli, mrpc, sst-2, sts-b, qqp, qnli, rte, wnli; "
+                               "not with --train_file / --validation_file")
     required.add_argument("--output_dir", required=True,
                           help="checkpoints, final model and eval results; evaluation loads the "
                                "model from here")
@@ -108,6 +111,7 @@ def build_parser():
                    help="compile the per-layer inference steps with XLA")
     p.add_argument("--overwrite_cache", action="store_true", help="accepted; nothing is cached")
     p.add_argument("--cache_dir", default="", help="accepted; ignored")
+    add_data_flags(p)
     precision.add_flags(p)
     distribute.add_flag(p)
     p.add_argument("--fp16_opt_level", default="O1",
@@ -163,6 +167,11 @@ def validate(args, task, warn=None):
 def settings(argv, warn=None):
     """Parse and check the flags: the PabeeSettings the pipeline runs with."""
     args = build_parser().parse_args(argv)
+    apply_data_flags(args, "task_name", "data_dir",
+                     checkpoint=None if args.do_train else args.output_dir)
+    if not (args.task_name and args.data_dir):
+        raise UserError("--data_dir and --task_name are required (or pass --train_file / "
+                        "--validation_file)")
     patience_list = validate(args, get_task(args.task_name), warn)
     return PabeeSettings(**vars(args), patience_list=tuple(patience_list))
 

@@ -13,6 +13,7 @@ import dataclasses
 from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
+from common.owndata import add_data_flags, apply_data_flags
 from common.validation import check_numbers
 from powerbert.settings import DEFAULT_TASK_CONFIG, PowerBertSettings
 
@@ -74,6 +75,7 @@ def build_parser():
     p.add_argument("--ALLOW_COLLAPSED", action="store_true",
                    help="search from a fine-tuned model whose dev predictions are all one class "
                         "(refused otherwise: the stage-1 result or the --SKIP_FINETUNE checkpoint)")
+    add_data_flags(p, upper=True)
     precision.add_flags(p, upper=True)
     distribute.add_flag(p, "--STRATEGY")
     return p
@@ -93,7 +95,10 @@ def run(args, echo=print):
     """Check the flags, fill the settings and run the pipeline. Returns its summary dict."""
     from powerbert import pipeline
 
-    _check_flags(args, not (args.EVAL_ONLY or args.PREDICT_ONLY))
+    training = not (args.EVAL_ONLY or args.PREDICT_ONLY)
+    apply_data_flags(args, "TASK", "DATA_DIR",
+                     checkpoint=None if training else args.CHECKPOINT_PATH)
+    _check_flags(args, training)
     return pipeline.run(settings(args), echo=echo)
 
 

