@@ -11,6 +11,9 @@ A method is one package, registered under the `bert_speedup.methods` entry point
     flops      its FLOPs count, built on `common.flops`' per-layer primitives
     speed      its timing sides for `common.benchmark`
     sweep      its operating points for compare
+    serving    its fast path as graph code for export: `forward(model, source)` (a function of
+               the int32 feature dict -> `logits` and its per-example costs) and
+               `setting(model, source)` (what the export's metadata records)
 
 `common/` names no method in its code: it asks this registry. A checkpoint's sidecar records the
 method that wrote it (`method`); `vanilla` is the plain fine-tuned classifier, which `common/`
@@ -23,7 +26,7 @@ from common.errors import UserError
 
 GROUP = "bert_speedup.methods"
 VANILLA = "vanilla"
-MODULES = ("settings", "model", "pipeline", "cli", "flops", "speed", "sweep")
+MODULES = ("settings", "model", "pipeline", "cli", "flops", "speed", "sweep", "serving")
 
 
 def _entry_points():

@@ -1,0 +1,82 @@
+"""A checkpoint as a TensorFlow SavedModel: WordPiece and the method's fast path in one graph.
+
+Signatures (each also returns `logits`):
+
+* `serving_default(text[, text_pair])`: `[batch]` strings, tokenized in the graph
+  (`common.export.tokenizer`, padded to the longest text of the request, truncated at the
+  checkpoint's max length as the toolkit truncates);
+* `token_ids(input_ids, attention_mask, token_type_ids)`: `[batch, length]` int32.
+
+Outputs: classification `probabilities` (batch, classes), `label_id` (batch,) int32, `label`
+(batch,) the class name; regression `score` (batch,); and what the method reports per example
+(its `serving.forward`): `layers_run` (batch,) and/or `tokens_kept` (batch, layers).
+
+The SavedModel holds the model's variables, the tokenizer's vocabulary and the functions; no
+Python class of this toolkit is saved, so `tf.saved_model.load` needs only TensorFlow and
+tensorflow-text (`import tensorflow_text` registers the tokenizer's ops). Its metadata is the
+asset `assets/bert_speedup.json`.
+"""
+import json
+import os
+
+import tensorflow as tf
+
+from common.export import METADATA
+
+TOKEN_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ServingModule(tf.Module):
+    """The saved object: tokenizer, model variables, metadata asset and the signatures."""
+
+    def __init__(self, tokenizer, forward, variables, labels, pair, metadata_path):
+        super().__init__(name="bert_speedup")
+        self.tokenizer = tokenizer
+        self.model_variables = list(variables)
+        self.metadata = tf.saved_model.Asset(metadata_path)
+        self._forward, self._pair = forward, pair
+        self._labels = None if labels is None else tf.constant(list(labels))
+        texts = [tf.TensorSpec([None], tf.string, name) for name in ("text", "text_pair")]
+        self.serving_default = (
+            tf.function(self._serve_pair, input_signature=texts) if pair else
+            tf.function(self._serve_text, input_signature=texts[:1]))
+        self.token_ids = tf.function(self._serve_ids, input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name) for name in TOKEN_KEYS])
+
+    def _serve_text(self, text):
+        return self._serve_features(self.tokenizer(text))
+
+    def _serve_pair(self, text, text_pair):
+        return self._serve_features(self.tokenizer(text, text_pair))
+
+    def _serve_ids(self, input_ids, attention_mask, token_type_ids):
+        return self._serve_features({"input_ids": input_ids, "attention_mask": attention_mask,
+                                     "token_type_ids": token_type_ids})
+
+    def _serve_features(self, features):
+        outputs = dict(self._forward(features))
+        logits = tf.cast(outputs["logits"], tf.float32)
+        outputs["logits"] = logits
+        if self._labels is None:
+            outputs["score"] = logits[:, 0]
+        else:
+            label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            outputs.update(probabilities=tf.nn.softmax(logits, axis=-1), label_id=label_id,
+                           label=tf.gather(self._labels, label_id))
+        return outputs
+
+    def signatures(self):
+        return {"serving_default": self.serving_default.get_concrete_function(),
+                "token_ids": self.token_ids.get_concrete_function()}
+
+
+def save(folder, module):
+    """Write the SavedModel of `module` into the new folder `folder`; its metadata asset is
+    copied to `assets/` under its own name (METADATA)."""
+    tf.saved_model.save(module, folder, signatures=module.signatures())
+
+
+def read_metadata(folder):
+    """The metadata of an exported folder (plain JSON: no TensorFlow needed)."""
+    with open(os.path.join(folder, "assets", METADATA), encoding="utf-8") as handle:
+        return json.load(handle)
