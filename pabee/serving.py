@@ -28,24 +28,19 @@ def _threshold(source):
     return float(source.sidecar["method_state"].get("regression_threshold") or 0.0)
 
 
-class _Layers:
-    """One layer with its internal classifier on a state's tensors, and the real tokens the
-    layer kept (`mask0`: the request's attention mask, by original position)."""
-
-    def __init__(self, model, mask0):
-        self.model, self.mask0 = model, mask0
-
-    def run(self, index, hidden, mask, bias, positions):
-        state = self.model.bert.run_layer(EncoderState(hidden, mask, bias, positions), index,
-                                          self.model.seam)
-        kept = tf.reduce_sum(tf.gather(self.mask0, state.positions, batch_dims=1), axis=1)
-        return (state.hidden, state.mask, state.bias, state.positions,
-                tf.cast(state.records[LOGITS][-1], tf.float32), kept)
+def _layer(model, index, hidden, mask, bias, positions, request_mask):
+    """Layer `index` with its internal classifier on a state's tensors: the next state's
+    tensors, the classifier's logits and the real tokens the layer kept (`request_mask`: the
+    rows' attention mask in the request, by original position)."""
+    state = model.bert.run_layer(EncoderState(hidden, mask, bias, positions), index, model.seam)
+    kept = tf.reduce_sum(tf.gather(request_mask, state.positions, batch_dims=1), axis=1)
+    return (state.hidden, state.mask, state.bias, state.positions,
+            tf.cast(state.records[LOGITS][-1], tf.float32), kept)
 
 
 def _batched(model, rule, features):
     """The while-loop over layers for any batch (see the module docstring)."""
-    layers, model_layers = model.num_layers, _Layers(model, features["attention_mask"])
+    layers, request_mask = model.num_layers, features["attention_mask"]
     state = model.bert.start(features)
     batch = tf.shape(features["input_ids"])[0]
     labels = model.num_labels
@@ -56,7 +51,8 @@ def _batched(model, rule, features):
 
     def body(index, hidden, mask, bias, positions, rows, counter, previous, out, exits, kept):
         hidden, mask, bias, positions, logits, layer_kept = tf.switch_case(index, [
-            (lambda i=i: model_layers.run(i, hidden, mask, bias, positions))
+            (lambda i=i: _layer(model, i, hidden, mask, bias, positions,
+                                tf.gather(request_mask, rows)))
             for i in range(layers)])
         # The first layer has no previous prediction to agree with.
         counter = tf.where(index > 0, rule.update(counter, previous, logits), counter)
@@ -87,10 +83,11 @@ def _batched(model, rule, features):
 
 def _single(model, rule, features):
     """One example: layer by layer behind conditionals, nothing past the exit runs."""
-    layers, model_layers = model.num_layers, _Layers(model, features["attention_mask"])
+    layers = model.num_layers
 
     def from_layer(index, tensors, counter, previous, kept):
-        *tensors, logits, layer_kept = model_layers.run(index, *tensors)
+        *tensors, logits, layer_kept = _layer(model, index, *tensors,
+                                              features["attention_mask"])
         kept = kept + [layer_kept]
         if index == layers - 1:
             return logits, tf.constant([layers]), tf.stack(kept, axis=1)

@@ -34,7 +34,9 @@ class ServingModule(tf.Module):
         self.tokenizer = tokenizer
         self.model_variables = list(variables)
         self.metadata = tf.saved_model.Asset(metadata_path)
-        self._forward, self._pair = forward, pair
+        # One trace of the model serves both signatures.
+        self._forward = tf.function(forward, input_signature=[
+            {key: tf.TensorSpec([None, None], tf.int32) for key in TOKEN_KEYS}])
         self._labels = None if labels is None else tf.constant(list(labels))
         texts = [tf.TensorSpec([None], tf.string, name) for name in ("text", "text_pair")]
         self.serving_default = (
@@ -54,7 +56,7 @@ class ServingModule(tf.Module):
                                      "token_type_ids": token_type_ids})
 
     def _serve_features(self, features):
-        outputs = dict(self._forward(features))
+        outputs = dict(self._forward({key: features[key] for key in TOKEN_KEYS}))
         logits = tf.cast(outputs["logits"], tf.float32)
         outputs["logits"] = logits
         if self._labels is None:
