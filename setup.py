@@ -31,6 +31,7 @@ setup(
         "bert-speedup-benchmark = tools.benchmark:main",
         "bert-speedup-compare = tools.compare:main",
         "bert-speedup-flops = tools.flops_calculator:main",
+        "bert-speedup-export = tools.export:main",
         "powerbert = powerbert.cli:main",
         "pabee = pabee.cli:main",
         "adapler-finetune = adapler.cli:finetune_main",

@@ -32,7 +32,9 @@ class ServingModule(tf.Module):
     def __init__(self, tokenizer, forward, variables, labels, pair, metadata_path):
         super().__init__(name="bert_speedup")
         self.tokenizer = tokenizer
-        self.model_variables = list(variables)
+        # The TensorFlow variables under the Keras ones: what TF1-style loaders
+        # (saved_model_cli run, TF Serving) restore by object path.
+        self.model_variables = [variable.value for variable in variables]
         self.metadata = tf.saved_model.Asset(metadata_path)
         # One trace of the model serves both signatures.
         self._forward = tf.function(forward, input_signature=[
