@@ -132,8 +132,12 @@ def export(model_path, output_dir, knobs=None, precision="fp32", output_format="
     try:
         save(staged, module)
         if output_format == "onnx":
-            from common.export.onnx import convert
-            convert(staged, meta, output_dir)
+            from common.export.onnx import ConversionError, convert
+            try:
+                convert(module, staged, meta, output_dir)
+            except ConversionError:
+                _replace(staged, output_dir)  # the SavedModel stands; the error points to it
+                raise
         _replace(staged, output_dir)
     finally:
         shutil.rmtree(staged, ignore_errors=True)

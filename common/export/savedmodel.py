@@ -39,7 +39,7 @@ class ServingModule(tf.Module):
         # One trace of the model serves both signatures.
         self._forward = tf.function(forward, input_signature=[
             {key: tf.TensorSpec([None, None], tf.int32) for key in TOKEN_KEYS}])
-        self._labels = None if labels is None else tf.constant(list(labels))
+        self._labels = None if labels is None else tuple(labels)
         texts = [tf.TensorSpec([None], tf.string, name) for name in ("text", "text_pair")]
         self.serving_default = (
             tf.function(self._serve_pair, input_signature=texts) if pair else
@@ -66,7 +66,7 @@ class ServingModule(tf.Module):
         else:
             label_id = tf.argmax(logits, axis=-1, output_type=tf.int32)
             outputs.update(probabilities=tf.nn.softmax(logits, axis=-1), label_id=label_id,
-                           label=tf.gather(self._labels, label_id))
+                           label=tf.gather(tf.constant(self._labels), label_id))
         return outputs
 
     def signatures(self):
