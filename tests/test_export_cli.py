@@ -82,6 +82,13 @@ def test_collapsed_model_exports_with_a_warning_and_serves_the_readme_payload(tm
     # An earlier export is replaced with --overwrite_output_dir, not without.
     _fails(capsys, ["--model", str(checkpoint), "--output_dir", str(out)], "not empty")
     assert main(["--model", str(OLD / "pabee"), "--output_dir", str(out), "--patience", "1",
-                 "--overwrite_output_dir"]) == 0
+                 "--bf16", "--overwrite_output_dir"]) == 0
     meta = json.loads((out / "assets" / "bert_speedup.json").read_text())
     assert meta["method"] == "pabee" and meta["setting"]["patience"] == 1
+    assert meta["precision"] == "bf16"
+    import keras
+    assert keras.mixed_precision.global_policy().name == "float32"  # the process's is back
+    import tensorflow as tf
+    outputs = tf.saved_model.load(str(out)).signatures["serving_default"](
+        text=tf.constant(["a good movie", ""]))
+    assert outputs["logits"].dtype == tf.float32 and outputs["layers_run"].shape == (2,)

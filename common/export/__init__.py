@@ -69,7 +69,9 @@ def check_output(output_dir, overwrite):
 
 
 def build_module(model_path, knobs, precision="fp32", warn=None):
-    """(ServingModule, metadata, loaded model, source, method name) for a checkpoint."""
+    """(ServingModule, metadata, the temporary folder of its metadata file) for a checkpoint."""
+    import keras
+
     from common.checkpoints import resolve_source
     from common.export.savedmodel import ServingModule
     from common.export.tokenizer import from_tokenizer
@@ -94,8 +96,12 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
     if collapsed:
         warn(f"warning: {model_path} predicted one class on all of its dev set "
              f"({collapsed.get('prediction', '?')}); exporting it anyway")
+    policy = keras.mixed_precision.global_policy()
     set_precision(precision)
-    model, source = methods.load_model(model_path, **knobs)
+    try:
+        model, source = methods.load_model(model_path, **knobs)
+    finally:  # the model keeps its policy; the process gets its own back
+        keras.mixed_precision.set_global_policy(policy)
     forward, setting = serving_parts(name, model, source)
     task = get_task(sidecar["task"])
     labels = labels_of(sidecar)
@@ -108,14 +114,15 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
             "lower_case": lower_case, "precision": precision,
             "backbone": sidecar.get("backbone"),
             "signatures": {"serving_default": ["text", "text_pair"] if task.is_pair else ["text"],
-                           "token_ids": ["input_ids", "attention_mask", "token_type_ids"]}}
+                           "token_ids": ["input_ids", "attention_mask", "token_type_ids"],
+                           "tokenize": ["text", "text_pair"] if task.is_pair else ["text"]}}
     staging = tempfile.mkdtemp(prefix="bert-speedup-export-")
     path = os.path.join(staging, METADATA)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)
     module = ServingModule(from_tokenizer(tokenizer, lower_case, max_length), forward,
                            model.variables, labels, task.is_pair, path)
-    return module, meta, (model, source, name, staging)
+    return module, meta, staging
 
 
 def export(model_path, output_dir, knobs=None, precision="fp32", output_format="savedmodel",
@@ -126,7 +133,10 @@ def export(model_path, output_dir, knobs=None, precision="fp32", output_format="
     if output_format not in FORMATS:
         raise UserError(f"unknown format {output_format!r}; use one of {', '.join(FORMATS)}")
     check_output(output_dir, overwrite)
-    module, meta, (model, source, name, metadata_dir) = build_module(
+    if output_format == "onnx":
+        from common.export.onnx import require
+        require()  # before the work: a missing optional package is the first thing said
+    module, meta, metadata_dir = build_module(
         model_path, dict(knobs or {}), precision, warn)
     staged = temporary_name(output_dir)
     try:

@@ -34,7 +34,7 @@ class _Unsupported(logging.Handler):
                                                                found.group(1))})
 
 
-def _imports():
+def require():
     try:
         import onnxruntime
         import tf2onnx
@@ -47,7 +47,7 @@ def _imports():
 def convert(module, folder, meta, final_folder):
     """Write `folder/model.onnx` from the token-id signature of `module` (the
     `common.export.savedmodel.ServingModule` saved in `folder`, to be renamed `final_folder`)."""
-    tf2onnx, _ = _imports()
+    tf2onnx, _ = require()
     specs = [tf.TensorSpec([None, None], tf.int32, key) for key in TOKEN_KEYS]
     unsupported = _Unsupported()
     # tf2onnx logs each op it cannot convert and goes on; its log is read here, not printed.

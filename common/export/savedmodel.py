@@ -1,11 +1,12 @@
 """A checkpoint as a TensorFlow SavedModel: WordPiece and the method's fast path in one graph.
 
-Signatures (each also returns `logits`):
+Signatures (the first two also return `logits`):
 
 * `serving_default(text[, text_pair])`: `[batch]` strings, tokenized in the graph
   (`common.export.tokenizer`, padded to the longest text of the request, truncated at the
   checkpoint's max length as the toolkit truncates);
-* `token_ids(input_ids, attention_mask, token_type_ids)`: `[batch, length]` int32.
+* `token_ids(input_ids, attention_mask, token_type_ids)`: `[batch, length]` int32;
+* `tokenize(text[, text_pair])`: the in-graph tokenizer alone (those three int32 tensors).
 
 Outputs: classification `probabilities` (batch, classes), `label_id` (batch,) int32, `label`
 (batch,) the class name; regression `score` (batch,); and what the method reports per example
@@ -46,6 +47,9 @@ class ServingModule(tf.Module):
             tf.function(self._serve_text, input_signature=texts[:1]))
         self.token_ids = tf.function(self._serve_ids, input_signature=[
             tf.TensorSpec([None, None], tf.int32, name) for name in TOKEN_KEYS])
+        self.tokenize = tf.function(
+            (lambda text, text_pair: self.tokenizer(text, text_pair)) if pair else
+            (lambda text: self.tokenizer(text)), input_signature=texts if pair else texts[:1])
 
     def _serve_text(self, text):
         return self._serve_features(self.tokenizer(text))
@@ -71,7 +75,8 @@ class ServingModule(tf.Module):
 
     def signatures(self):
         return {"serving_default": self.serving_default.get_concrete_function(),
-                "token_ids": self.token_ids.get_concrete_function()}
+                "token_ids": self.token_ids.get_concrete_function(),
+                "tokenize": self.tokenize.get_concrete_function()}
 
 
 def save(folder, module):
