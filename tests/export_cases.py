@@ -24,13 +24,14 @@ def _shake(model, seed, scale=0.3):
         weight.assign((value + rng.normal(scale=scale, size=value.shape)).astype(value.dtype))
 
 
-def make_checkpoint(kind, folder, seed=None):
-    """Write a checkpoint of `kind` (one of KINDS) into `folder`; returns the folder."""
+def make_checkpoint(kind, folder, seed=None, task="sst-2", num_labels=2):
+    """Write a checkpoint of `kind` (one of KINDS; `task` with `num_labels` outputs, for the
+    fine-tuned kind) into `folder`; returns the folder."""
     source = checkpoints.resolve_source(str(TINY))
     config = source.config
-    meta = {"task": "sst-2", "num_labels": 2, "max_length": MAX_LENGTH, "lower_case": True}
+    meta = {"task": task, "num_labels": num_labels, "max_length": MAX_LENGTH, "lower_case": True}
     if kind == "vanilla":
-        model = SequenceClassifier(config, 2)
+        model = SequenceClassifier(config, num_labels)
         model(dummy_inputs(8))
         meta["method"] = "vanilla"
     elif kind == "powerbert":

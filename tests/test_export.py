@@ -122,6 +122,13 @@ def test_metadata_and_signatures(exported):
                                "tokens_kept"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_empty_request_gives_no_rows(exported, kind):
+    function = tf.saved_model.load(exported[kind][1]).signatures["serving_default"]
+    outputs = function(text=tf.constant([], tf.string))
+    assert outputs["logits"].shape == (0, 2) and outputs["label"].shape == (0,)
+
+
 BARE = """
 import json, sys
 import tensorflow as tf
@@ -158,3 +165,24 @@ def test_loads_without_the_toolkit(exported, tmp_path):
     for kind, folder in folders.items():
         np.testing.assert_allclose(logits[kind], serve(folder, TEXTS[:6], 6)["logits"],
                                    atol=1e-6)
+
+
+def test_pair_regression_task(tmp_path):
+    """STS-B: `text` and `text_pair` in, `score` out, equal to the toolkit's predictions; the
+    `tokenize` signature gives the toolkit's ids of the pairs (truncated longest-first)."""
+    from common.training import predict
+
+    checkpoint = make_checkpoint("vanilla", tmp_path / "ckpt", task="sts-b", num_labels=1)
+    export(checkpoint, str(tmp_path / "exported"))
+    loaded = tf.saved_model.load(str(tmp_path / "exported"))
+    first, second = TEXTS[:12], TEXTS[12:24][::-1]
+    pair = {"text": tf.constant(first), "text_pair": tf.constant(second)}
+    served = loaded.signatures["serving_default"](**pair)
+    assert "probabilities" not in served and served["score"].shape == (12,)
+    model, _ = methods.load_model(checkpoint)
+    arrays = encode(load_tokenizer(checkpoint), first, second, MAX_LENGTH)
+    np.testing.assert_allclose(served["score"], predict(model, arrays, 4)[:, 0], atol=1e-5)
+    ids = loaded.signatures["tokenize"](**pair)
+    width = ids["input_ids"].shape[1]
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        np.testing.assert_array_equal(ids[key], arrays[key][:, :width])

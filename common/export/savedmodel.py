@@ -62,7 +62,9 @@ class ServingModule(tf.Module):
                                      "token_type_ids": token_type_ids})
 
     def _serve_features(self, features):
-        outputs = dict(self._forward({key: features[key] for key in TOKEN_KEYS}))
+        features = {key: features[key] for key in TOKEN_KEYS}
+        outputs = dict(tf.cond(tf.shape(features["input_ids"])[0] > 0,
+                               lambda: self._forward(features), lambda: self._no_rows()))
         logits = tf.cast(outputs["logits"], tf.float32)
         outputs["logits"] = logits
         if self._labels is None:
@@ -72,6 +74,14 @@ class ServingModule(tf.Module):
             outputs.update(probabilities=tf.nn.softmax(logits, axis=-1), label_id=label_id,
                            label=tf.gather(tf.constant(self._labels), label_id))
         return outputs
+
+    def _no_rows(self):
+        """The outputs of an empty request: those of one dummy row, cut to none (a method's
+        compaction cannot run on zero rows)."""
+        one = tf.ones([1, 2], tf.int32)
+        outputs = self._forward({"input_ids": one, "attention_mask": one,
+                                 "token_type_ids": tf.zeros_like(one)})
+        return tf.nest.map_structure(lambda value: value[:0], outputs)
 
     def signatures(self):
         return {"serving_default": self.serving_default.get_concrete_function(),

@@ -101,10 +101,12 @@ class InGraphTokenizer(tf.Module):
                                   None if text_pair is None else self.word_ids(text_pair))
         segments = [s for s in segments if s is not None]
         ids, types = tf_text.combine_segments(segments, self.cls_id, self.sep_id)
-        mask = tf.ones_like(ids)
-        return {"input_ids": ids.to_tensor(self.pad_id),
-                "token_type_ids": tf.cast(types, tf.int32).to_tensor(0),
-                "attention_mask": mask.to_tensor(0)}
+        features = {"input_ids": ids.to_tensor(self.pad_id),
+                    "token_type_ids": tf.cast(types, tf.int32).to_tensor(0),
+                    "attention_mask": tf.ones_like(ids).to_tensor(0)}
+        # An empty request would be (0, 0); every text has [CLS] and [SEP], so its width is 2.
+        short = tf.maximum(0, 2 - tf.shape(features["input_ids"])[1])
+        return {key: tf.pad(value, [[0, 0], [0, short]]) for key, value in features.items()}
 
 
 def _head(ragged, keep):
