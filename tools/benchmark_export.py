@@ -26,7 +26,7 @@ def build_parser():
     parser.add_argument("--batch_sizes", default="1,32", help="texts per request (default 1,32)")
     parser.add_argument("--repeats", type=int, default=5, help="timed passes (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes (default 1)")
-    parser.add_argument("--json", default=None, help="write the JSON record here")
+    parser.add_argument("--json", default=None, help="write the JSON record here (without it: the table only)")
     return parser
 
 

@@ -24,10 +24,12 @@ def build_parser():
                         help="PABEE: exit once this many internal classifiers in a row agree "
                              "(0: all layers; default: the checkpoint's)")
     parser.add_argument("--eta_offset", type=float, default=None,
-                        help="AdapLeR: added to the learned per-layer thresholds eta")
+                        help="AdapLeR: added to the learned per-layer thresholds eta (default: none "
+                             "added)")
     parser.add_argument("--length_scaled", action="store_true", default=None,
                         help="PoWER-BERT: keep ceil(k_l * n / N) word-vectors of a request of "
-                             "width n (and run on the request's own width)")
+                             "width n, run on the request's own width (without it: k_l, as the "
+                             "checkpoint was trained)")
     parser.add_argument("--bf16", action="store_true",
                         help="compute in mixed bfloat16 (fast on CPUs with AVX512_BF16/AMX)")
     parser.add_argument("--overwrite_output_dir", action="store_true",
