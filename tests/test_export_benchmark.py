@@ -32,4 +32,4 @@ def test_bad_model_flag_is_one_error(tmp_path, capsys):
     import pytest
     with pytest.raises(SystemExit):
         main(["--dense", str(tmp_path), "--model", "nofolder"])
-    assert "NAME=FOLDER" in capsys.readouterr().err
+    assert "e.g. powerbert=exported/powerbert" in capsys.readouterr().err

@@ -51,3 +51,13 @@ def test_converted_model_runs_in_onnx_runtime(tmp_path):
     np.testing.assert_allclose(onnx_out["logits"], saved["logits"].numpy(), atol=1e-5)
     np.testing.assert_array_equal(onnx_out["tokens_kept"], saved["tokens_kept"].numpy())
     assert os.path.isfile(out / "assets" / "bert_speedup.json")
+
+    # The benchmark times model.onnx (ONNX Runtime, a worker process) beside the SavedModel.
+    from tools.benchmark_export import main as benchmark
+    record = tmp_path / "bench.json"
+    assert benchmark(["--dense", str(out), "--onnx", f"onnx={out / 'model.onnx'}",
+                      "--examples", "6", "--batch_sizes", "1,3", "--repeats", "1",
+                      "--json", str(record)]) == 0
+    groups = json.loads(record.read_text())["groups"]
+    assert all({"onnx", "dense", "dense-ids-in"} <= {row["side"] for row in group["rows"]}
+               for group in groups)

@@ -16,6 +16,9 @@ def build_parser():
                         help="the exported dense (fine-tuned) model: the reference")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                         help="an exported method's folder to time (repeat the flag)")
+    parser.add_argument("--onnx", action="append", default=[], metavar="NAME=FILE",
+                        help="a model.onnx to time with ONNX Runtime on the dense export's "
+                             "token ids, in a worker process (repeat; default: none)")
     parser.add_argument("--task", default=None,
                         help="the task whose texts are sent (default: the dense export's)")
     parser.add_argument("--data_dir", default=None,
@@ -30,15 +33,16 @@ def build_parser():
     return parser
 
 
-def _models(values):
-    models = {}
+def _named(values, flag="--model", example="powerbert=exported/powerbert"):
+    """{name: path} from NAME=PATH flag values."""
+    named = {}
     for value in values:
-        name, _, folder = value.partition("=")
-        if not name or not folder:
-            raise UserError(f"--model {value!r}: write NAME=FOLDER, e.g. "
-                            "powerbert=exported/powerbert")
-        models[name] = folder
-    return models
+        name, _, path = value.partition("=")
+        if not name or not path:
+            raise UserError(f"{flag} {value!r}: write NAME={example.split('=')[1]}-like "
+                            f"values, e.g. {example}")
+        named[name] = path
+    return named
 
 
 @command
@@ -46,11 +50,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     check_numbers(args, counts=("examples", "repeats"), non_negative=("warmup",))
     batch_sizes = parse_int_list(args.batch_sizes, "--batch_sizes", minimum=1)
-    models = _models(args.model)
+    models = _named(args.model)
+    onnx = _named(args.onnx, "--onnx", "powerbert=exported/powerbert/model.onnx")
 
     def run(args, command):
         from common.data import default_data_dir, read_split
-        from common.export.savedmodel import read_metadata
+        from common.export import read_metadata
         from common.export.speed import run as run_export
 
         for folder in [args.dense, *models.values()]:
@@ -64,9 +69,9 @@ def main(argv=None):
         count = args.examples or len(examples)
         pairs = None if examples.text_b is None else examples.text_b[:count]
         groups = run_export(args.dense, models, examples.text_a[:count], pairs, batch_sizes,
-                            args.repeats, args.warmup)
+                            args.repeats, args.warmup, onnx=onnx)
         return record(command, {"task": task, "split": args.split, "examples": count,
-                                "dense": args.dense, "models": models}, groups)
+                                "dense": args.dense, "models": models, "onnx": onnx}, groups)
 
     from common.export.speed import COLUMNS
     run_tool("tools/benchmark_export.py", args, argv, run, COLUMNS, args.json)

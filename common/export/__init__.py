@@ -43,6 +43,12 @@ def serving_parts(name, model, source):
     return serving.forward(model, source), serving.setting(model, source)
 
 
+def read_metadata(folder):
+    """The metadata of an exported folder (plain JSON: no TensorFlow needed)."""
+    with open(os.path.join(folder, "assets", METADATA), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def labels_of(sidecar):
     """Class names of a checkpoint (None for regression): the ones it records, else its
     task's (readable names where the task has them, e.g. SST-2's negative / positive)."""

@@ -17,9 +17,6 @@ Python class of this toolkit is saved, so `tf.saved_model.load` needs only Tenso
 tensorflow-text (`import tensorflow_text` registers the tokenizer's ops). Its metadata is the
 asset `assets/bert_speedup.json`.
 """
-import json
-import os
-
 import tensorflow as tf
 
 from common.export import METADATA
@@ -93,9 +90,3 @@ def save(folder, module):
     """Write the SavedModel of `module` into the new folder `folder`; its metadata asset is
     copied to `assets/` under its own name (METADATA)."""
     tf.saved_model.save(module, folder, signatures=module.signatures())
-
-
-def read_metadata(folder):
-    """The metadata of an exported folder (plain JSON: no TensorFlow needed)."""
-    with open(os.path.join(folder, "assets", METADATA), encoding="utf-8") as handle:
-        return json.load(handle)

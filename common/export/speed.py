@@ -4,12 +4,14 @@ Every SavedModel is timed through its `serving_default` signature on the same re
 texts in dataset order, `batch_size` per request, each padded in the graph to its longest text),
 interleaved by the harness; the reference is the exported dense model. Two more sides price the
 in-graph tokenization: the dense export's `tokenize` signature alone, and its `token_ids`
-signature on the ids `tokenize` gave (the model without the tokenizer).
+signature on the ids `tokenize` gave (the model without the tokenizer). ONNX models (`onnx`:
+{name: model.onnx}) run in ONNX Runtime on those ids, in a worker process (`common.benchmark.
+Remote`), beside `dense-ids-in`.
 """
 import numpy as np
 
-from common.benchmark import Side, blocking, run_sides
-from common.export.savedmodel import read_metadata
+from common.benchmark import Remote, Side, blocking, run_sides
+from common.export import read_metadata
 
 REFERENCE = "dense"
 TOKENIZE, IDS_IN = "dense-tokenize-only", "dense-ids-in"
@@ -50,7 +52,16 @@ def export_sides(dense, exported, texts, pairs, batch_size):
                       examples=count))
     sides.append(Side(IDS_IN, blocking(lambda features: by_ids(**features)), ids,
                       examples=count))
-    return sides, keep
+    return sides, keep, ids
+
+
+def onnx_sides(name, path, items, examples):
+    """ONNX Runtime running `path` on the token-id `items` (built in a worker process)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return [Side(name, lambda features: session.run(None, features), items, examples=examples,
+                 note=f"{name}: ONNX Runtime {onnxruntime.__version__}, {path}, token ids in")]
 
 
 def check_labels(outputs):
@@ -60,12 +71,16 @@ def check_labels(outputs):
     return labels
 
 
-def run(dense, exported, texts, pairs, batch_sizes, repeats=5, warmup=1, log=print):
+def run(dense, exported, texts, pairs, batch_sizes, repeats=5, warmup=1, log=print, onnx=None):
     """One group of rows per batch size (speed-up vs the dense export)."""
     groups = []
     for size in batch_sizes:
-        sides, keep = export_sides(dense, exported, texts, pairs, size)
-        rows, measurement = run_sides(sides, repeats=repeats, warmup=warmup,
+        sides, keep, ids = export_sides(dense, exported, texts, pairs, size)
+        items = [{key: value.numpy() for key, value in features.items()} for features in ids]
+        remote = [Remote("common.export.speed:onnx_sides", {
+            "name": name, "path": path, "items": items, "examples": len(texts)})
+            for name, path in (onnx or {}).items()]
+        rows, measurement = run_sides(sides, remote, repeats=repeats, warmup=warmup,
                                       references={"dense": [REFERENCE]}, headline="dense",
                                       check=check_labels)
         for row in rows:
