@@ -14,6 +14,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
+    license="Apache-2.0",
     packages=find_packages(include=["common", "common.*", "powerbert", "powerbert.*", "adapler",
                                     "adapler.*", "pabee", "pabee.*", "run_files", "tools"]),
     package_data={"common": ["default_data/*/*.tsv"]},

@@ -1,4 +1,4 @@
-"""Length-reducing inference on single texts (`lr_mode`, spec §7) and its command line.
+"""Length-reducing inference on single texts (the original's `lr_mode`) and its command line.
 
     encoded = tokenizer("a sample text.", return_tensors="np")
     outputs = model(encoded, lr_mode=True)     # outputs["logits"], outputs["kept"] per layer
@@ -39,7 +39,8 @@ def compiled(model, lr_mode, jit_compile=False):
 def load_model(model_path):
     """(AdapLeR model, tokenizer, sidecar) from an AdapLeR checkpoint folder."""
     from adapler.paths import checkpoint_folder
-    from adapler.stages import build_model, load_checkpoint_into, tokenizer_for
+    from adapler.model import build_model, load_checkpoint_into
+    from adapler.pipeline import tokenizer_for
 
     source = resolve_source(checkpoint_folder(model_path))
     sidecar = source.sidecar

@@ -1,4 +1,4 @@
-"""AdapLeR as seam code: a Contribution Predictor before every block (spec §2.5, §2.7).
+"""AdapLeR as seam code: a Contribution Predictor before every block (the original's TFBertEncoder).
 
 `AdapLeR` is the seam layer: it owns the CPs (`exp_head_<l>`), eta, theta and lambda, and fills
 `before_block` of the one encoder loop (`BertBackbone.run_layers`). Each mode is a small seam over
@@ -39,7 +39,9 @@ from keras import ops
 
 from adapler.predictor import CP_HIDDEN, ContributionPredictor
 from adapler.soft_removal import INITIAL_SHARPNESS, soft_removal, threshold
-from common.modeling import MASK_VALUE, SeamClassifier
+from common.checkpoints import check_max_length, load_weights, resolve_source
+from common.errors import UserError
+from common.modeling import MASK_VALUE, SeamClassifier, dummy_inputs
 from common.seams import Seam, SeamLayer
 
 INITIAL_ETA = 0.25
@@ -56,7 +58,7 @@ def _cls_one_hot(mask):
 
 
 def rescale_cls(shares, factor, cls):
-    """Multiply the [CLS] share by max(0.001, factor) and renormalise (spec §2.4); the original's
+    """Multiply the [CLS] share by max(0.001, factor) and renormalise; the original's
     THETA_PR is always 1, so this is a numerical no-op whose gradient trains theta."""
     factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
@@ -126,7 +128,7 @@ class HardRemoval(Removal):
         cls = _cls_one_hot(mask)
         retention = mask * (1.0 - cls)
         delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
-        # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
+        # The original's rule: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
         # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
         keep = ops.logical_and(mask > 0, ops.logical_or(
             1.0 - (1.0 - shares) * retention >= delta, cls > 0))
@@ -214,7 +216,7 @@ class AdapLeRClassifier(SeamClassifier):
     optional_checkpoint_keys = ("exp_head_", "adapler_")
 
     def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
-        # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
+        # As in the original: the AdapLeR model has no dropout on the attention probabilities.
         config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
         super().__init__(config, num_labels, classifier_dropout, **kwargs)
         # Created after the backbone and head so that a seeded random model draws the same
@@ -290,6 +292,30 @@ class AdapLeRClassifier(SeamClassifier):
 
 # ---------------------------------------------------------------- the method contract
 
+def build_model(config, num_labels, max_length):
+    """An AdapLeR classifier of `config`, built (its variables exist), no weights loaded."""
+    check_max_length(config, max_length, fix="pass a smaller --MAX_LENGTH")
+    model = AdapLeRClassifier(config, num_labels)
+    model(dummy_inputs())
+    return model
+
+
+def load_checkpoint_into(model, folder, require_adapler=False):
+    """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
+    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
+    sidecar = source.sidecar
+    if require_adapler and sidecar.get("method") != "adapler":
+        raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
+                        f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
+                        "fine-tuned BERT")
+    if sidecar.get("num_labels", model.num_labels) != model.num_labels:
+        raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
+                        f"{model.num_labels}; pass the checkpoint of this task")
+    optional = () if require_adapler else model.optional_checkpoint_keys
+    load_weights(model, source.path, optional=optional)
+    return sidecar
+
+
 def knobs():
     """Inference settings of an AdapLeR checkpoint (name -> what it does)."""
     return {"eta_offset": "added to the learned per-layer thresholds eta (kept at least 0)"}
@@ -298,8 +324,6 @@ def knobs():
 def load_model(source, eta_offset=0.0):
     """The inference model of an AdapLeR checkpoint (`common.checkpoints.Source`), eta shifted
     by `eta_offset`; call it with `lr_mode=True` to remove tokens physically."""
-    from adapler.stages import build_model, load_checkpoint_into
-
     model = build_model(source.config, source.sidecar["num_labels"], source.sidecar["max_length"])
     load_checkpoint_into(model, source.folder, require_adapler=True)
     if eta_offset:

@@ -1,4 +1,4 @@
-"""The Contribution Predictor (CP) run before each block (spec §2.3).
+"""The Contribution Predictor (CP) run before each block (the original's `TFbertLRExpHead`).
 
 Per token: Dense(hidden -> 32) -> the config's GELU -> Dense(32 -> 1) gives a logit z_j. The
 layer's predicted contribution is a softmax of z restricted to the tokens still present:
@@ -12,9 +12,8 @@ factor, 1 at [CLS]), so the CP reads it as it is.
 import keras
 from keras import ops
 
+from adapler.flops import CP_HIDDEN
 from common.modeling import activation_fn, initializer, to_rows
-
-CP_HIDDEN = 32
 
 
 class ContributionPredictor(keras.layers.Layer):
