@@ -35,11 +35,11 @@ def make_checkpoint(kind, folder, seed=None, task="sst-2", num_labels=2):
         model(dummy_inputs(8))
         meta["method"] = "vanilla"
     elif kind == "powerbert":
-        from powerbert.pipeline import build_powerbert
+        from powerbert.model import build_powerbert
         model = build_powerbert(config, 2, MAX_LENGTH, retention=RETENTION)
         meta.update(method="powerbert", method_state={"retention_config": RETENTION})
     elif kind == "adapler":
-        from adapler.stages import build_model
+        from adapler.model import build_model
         model = build_model(config, 2, MAX_LENGTH)
         meta["method"] = "adapler"
     else:
