@@ -21,7 +21,9 @@ setup(
     include_package_data=True,
     install_requires=REQUIREMENTS,
     # torch only reads `pytorch_model.bin` files and runs the backbone benchmark's PyTorch side.
-    extras_require={"test": ["pytest", "pytest-xdist"], "torch": ["torch"]},
+    # onnx: `bert-speedup-export --format onnx` (tf2onnx converts, ONNX Runtime checks and runs).
+    extras_require={"test": ["pytest", "pytest-xdist"], "torch": ["torch"],
+                    "onnx": ["tf2onnx>=1.17", "onnxruntime"]},
     entry_points={"bert_speedup.methods": [
         "powerbert = powerbert",
         "adapler = adapler",
@@ -32,6 +34,7 @@ setup(
         "bert-speedup-benchmark = tools.benchmark:main",
         "bert-speedup-compare = tools.compare:main",
         "bert-speedup-flops = tools.flops_calculator:main",
+        "bert-speedup-export = tools.export:main",
         "bert-speedup-predict = tools.predict:main",
         "powerbert = powerbert.cli:main",
         "pabee = pabee.cli:main",

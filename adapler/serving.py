@@ -1,20 +1,31 @@
-"""AdapLeR in the Python API (`common.api`): one batch with physical token removal (`lr_mode`,
-Modarressi et al., 2022, §3), and per example the tokens each layer runs on.
+"""AdapLeR in an exported graph (`common.export`): length-reducing inference (`lr_mode`,
+Modarressi et al. 2022, section 3.3): the tokens a layer's contribution predictor scores below
+its threshold are removed before the layer, each row compacted to its survivors.
 
-`runner(model, source)` -> (run, dynamic): `run(features)` gives `logits` and `tokens_kept`
-(examples x layers: the tokens left after each layer's removal); batches are cut to their
-longest text (`dynamic`)."""
-import numpy as np
+A request of one text runs the model's single-example path (`SingleRemoval`), any other batch
+the batched one (`HardRemoval`); the choice is a `tf.cond` inside the graph. `tokens_kept`
+(batch, layers): the tokens each layer processes, [CLS] included.
+"""
+import tensorflow as tf
 
-from common.inference import compile_forward
+
+def setting(model, source):
+    return {"eta": [float(v) for v in model.eta.numpy()]}
 
 
-def runner(model, source):
-    call = compile_forward(lambda features: model(features, training=False, lr_mode=True))
+def _run(model, features):
+    outputs = model(features, lr_mode=True)
+    kept = tf.stack([tf.cast(tf.round(length), tf.int32) for length in outputs["lengths"]],
+                    axis=1)
+    return outputs["logits"], kept
 
+
+def forward(model, source):
     def run(features):
-        outputs = call(features)
-        kept = np.stack([np.asarray(n) for n in outputs["lengths"]], axis=1)
-        return {"logits": np.asarray(outputs["logits"]), "tokens_kept": kept.astype(np.int64)}
+        # A static batch of 1 is what makes the model take its single-example path.
+        single = {key: tf.reshape(value, [1, -1]) for key, value in features.items()}
+        logits, kept = tf.cond(tf.shape(features["input_ids"])[0] == 1,
+                               lambda: _run(model, single), lambda: _run(model, features))
+        return {"logits": logits, "tokens_kept": kept}
 
-    return run, True
+    return run

@@ -10,7 +10,7 @@
 `load(path, **knobs)` takes the method's inference knobs (`common.methods.knobs`: PoWER-BERT
 `length_scaled`, AdapLeR `eta_offset`, PABEE `patience`). Each prediction carries the method's
 per-example cost: `layers_run` (early exit) or `tokens_kept` (one count per layer), from the
-method's `serving` module, which runs its fast inference path. Texts run in length-sorted,
+method's `serving` module: the graph forward pass `bert-speedup-export` saves, its fast path. Texts run in length-sorted,
 dynamically padded batches (`common.data.map_length_sorted`); results come back in input order.
 
 A backend turns texts into logits and costs: `CheckpointBackend` for the toolkit's checkpoint
@@ -43,10 +43,7 @@ class CheckpointBackend:
         self.task = checkpoint_task(sidecar)
         self.max_length = int(sidecar["max_length"])
         self.tokenizer = load_tokenizer(source.folder, cased=not sidecar.get("lower_case", True))
-        if self.method == methods.VANILLA:
-            self.run, self.dynamic = _vanilla_runner(model)
-        else:
-            self.run, self.dynamic = methods.module(self.method, "serving").runner(model, source)
+        self.run = _runner(self.method, model, source)
 
     def outputs(self, texts, text_pairs, batch_size):
         """{"logits": (n, C), cost arrays...} of the texts, in their order."""
@@ -54,14 +51,17 @@ class CheckpointBackend:
 
         examples = Examples(texts, text_pairs, None, list(range(len(texts))))
         arrays = encode_examples(self.tokenizer, examples, self.max_length, log=None)
-        return map_length_sorted(self.run, arrays, batch_size, self.dynamic)
+        return map_length_sorted(self.run, arrays, batch_size)
 
 
-def _vanilla_runner(model):
+def _runner(method, model, source):
+    """The method's graph forward pass (the one export saves), compiled: one batch of
+    features -> numpy `logits` and costs."""
+    from common.export import serving_parts
     from common.inference import compile_forward
 
-    call = compile_forward(model)
-    return (lambda features: {"logits": np.asarray(call(features))}), True
+    call = compile_forward(serving_parts(method, model, source)[0])
+    return lambda features: {key: np.asarray(value) for key, value in call(features).items()}
 
 
 def _is_saved_model(path):

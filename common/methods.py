@@ -11,10 +11,10 @@ A method is one package, registered under the `bert_speedup.methods` entry point
     flops      its FLOPs count, built on `common.flops`' per-layer primitives
     speed      its timing sides for `common.benchmark`
     sweep      its operating points for compare
-    serving    `runner(model, source)` -> (run, dynamic) for the Python API (common.api): `run`
-               takes one batch of features and returns `logits` plus the method's per-example
-               cost (`layers_run`, `tokens_kept`); `dynamic`: batches may be cut to their
-               longest text
+    serving    its fast path as graph code, for export and the Python API: `forward(model,
+               source)` (a function of the int32 feature dict -> `logits` and the method's
+               per-example costs, `layers_run` / `tokens_kept`) and `setting(model, source)`
+               (what the export's metadata records)
 
 `common/` names no method in its code: it asks this registry. A checkpoint's sidecar records the
 method that wrote it (`method`); `vanilla` is the plain fine-tuned classifier, which `common/`

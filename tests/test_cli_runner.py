@@ -116,6 +116,7 @@ README_SECTIONS = {
     "Comparing the methods": [("call", "tools.compare", "main")],
     "FLOPs calculator": [("call", "tools.flops_calculator", "main")],
     "Benchmark of the backbone": [("call", "tools.benchmark", "main")],
+    "Deploy: export for serving": [("call", "tools.export", "main")],
 }
 LISTED_ELSEWHERE = {"--verbose", "--debug", "--fp16", "--bf16", "--FP16", "--BF16", "--strategy",
                     "--STRATEGY"}
