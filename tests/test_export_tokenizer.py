@@ -81,3 +81,12 @@ def test_micro_sign_kept():
     assert "µ" in tokenizer.get_vocab() and "μ" in tokenizer.get_vocab()
     ids = from_tokenizer(tokenizer, True, 8)(tf.constant(["µ"]))["input_ids"].numpy()[0]
     assert ids[1] == tokenizer.convert_tokens_to_ids("µ")
+
+
+def test_other_tokenizer_families_are_one_user_error():
+    from common.errors import UserError
+    folder = FIXTURES / "tiny_roberta"
+    if not folder.is_dir():
+        pytest.skip("no RoBERTa fixture")
+    with pytest.raises(UserError, match="WordPiece.*BPE, not supported"):
+        from_tokenizer(load_tokenizer(os.fspath(folder)), False, 16)

@@ -119,6 +119,14 @@ def _head(ragged, keep):
 def from_tokenizer(tokenizer, lower_case, max_length):
     """An `InGraphTokenizer` with the vocabulary and special tokens of a toolkit tokenizer
     (`common.tokenization.load_tokenizer`)."""
+    from tokenizers import models
+
+    from common.errors import UserError
+
+    if not isinstance(tokenizer.backend_tokenizer.model, models.WordPiece):
+        raise UserError(f"the export tokenizes in the graph with WordPiece (BERT, ALBERT, "
+                        f"DistilBERT, ELECTRA vocabularies); this checkpoint's tokenizer is "
+                        f"{type(tokenizer.backend_tokenizer.model).__name__}, not supported yet")
     vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=False)
     tokens = sorted(vocab, key=vocab.get)
     specials = [token.content for token in
