@@ -544,8 +544,29 @@ def headline(batch_size):
 
 
 def write_json(path, record):
-    """Write `record` as JSON to `path` atomically (parent folders created)."""
+    """Write `record` as JSON to `path` atomically (parent folders created), with the git commit
+    the code ran at when the record does not name one (docs/results.md: a result file)."""
+    if isinstance(record, dict) and "commit" not in record:
+        record = {**record, "commit": git_commit()}
     write_text(path, json.dumps(record, indent=2, default=_plain))
+
+
+def git_commit():
+    """HEAD of the repository this code runs from (+dirty with uncommitted changes), or None
+    outside a git checkout."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def _plain(value):
@@ -616,7 +637,10 @@ def record(command, settings, groups):
     """The JSON record of one run: command, date, machine, settings, and the groups of rows
     (each with the background load it was measured under)."""
     return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
-            "settings": settings, "groups": groups}
+            "settings": settings, "runs": 1,
+            "statistic": "per side: median pass time of the interleaved repeats (p10, p90 beside); "
+                         "speed-ups: ratio of medians and median of the paired ratios",
+            "groups": groups}
 
 
 def report(result, columns):
