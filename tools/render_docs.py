@@ -24,6 +24,7 @@ from common.files import write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r"(<!-- result: ([^\s>]+) -->\n)(.*?)(<!-- /result -->)", re.DOTALL)
+FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
 UNRESOLVED = "unresolved"
 INLINE = re.compile(r"(<!--r:([^\s>]+?)-->)(.*?)(<!--/r-->)")
 
@@ -91,25 +92,40 @@ def as_text(value, spec):
 
 def render(text, results, where):
     """(`text` with every figure rendered, [problems]): one problem per figure that cannot be
-    rendered or differs from what `text` holds."""
-    problems = []
+    rendered or differs from what `text` holds. Fenced code blocks are left alone (they may show
+    the markers)."""
+    problems, parts = [], FENCE.split(text)
+    for index in range(0, len(parts), 2):
+        first_line = "".join(parts[:index]).count("\n") + 1
 
-    def replace(match, block):
-        start, reference, shown, end = match.groups()
-        line = match.string.count("\n", 0, match.start()) + 1
-        try:
-            value, spec = results.value(reference)
-            wanted = as_text(value, spec) + ("\n" if block else "")
-        except LookupError as error:
-            problems.append(f"{where}:{line}: {reference}: {UNRESOLVED}: {error}")
-            return match.group(0)
-        if wanted != shown:
-            problems.append(f"{where}:{line}: {reference}: the document has "
-                            f"{shown.strip()[:60]!r}, the result file {wanted.strip()[:60]!r}")
-        return start + wanted + end
+        def replace(match, block):
+            start, reference, shown, end = match.groups()
+            line = first_line + match.string.count("\n", 0, match.start())
+            try:
+                value, spec = results.value(reference)
+                wanted = as_text(value, spec) + ("\n" if block else "")
+            except LookupError as error:
+                problems.append((line, f"{where}:{line}: {reference}: {UNRESOLVED}: {error}"))
+                return match.group(0)
+            if wanted != shown:
+                problems.append((line, f"{where}:{line}: {reference}: {difference(shown, wanted)}"))
+            return start + wanted + end
 
-    rendered = BLOCK.sub(lambda match: replace(match, True), text)
-    return INLINE.sub(lambda match: replace(match, False), rendered), problems
+        part = BLOCK.sub(lambda match: replace(match, True), parts[index])
+        parts[index] = INLINE.sub(lambda match: replace(match, False), part)
+    return "".join(parts), [problem for _, problem in sorted(problems)]
+
+
+def difference(shown, wanted):
+    """Where the document's text departs from the file's: the first differing line of a table."""
+    shown_lines, wanted_lines = shown.strip().split("\n"), wanted.strip().split("\n")
+    for number, (have, want) in enumerate(zip(shown_lines, wanted_lines)):
+        if have != want:
+            where = ("" if len(wanted_lines) == 1 else "header: " if number < 2
+                     else f"row {number - 1}: ")
+            return f"{where}the document has {have!r}, the result file {want!r}"
+    return (f"the document has {len(shown_lines)} line(s), the result file "
+            f"{len(wanted_lines)}")
 
 
 def run(root, check):
