@@ -67,7 +67,7 @@ def test_missing_result_is_reported_and_nothing_is_written(tmp_path, capsys):
     root = _repo(tmp_path, readme, "<!--r:gone.figures.x-->1<!--/r-->\n")
     code, out = _main(["--root", str(root), "--check"], capsys)
     assert code == 1
-    assert "run.figures.nothing: unresolved: results/run.json has no figures.nothing" in out.out
+    assert "run.figures.nothing: results/run.json has no figures.nothing" in out.out
     assert "results/gone.json" in out.out
     code, out = _main(["--root", str(root)], capsys)
     assert code == 2 and out.err.count("error:") == 1 and "Traceback" not in out.err

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+from typing import NamedTuple
 
 from common.cli import ArgumentParser, command
 from common.errors import UserError
@@ -25,8 +26,14 @@ from common.files import write_text
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BLOCK = re.compile(r"(<!-- result: ([^\s>]+) -->\n)(.*?)(<!-- /result -->)", re.DOTALL)
 FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
-UNRESOLVED = "unresolved"
 INLINE = re.compile(r"(<!--r:([^\s>]+?)-->)(.*?)(<!--/r-->)")
+
+
+class Problem(NamedTuple):
+    """A figure that differs from its file (`missing`: whose file or path does not exist)."""
+    line: int
+    text: str
+    missing: bool
 
 
 def build_parser():
@@ -91,7 +98,7 @@ def as_text(value, spec):
 
 
 def render(text, results, where):
-    """(`text` with every figure rendered, [problems]): one problem per figure that cannot be
+    """(`text` with every figure rendered, [Problem]): one per figure that cannot be
     rendered or differs from what `text` holds. Fenced code blocks are left alone (they may show
     the markers)."""
     problems, parts = [], FENCE.split(text)
@@ -105,15 +112,16 @@ def render(text, results, where):
                 value, spec = results.value(reference)
                 wanted = as_text(value, spec) + ("\n" if block else "")
             except LookupError as error:
-                problems.append((line, f"{where}:{line}: {reference}: {UNRESOLVED}: {error}"))
+                problems.append(Problem(line, f"{where}:{line}: {reference}: {error}", True))
                 return match.group(0)
             if wanted != shown:
-                problems.append((line, f"{where}:{line}: {reference}: {difference(shown, wanted)}"))
+                problems.append(Problem(line, f"{where}:{line}: {reference}: "
+                                              f"{difference(shown, wanted)}", False))
             return start + wanted + end
 
         part = BLOCK.sub(lambda match: replace(match, True), parts[index])
         parts[index] = INLINE.sub(lambda match: replace(match, False), part)
-    return "".join(parts), [problem for _, problem in sorted(problems)]
+    return "".join(parts), sorted(problems)
 
 
 def difference(shown, wanted):
@@ -139,7 +147,7 @@ def run(root, check):
         problems += found
         if rendered != text:
             updates[name] = rendered
-    if not check and not any(UNRESOLVED in problem for problem in problems):
+    if not check and not any(problem.missing for problem in problems):
         for name, rendered in updates.items():
             write_text(os.path.join(root, name), rendered)
     return list(updates), problems
@@ -153,13 +161,13 @@ def main(argv=None):
     changed, problems = run(args.root, args.check)
     if args.check:
         for problem in problems:
-            print(problem)
+            print(problem.text)
         print(f"{len(problems)} figure(s) differ from their result files" if problems
               else "every figure matches its result file")
         return 1 if problems else 0
-    unresolved = [problem for problem in problems if UNRESOLVED in problem]
+    unresolved = [problem for problem in problems if problem.missing]
     for problem in unresolved:
-        print(problem, file=sys.stderr)
+        print(problem.text, file=sys.stderr)
     if unresolved:
         raise UserError(f"{len(unresolved)} figure(s) name a result file or path that does not "
                         "exist (listed above); nothing was written: fix the marker or add the "
