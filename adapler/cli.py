@@ -1,4 +1,4 @@
-"""Command lines of the AdapLeR stages, with the original scripts' flags and defaults (spec §11).
+"""Command lines of the AdapLeR stages, with the original scripts' flags and defaults.
 
 Added to every stage: --MODEL_NAME_OR_PATH (default bert-base-uncased: an HF folder, a hub id or
 a Google checkpoint folder) and --DATA_DIR (local task files; default ./data, for SST-2 the

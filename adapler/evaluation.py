@@ -1,5 +1,5 @@
-"""Batched evaluation at lambda = 1e20 (spec §4.7, §6): metrics, COUNT, SPEEDUP (TOTAL), the
-per-example FLOPs, and the GLUE submission TSV.
+"""Batched evaluation at lambda = 1e20 (the original's `ModelCheckpoint_wlr`): metrics, COUNT,
+SPEEDUP (TOTAL), the per-example FLOPs, and the GLUE submission TSV.
 
 Soft mode at lambda = 1e20 masks dropped tokens exactly (mask 0, key bias -10000), so a padded
 batch gives the predictions and per-layer lengths of running each example alone in `lr_mode`;
@@ -82,8 +82,9 @@ def flops_record(result):
 
 
 def write_glue_tsv(path, task, ids, predictions, run_id):
-    """`index<TAB>prediction` rows with the task's label strings (spec §6.7); this run's copy
-    stays in `results/<run_id>/` beside it (common.files.write_result)."""
+    """`index<TAB>prediction` rows with the task's label strings (the original's
+    run_glue_prediction.py); this run's copy stays in `results/<run_id>/` beside it
+    (common.files.write_result)."""
     def write(tmp):
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")

@@ -1,12 +1,12 @@
 """Per-example FLOPs of BERT and AdapLeR, the split speed-up, and the paper's fitted formulas
-(spec §6).
+(the original's utils/classification_utils.py).
 
 Three ways to count, all single-instance and unpadded, the speed-up always a ratio of sums:
 
 * `exact` (default): `common.flops` on the true per-layer lengths: BERT on n tokens vs AdapLeR
   whose block l runs on kept[l] tokens, each CP scoring the tokens present before its removal,
   the embeddings on n tokens, with the task's true number of labels. Any backbone.
-* `fitted`: the paper's fitted BERT-base polynomials (§6.2, `fitted_bert_flops` and
+* `fitted`: the paper's fitted BERT-base polynomials (`fitted_bert_flops` and
   `fitted_adapler_flops`) on the true lengths and label count (reported beside `exact` for
   12-layer, 768-wide models only).
 * `paper` (`--PAPER_FLOPS`): the original's count, bugs included for parity: the 13-entry vector
@@ -25,12 +25,12 @@ COUNTINGS = ("exact", "fitted", "paper")
 
 
 def fitted_bert_flops(n, num_labels):
-    """AdapLeR's fitted BERT-base count on the unpadded length n (§6.2)."""
+    """AdapLeR's fitted BERT-base count on the unpadded length n."""
     return 37_872 * n * n + 170_216_500 * n + 1_181_953 + 1_537 * num_labels
 
 
 def fitted_adapler_flops(kept, num_labels):
-    """AdapLeR's fitted count; kept = (k_0..k_11) = (c_1..c_12), i.e. c[1:] of the §6.1 vector."""
+    """AdapLeR's fitted count; kept = (k_0..k_11) = (c_1..c_12), i.e. c[1:] of the count vector."""
     if len(kept) != 12:
         raise UserError(f"the fitted AdapLeR formula needs 12 per-layer lengths, got {len(kept)}")
     return (1_183_537 + 1_537 * (num_labels - 1) + 6_152 * kept[0]

@@ -1,4 +1,4 @@
-"""Length-reducing inference on single texts (`lr_mode`, spec §7) and its command line.
+"""Length-reducing inference on single texts (the original's `lr_mode`) and its command line.
 
     encoded = tokenizer("a sample text.", return_tensors="np")
     outputs = model(encoded, lr_mode=True)     # outputs["logits"], outputs["kept"] per layer

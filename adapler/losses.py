@@ -1,4 +1,4 @@
-"""The two objectives of AdapLeR training (spec §4.3).
+"""The two objectives of AdapLeR training (the original's `train_phase_1`).
 
 * `contribution_loss`: the CPs imitate the saliency. At layer l the target is the saliency
   restricted to the tokens still (softly) present and renormalised ([CLS] scaled by

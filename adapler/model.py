@@ -1,4 +1,4 @@
-"""AdapLeR as seam code: a Contribution Predictor before every block (spec §2.5, §2.7).
+"""AdapLeR as seam code: a Contribution Predictor before every block (the original's TFBertEncoder).
 
 `AdapLeR` is the seam layer: it owns the CPs (`exp_head_<l>`), eta, theta and lambda, and fills
 `before_block` of the one encoder loop (`BertBackbone.run_layers`). Each mode is a small seam over
@@ -56,7 +56,7 @@ def _cls_one_hot(mask):
 
 
 def rescale_cls(shares, factor, cls):
-    """Multiply the [CLS] share by max(0.001, factor) and renormalise (spec §2.4); the original's
+    """Multiply the [CLS] share by max(0.001, factor) and renormalise; the original's
     THETA_PR is always 1, so this is a numerical no-op whose gradient trains theta."""
     factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
@@ -126,7 +126,7 @@ class HardRemoval(Removal):
         cls = _cls_one_hot(mask)
         retention = mask * (1.0 - cls)
         delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
-        # Spec §2.7: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
+        # The original's rule: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
         # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
         keep = ops.logical_and(mask > 0, ops.logical_or(
             1.0 - (1.0 - shares) * retention >= delta, cls > 0))
@@ -214,7 +214,7 @@ class AdapLeRClassifier(SeamClassifier):
     optional_checkpoint_keys = ("exp_head_", "adapler_")
 
     def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
-        # Spec §2.1: the AdapLeR model has no dropout on the attention probabilities.
+        # As in the original: the AdapLeR model has no dropout on the attention probabilities.
         config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
         super().__init__(config, num_labels, classifier_dropout, **kwargs)
         # Created after the backbone and head so that a seeded random model draws the same

@@ -1,4 +1,4 @@
-"""The experiment folder tree of the original (spec §10), relative to the working directory:
+"""The experiment folder tree of the original (directories.py), relative to the working directory:
 
     directory/bert/<seed>/<task>/
         models/bert_<task>_<epoch>/                     fine-tuned checkpoint of each epoch

@@ -1,4 +1,4 @@
-"""The Contribution Predictor (CP) run before each block (spec §2.3).
+"""The Contribution Predictor (CP) run before each block (the original's `TFbertLRExpHead`).
 
 Per token: Dense(hidden -> 32) -> the config's GELU -> Dense(32 -> 1) gives a logit z_j. The
 layer's predicted contribution is a softmax of z restricted to the tokens still present:

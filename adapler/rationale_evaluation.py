@@ -1,4 +1,4 @@
-"""The rationale evaluation of spec §9.3 (a reconstruction): AdapLeR's kept tokens against human
+"""The rationale evaluation (a reconstruction): AdapLeR's kept tokens against human
 rationales.
 
 For each window (`adapler.rationales`) K = the tokens AdapLeR keeps before a given layer (the
@@ -97,7 +97,7 @@ def read_documents(task, data_dir, split):
 
 def evaluate_rationales(model, baseline, documents, tokenizer, max_length, layer=-1,
                         batch_size=16):
-    """The §9.3 table for AdapLeR `model`; `baseline` (an AdapLeR-shaped model with fine-tuned
+    """The rationale table for AdapLeR `model`; `baseline` (an AdapLeR-shaped model with fine-tuned
     weights) gives the saliency and attention maps."""
     arrays, meta = encode_windows(documents, tokenizer, max_length)
     kept = kept_positions(model, arrays, layer, batch_size)

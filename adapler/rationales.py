@@ -1,4 +1,5 @@
-"""Human rationales as model inputs (spec §9): annotated documents cut into windows.
+"""Human rationales as model inputs (the original's utils/rationale_utils.py): annotated documents
+cut into windows.
 
 * ERASER movie reviews (`movies/{train,val,test}.jsonl` + `movies/docs/<docid>`): each
   annotation's evidence spans (document token offsets) mark the words with a 1-based evidence id;

@@ -1,4 +1,5 @@
-"""Gradient x input saliencies, the targets of the Contribution Predictors (spec §3).
+"""Gradient x input saliencies, the targets of the Contribution Predictors (the original's
+tools/store_saliencies.py).
 
 For each example: the gradient of the gold label's logit with respect to the embedding-block
 output e (word + position + segment embeddings after LayerNorm), times e, reduced with the L2 norm
@@ -105,13 +106,14 @@ def check_saliency_sources(paths, warn=print):
 
 def _fix(what):
     return (f"{what}; rerun tools/store_saliencies.py with the same --TASK, --DATA_SEED, "
-            "--MAX_LENGTH and --DATA_DIR as this stage")
+            "--MAX_LENGTH, --DATA_DIR and --MAX_TRAIN_EXAMPLES (or none) as this stage")
 
 
 def read_saliencies(paths, ids, max_length):
     """The element-wise mean of the saliency files, one row per id of `ids` (in that order).
 
-    Rows are matched by the stored ids; a file without ids (written by the original code) must
+    Rows are matched by the stored ids (rows of other examples, e.g. of a larger
+    --MAX_TRAIN_EXAMPLES, are left out); a file without ids (written by the original code) must
     have exactly one row per example, in order. A 3-D file (N, k, T) is read at index 0 of its
     middle axis, as the original did."""
     if not paths:
@@ -136,9 +138,10 @@ def read_saliencies(paths, ids, max_length):
                                      f"{len(matrix)} rows"))
             row_of = {key: row for row, key in enumerate(stored)}
             missing = [key for key in wanted if key not in row_of]
-            if missing or len(stored) != len(wanted):
-                raise UserError(_fix(f"saliency file {path} has {len(matrix)} rows for "
-                                     f"{len(wanted)} examples ({len(missing)} examples missing)"))
+            if missing:  # extra rows (saliencies of a larger training subset) are left out
+                raise UserError(_fix(f"saliency file {path} has no row for {len(missing)} of "
+                                     f"the {len(wanted)} examples (ids {', '.join(missing[:3])}"
+                                     f"{', ...' if len(missing) > 3 else ''})"))
             matrix = matrix[[row_of[key] for key in wanted]]
         elif len(matrix) != len(wanted):
             raise UserError(_fix(f"saliency file {path} has {len(matrix)} rows but the split has "

@@ -1,4 +1,5 @@
-"""The soft-removal function S_lambda and the per-layer removal threshold (spec §2.4, §2.6).
+"""The soft-removal function S_lambda and the per-layer removal threshold (the original's
+`TFBertEncoder`).
 
     first(x)  = (lambda / (delta + 1e-30)) * (x - delta) - beta / lambda
     second(x) = (x - 1) * (beta / lambda) / (1 - delta + 1e-7)

@@ -1,4 +1,4 @@
-"""The AdapLeR pipeline stages behind the run_files/ and tools/ scripts (spec §1).
+"""The AdapLeR pipeline stages behind the run_files/ and tools/ scripts.
 
     A  finetune      fine-tune BERT, save every epoch, write logs/ft_logs.json
     B  saliencies    gradient x input of the 3 best fine-tuned epochs, one file per epoch
@@ -71,7 +71,7 @@ def tokenizer_for(model_name_or_path, checkpoint=None):
 
 
 def build_model(config, num_labels, max_length):
-    check_max_length(config, max_length)
+    check_max_length(config, max_length, fix="pass a smaller --MAX_LENGTH")
     model = AdapLeRClassifier(config, num_labels)
     model(dummy_inputs())
     return model
@@ -86,7 +86,7 @@ def run_finetune(settings, dirs, log=print):
     set_seed(seed)
     task_def = get_task(settings.task)
     source = resolve_source(settings.model_name_or_path)
-    check_max_length(source.config, max_length)
+    check_max_length(source.config, max_length, fix="pass a smaller --MAX_LENGTH")
     check_cls_pooling(source.sidecar, settings.model_name_or_path, "AdapLeR")
     tokenizer = load_tokenizer(source.folder)
     train, _ = load_split(task_def, settings.data_dir, "train", tokenizer, max_length,

@@ -1,4 +1,5 @@
-"""The non-GLUE tasks of AdapLeR (spec §8), read from local files in their public formats.
+"""The non-GLUE tasks of AdapLeR (the original's utils/task_loaders.py), read from local files in
+their public formats.
 
 Importing this module registers them in `common.tasks` (names as the original's `--TASK` keys)
 and their readers in `common.data`. Files are looked up in DATA_DIR and DATA_DIR/<folder>:

@@ -1,4 +1,4 @@
-"""Stage C: the AdapLeR training loop (spec §4.3-§4.8).
+"""Stage C: the AdapLeR training loop (the original's run_files/run_classification_w_lr.py).
 
 One forward pass in soft mode per step gives both objectives, and one persistent tape routes them:
 

@@ -18,6 +18,7 @@ then writes them into the Keras backbone. Our own format stores each Keras varia
 path without the outer model name, so a method model that wraps the same backbone and head
 loads a plain fine-tuned checkpoint by name (like the originals' `by_name=True`).
 """
+import io
 import json
 import os
 import re
@@ -412,10 +413,29 @@ def variable_key(variable):
 
 
 def save_weights(model, path):
-    """Write every variable of `model` to `path` (HDF5, keyed by `variable_key`)."""
-    with h5py.File(path, "w") as out:
+    """Write every variable of `model` to `path` (HDF5, keyed by `variable_key`).
+
+    The file is built in memory and written with one plain write: h5py writing to a full disk
+    prints dozens of ignored exceptions and then crashes the process, where a plain write
+    raises ENOSPC like any other failed write."""
+    image = io.BytesIO()
+    with h5py.File(image, "w") as out:
         for variable in model.weights:
             out.create_dataset(variable_key(variable), data=np.asarray(variable.numpy()))
+    with open(path, "wb") as handle:
+        handle.write(image.getbuffer())
+
+
+def check_free_space(folder, model, margin=1 << 20):
+    """One UserError before anything is written when `folder`'s disk cannot hold the weights
+    of `model` (plus `margin` for the sidecar and tokenizer files)."""
+    needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    free = shutil.disk_usage(folder).free
+    if free < needed + margin:
+        raise UserError(f"not enough free space for the checkpoint in {folder}: "
+                        f"{free / 2**20:.1f} MB free, it needs about "
+                        f"{(needed + margin) / 2**20:.1f} MB; free some space or choose "
+                        "another output folder")
 
 
 def load_weights(model, path, optional=()):
@@ -472,6 +492,7 @@ def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
     `sidecar_layout`; flat keys are sorted into it). Returns the weights path."""
     os.makedirs(folder, exist_ok=True)
     files.remove_stale(folder)
+    check_free_space(folder, model)
     current = _current_set(folder)
     if current is not None:
         shutil.rmtree(os.path.join(folder, files.PREVIOUS), ignore_errors=True)
@@ -567,7 +588,9 @@ def load_classifier(path, num_labels=None, config_path=None, classifier_dropout=
     return model, source, head_loaded
 
 
-def check_max_length(config, max_length):
+def check_max_length(config, max_length, fix="pass a smaller --max_length"):
+    """One UserError when `max_length` is over the model's position table; `fix` says how to
+    lower it in the command's own terms."""
     if max_length is not None and max_length > config.max_position_embeddings:
         raise UserError(f"max length {max_length} is over the model's position table "
-                        f"({config.max_position_embeddings}); lower the max sequence length")
+                        f"({config.max_position_embeddings}); {fix}")

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from common import checkpoints
 from common.benchmark import Stopwatch
-from common.data import load_split, map_length_sorted, real_lengths
+from common.data import load_split, map_length_sorted, real_lengths, split_path
 from common.errors import UserError
 from common.files import result_copy, write_result_text
 from common.metrics import collapse, collapse_warning, compute_metrics
@@ -59,6 +59,11 @@ def run(settings, log=print):
     if settings.no_cuda:
         tf.config.set_visible_devices([], "GPU")
     log("Training/evaluation parameters " + json.dumps(settings.flags(), sort_keys=True))
+    if settings.do_train:  # every file the run will read, before the first step
+        for split_task, split in [(task, "train")] + [
+                (t, "dev") for t, _ in eval_tasks(task, settings.output_dir)
+                if settings.do_eval or settings.evaluate_during_training]:
+            split_path(split_task, settings.data_dir, split)
     set_seed(settings.seed)
     if settings.do_train:
         train_and_save(settings, task, log)
@@ -100,7 +105,8 @@ def _encode_split(tokenizer, task, data_dir, split, max_length, log=None):
 def train_and_save(settings, task, log):
     source = checkpoints.resolve_source(settings.model_name_or_path, settings.config_name or None)
     _check_model_type(settings, source)
-    checkpoints.check_max_length(source.config, settings.max_seq_length)
+    checkpoints.check_max_length(source.config, settings.max_seq_length,
+                                 fix="pass a smaller --max_seq_length")
     tokenizer = load_tokenizer(settings.tokenizer_name or source.folder, cased=not settings.do_lower_case)
     pooling = checkpoints.choose_pooling(source, settings.pooling, log)
     model = build_model(source, task.num_labels, pooling=pooling)
@@ -290,7 +296,8 @@ def evaluate_checkpoints(settings, task, log=print):
     tokenizer = load_tokenizer(settings.output_dir if _has_vocab(settings.output_dir) else paths[0],
                                cased=not settings.do_lower_case)
     pairs = eval_tasks(task, settings.output_dir)
-    data = {t.name: _encode_split(tokenizer, t, settings.data_dir, "dev", settings.max_seq_length)
+    data = {t.name: _encode_split(tokenizer, t, settings.data_dir, "dev", settings.max_seq_length,
+                                  log)
             for t, _ in pairs}
     history = RunLog(None, os.path.join(settings.output_dir, HISTORY), echo=None)
     results, rows, model, engine = {}, [], None, None
@@ -304,7 +311,8 @@ def evaluate_checkpoints(settings, task, log=print):
         loaded = load_for_eval(path, task, settings.model_type, previous=model,
                                pooling=settings.pooling, log=log,
                                allow_other_task=settings.allow_other_task)
-        checkpoints.check_max_length(loaded.config, settings.max_seq_length)
+        checkpoints.check_max_length(loaded.config, settings.max_seq_length,
+                                     fix="pass a smaller --max_seq_length")
         if loaded is not model:
             model, engine = loaded, EarlyExitEngine(loaded, jit_compile=settings.jit_compile)
         for patience in patience_list:

@@ -1,4 +1,4 @@
-"""`python -m powerbert` / `powerbert`: the reference `main.py` command line (spec §7).
+"""`python -m powerbert` / `powerbert`: the reference `main.py` command line (IBM/PoWER-BERT).
 
 Without --EVAL_ONLY / --PREDICT_ONLY it runs the three stages; --EVAL_ONLY evaluates
 --CHECKPOINT_PATH on dev.tsv, --PREDICT_ONLY predicts test.tsv (--PRED_GLUE: GLUE server file).
@@ -114,7 +114,9 @@ def run(args, echo=print):
     check_checkpoint_task(source.sidecar, task, args.CHECKPOINT_PATH, args.ALLOW_OTHER_TASK,
                           flag="--ALLOW_OTHER_TASK")
     check_cls_pooling(source.sidecar, args.CHECKPOINT_PATH, "PoWER-BERT")
-    check_max_length(source.config, max_length)
+    check_max_length(source.config, max_length,
+                     fix=f"set a smaller seq_len for {args.TASK.lower()} in the "
+                         "--TASK_CONFIG_PATH file")
     check_model_files(args.CHECKPOINT_PATH, args.BERT_CONFIG_PATH)
     if training and args.SKIP_FINETUNE:  # refused before anything is written (warned later)
         check_not_collapsed(source.sidecar, args.CHECKPOINT_PATH, args.ALLOW_COLLAPSED,

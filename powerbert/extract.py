@@ -1,4 +1,5 @@
-"""Soft-Extract (configuration search) and Extract (hard word-vector elimination), spec §2.3 and §3.
+"""Soft-Extract (configuration search) and Extract (hard word-vector elimination): the reference's
+`Soft_Extract` and `Hard_Extract` (model/model.py).
 
 Both sit after a block's attention sub-layer (its residual + LayerNorm) and before its
 feed-forward sub-layer, and both rank the word-vectors by `significance` (ties: lower position

@@ -1,6 +1,6 @@
 """PoWER-BERT as seam code: `PowerBertSeam` fills the shared encoder loop's `between` seam
-(after a block's attention sub-layer, before its feed-forward sub-layer; spec §2, §3), and
-`PowerBertClassifier` is the shared `SeamClassifier` with that seam.
+(after a block's attention sub-layer, before its feed-forward sub-layer; the reference's
+`_wrap_layer`), and `PowerBertClassifier` is the shared `SeamClassifier` with that seam.
 
     between(state, probs, l):  scores = significance(probs)
         Soft-Extract (configuration search): hidden *= r_l[rank of each word-vector]

@@ -1,4 +1,4 @@
-"""The reference's optimizer (`Adam_mult.py`, spec §1.5): Adam (Keras-2 formulation, eps 1e-7, no
+"""The reference's optimizer (`utils/Adam_mult.py`): Adam (Keras-2 formulation, eps 1e-7, no
 weight decay, no clipping) on a linear warm-up / linear decay schedule counted from update 1.
 
     eta(t) = peak * t / W              for t <= W

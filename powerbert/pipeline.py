@@ -1,4 +1,5 @@
-"""The three PoWER-BERT stages (spec §1), evaluation and prediction, and the run's log file.
+"""The three PoWER-BERT stages (the reference's training.py), evaluation and prediction, and the
+run's log file.
 
     stage 1  fine-tune the plain classifier                     -> OUTPUT_DIR/finetune/
     stage 2  configuration search with Soft-Extract from the best stage-1 epoch; the retention
@@ -9,8 +10,8 @@ Each checkpoint is `<stage>/model.weights.h5` + `config.json` (task, max length,
 configuration...) + tokenizer files, committed as one set; the next stage loads it from disk by variable key, like the
 reference's by-name HDF5 loading. Every stage trains with the reference's Adam (powerbert.optimizer)
 for the same number of epochs; stages 1 and 3 keep their best dev epoch by the task's metric.
-`log_file.txt` gets the reference's records (spec §1.6) plus the task metric per epoch, the
-configuration in `--RETENTION_CONFIG` form and its FLOPs speed-up.
+`log_file.txt` gets the reference's records (main.py, training.py) plus the task metric per epoch,
+the configuration in `--RETENTION_CONFIG` form and its FLOPs speed-up.
 """
 import dataclasses
 import os
@@ -35,7 +36,7 @@ FINETUNE, SEARCH, RETRAINED = "finetune", "configuration_search_model", "retrain
 
 
 class RunLog(runlog.RunLog):
-    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (spec §1.6),
+    """`OUTPUT_DIR/log_file.txt`: the command line, then one record per result (as the reference),
     written from the shared run log (common.runlog) whose JSON lines go to `run_log.jsonl`.
 
     A training run starts log_file.txt afresh, as the reference does; evaluation and prediction
@@ -189,7 +190,8 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
 
 def search_groups(model, lr_bert, lr_soft_extract):
     """Stage 2's two optimizer groups: the retention parameters at LR_SOFT_EXTRACT, everything
-    else at LR_BERT, on one schedule shape and step count (spec §1.5)."""
+    else at LR_BERT, on one schedule shape and step count (the reference's
+    `configuration_search_step`)."""
     retention = [layer.retention for layer in model.soft_extracts]
     others = [v for v in model.trainable_variables if all(v is not r for r in retention)]
     return [AdamGroup("bert", others, lr_bert),

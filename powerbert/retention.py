@@ -1,6 +1,7 @@
-"""Retention configurations: derive one from the learned Soft-Extract masses (spec §1.3), parse
-`--RETENTION_CONFIG` (spec §8, plus the missing "at least 1" check), format one for that flag,
-and warn when a configuration search barely moved (spec §10 item 10)."""
+"""Retention configurations: derive one from the learned Soft-Extract masses (the reference's
+`get_configuration`), parse `--RETENTION_CONFIG` (its utils/retention_parser.py, plus the missing
+"at least 1" check), format one for that flag, and warn when a configuration search barely
+moved."""
 from common.errors import UserError, parse_int_list
 
 BARELY_MOVED = 0.9  # a configuration keeping this share of all word-vectors or more
@@ -46,7 +47,7 @@ def parse_retention(text, num_layers, max_length, flag="--RETENTION_CONFIG"):
 def movement_warning(masses, max_length, travel, lr_soft_extract):
     """A warning (str) when the learned masses still hold almost every word-vector, naming the
     flag to raise; None otherwise. `travel` is the summed retention learning rate over the
-    search: with Adam, a retention parameter falls by at most about that much (spec §10 item 10)."""
+    search: with Adam, a retention parameter falls by at most about that much."""
     kept = sum(masses) / (len(masses) * max_length)
     if kept < BARELY_MOVED:
         return None

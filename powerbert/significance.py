@@ -1,5 +1,5 @@
 """The significance score of a word-vector: the attention it receives from the other word-vectors
-in the same block, averaged over heads (spec §2.2)."""
+in the same block, averaged over heads (the reference's `atten_col`)."""
 from keras import ops
 
 

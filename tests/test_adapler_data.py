@@ -1,4 +1,4 @@
-"""The non-GLUE tasks of AdapLeR (spec §8, check 23): readers for the public file formats, the
+"""The non-GLUE tasks of AdapLeR: readers for the public file formats, the
 carved dev splits and their sizes, HateXplain votes, ERASER rationale windows and the
 rationale comparison table."""
 import csv

@@ -1,4 +1,4 @@
-"""FLOPs, speed-up and outputs of the evaluation (spec §14 checks 24-25): the §6.6 test vectors,
+"""FLOPs, speed-up and outputs of the evaluation: test vectors of the original's fitted formulas,
 the ratio of sums, the original's 13-entry count vector, exact counting, the GLUE TSV."""
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""AdapLeR model mechanics on a tiny config: spec §14 checks 1-12 and 19 (soft removal, lr_mode,
+"""AdapLeR model mechanics on a tiny config (soft removal, lr_mode,
 [CLS] kept, [SEP] droppable, pads ignored, monotone masks, CP shares, thresholds, batched vs one
 by one, CP placement, attention dropout off)."""
 import numpy as np
@@ -56,7 +56,7 @@ def plain():
 
 
 def test_no_removal_equals_plain_bert(model, plain):
-    """Check 1: eta 1e-10 and lambda 1e20 remove nothing: the logits of plain BERT."""
+    """Eta 1e-10 and lambda 1e20 remove nothing: the logits of plain BERT."""
     pristine = AdapLeRClassifier(model.config, 3)
     pristine(dummy_inputs())
     pristine.set_weights(model.get_weights())
@@ -74,7 +74,7 @@ def test_no_removal_equals_plain_bert(model, plain):
 
 
 def test_finite_lambda_leaks(model):
-    """Check 2: at lambda 10 every kept token is scaled by exp(-(1-p) 0.1 / (10 (1-delta)))."""
+    """At lambda 10 every kept token is scaled by exp(-(1-p) 0.1 / (10 (1-delta)))."""
     features = random_batch(np.random.default_rng(2))
     out = model(features, eta=1e-10, sharpness=10.0, output_explanations=True, output_masks=True)
     real = features["attention_mask"].astype(bool)
@@ -97,7 +97,7 @@ def test_finite_lambda_leaks(model):
 @pytest.mark.parametrize("eta", [0.01, 0.5, 1.0])
 @pytest.mark.parametrize("sharpness", [10.0, EVAL_SHARPNESS])
 def test_cls_never_dropped(model, eta, sharpness):
-    """Check 3: [CLS] keeps attention offset 0 in soft mode and stays first in lr_mode."""
+    """[CLS] keeps attention offset 0 in soft mode and stays first in lr_mode."""
     features = random_batch(np.random.default_rng(3))
     out = model(features, eta=eta, sharpness=sharpness, output_masks=True)
     for bias in out["attention_biases"]:
@@ -116,7 +116,7 @@ def uniform_except(model, layer, position, logit):
 
 
 def test_sep_is_droppable_and_ties_are_kept():
-    """Checks 4 and 8: a [SEP] with a tiny share goes; a share exactly delta stays."""
+    """A [SEP] with a tiny share goes; a share exactly delta stays."""
     m = AdapLeRClassifier(resolve_source(TINY).config, 3)
     m(dummy_inputs())
     features = random_batch(np.random.default_rng(4), batch=1, length=8)  # n = 8: exact 1/8
@@ -138,7 +138,7 @@ def test_sep_is_droppable_and_ties_are_kept():
 
 
 def test_pads_never_count(model):
-    """Check 5: pads get share 0 and never enter the lengths."""
+    """Pads get share 0 and never enter the lengths."""
     rng = np.random.default_rng(5)
     features = random_batch(rng, pad_to=16)
     out = model(features, eta=1e-10, sharpness=EVAL_SHARPNESS, output_explanations=True)
@@ -151,7 +151,7 @@ def test_pads_never_count(model):
 
 
 def test_monotone_masks_and_kept_sets(model):
-    """Check 6: masks never grow; lr_mode kept sets shrink; lengths non-increasing."""
+    """Masks never grow; lr_mode kept sets shrink; lengths non-increasing."""
     features = random_batch(np.random.default_rng(6))
     for sharpness in (10.0, EVAL_SHARPNESS):
         out = model(features, eta=0.7, sharpness=sharpness, output_masks=True)
@@ -169,7 +169,7 @@ def test_monotone_masks_and_kept_sets(model):
 
 
 def test_cp_distribution(model):
-    """Check 7: shares sum to 1 over [CLS] + survivors, 0 elsewhere, = masked softmax."""
+    """Shares sum to 1 over [CLS] + survivors, 0 elsewhere, = masked softmax."""
     features = random_batch(np.random.default_rng(7), pad_to=14)
     out = model(features, eta=0.6, sharpness=10.0, output_explanations=True,
                 output_masks=True, output_hidden_states=True)
@@ -188,7 +188,7 @@ def test_cp_distribution(model):
 
 
 def test_soft_removal_function():
-    """Check 9: kink at delta, S(1) = 0, bounds, slopes, the §2.6 table."""
+    """Kink at delta, S(1) = 0, bounds, slopes, values at lambda 10, delta 0.05."""
     lam, delta = 10.0, 0.05
     s = lambda x, d=delta, l=lam: float(soft_removal(  # noqa: E731
         tf.constant(x, tf.float32), tf.constant(d, tf.float32), tf.constant(l, tf.float32)))
@@ -207,18 +207,18 @@ def test_soft_removal_function():
 
 
 def test_attention_bias_is_log_mask(model):
-    """Check 10: for real tokens the key offset is max(-10000, log m) at every layer."""
+    """For real tokens the key offset is max(-10000, log m) at every layer."""
     features = random_batch(np.random.default_rng(8))
     out = model(features, eta=0.8, sharpness=10.0, output_masks=True)
     real = features["attention_mask"].astype(bool)
-    real[:, 0] = False  # [CLS]: retention 0 by construction, offset 0 (check 3)
+    real[:, 0] = False  # [CLS]: retention 0 by construction, offset 0 (test_cls_never_dropped)
     for mask, bias in zip(out["masks"], out["attention_biases"]):
         expected = np.maximum(-10000.0, np.log(np.maximum(mask.numpy(), 1e-38)))
         np.testing.assert_allclose(bias.numpy()[real], expected[real], atol=2e-4)
 
 
 def test_batched_equals_one_by_one(model):
-    """Check 11: batched soft mode at lambda 1e20, batched compaction and lr_mode one by one
+    """Batched soft mode at lambda 1e20, batched compaction and lr_mode one by one
     agree on argmax and per-layer kept counts for 200 random examples."""
     features = random_batch(np.random.default_rng(9), batch=200, length=14, pad_to=16)
     soft = model(features, eta=0.75, sharpness=EVAL_SHARPNESS)
@@ -248,7 +248,7 @@ def test_batched_equals_one_by_one(model):
 
 
 def test_cp_placement(model):
-    """Check 12: CP_0 reads the embedding output, CP_l the output of block l-1."""
+    """CP_0 reads the embedding output, CP_l the output of block l-1."""
     features = random_batch(np.random.default_rng(10))
     seen = []
     for predictor in model.predictors:
@@ -265,7 +265,7 @@ def test_cp_placement(model):
 
 
 def test_attention_dropout_off_in_adapler_only():
-    """Check 19: AdapLeR's blocks have no attention-probability dropout, stage A's do."""
+    """AdapLeR's blocks have no attention-probability dropout, stage A's do."""
     config = BertConfig.from_json(TINY)
     config.hidden_dropout_prob = 0.0
     adapler = AdapLeRClassifier(config, 3, classifier_dropout=0.0)

@@ -1,4 +1,4 @@
-"""Saliencies (spec §14 checks 21-22): gradient x input of the gold logit at the embedding output
+"""Saliencies: gradient x input of the gold logit at the embedding output
 against finite differences; shape, pads, no normalisation; averaging and id alignment of the
 files; errors for files that do not match the split."""
 import json
@@ -73,8 +73,11 @@ def test_files_average_and_align_by_id(tmp_path):
 def test_mismatched_files_are_errors(tmp_path):
     path = str(tmp_path / "s_1.npy")
     write_saliencies(path, np.ones((4, 3), np.float32), ["a", "b", "c", "d"], {})
-    with pytest.raises(UserError, match="has 4 rows for 3 examples"):
-        read_saliencies([path], ["a", "b", "c"], 3)
+    # a file of a larger training subset: the examples' own rows, the others left out
+    np.testing.assert_array_equal(read_saliencies([path], ["c", "a"], 3), np.ones((2, 3)))
+    with pytest.raises(UserError, match=r"no row for 1 of the 2 examples \(ids e\); rerun "
+                                        r".*--MAX_TRAIN_EXAMPLES"):
+        read_saliencies([path], ["a", "e"], 3)
     with pytest.raises(UserError, match="MAX_LENGTH is 5"):
         read_saliencies([path], ["a", "b", "c", "d"], 5)
     with pytest.raises(UserError, match="no saliency file"):

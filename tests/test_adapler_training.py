@@ -1,4 +1,4 @@
-"""AdapLeR training: spec §14 checks 13-18 and 20 (gradient routing, KL target, length loss, eta
+"""AdapLeR training (gradient routing, KL target, length loss, eta
 clipping and initial state, lambda schedule, optimizer settings, checkpoint rule)."""
 import dataclasses
 
@@ -55,7 +55,7 @@ def step_gradients(trainer, gamma, phi):
 
 
 def test_gradient_routing(trainer):
-    """Check 13: phi never reaches the network, gamma never reaches eta/theta; CE reaches eta
+    """Phi never reaches the network, gamma never reaches eta/theta; CE reaches eta
     at finite lambda and the CP loss reaches BERT (through the CP inputs)."""
     model = trainer.model
     model.sharpness.assign(10.0)
@@ -77,7 +77,8 @@ def test_gradient_routing(trainer):
 
 
 def reference_cp_loss(shares, saliency, mask, eta, sharpness, theta):
-    """numpy version of spec §4.3 (KL target || CP, clipped to [1e-7, 1], weights L..1)."""
+    """numpy version of the original's `compute_head_lossV5` (KL target || CP, clipped to
+    [1e-7, 1], weights L..1)."""
     present = mask.astype(np.float64)
     layers, total = len(shares), 0.0
     for layer, p in enumerate(shares):
@@ -99,7 +100,7 @@ def reference_cp_loss(shares, saliency, mask, eta, sharpness, theta):
 
 
 def test_kl_target_and_weights():
-    """Check 14: the target at layer 0 is saliency / sum over real tokens incl. [CLS], [SEP];
+    """The target at layer 0 is saliency / sum over real tokens incl. [CLS], [SEP];
     later layers renormalise over soft survivors with [CLS] scaled by theta; weights L..1."""
     rng = np.random.default_rng(1)
     features, _, saliency = batch(seed=1)
@@ -127,7 +128,7 @@ def test_kl_target_and_weights():
 
 
 def test_length_loss_is_batch_mean_of_summed_lengths():
-    """Check 15."""
+    """The length loss is the batch mean of the summed per-layer lengths."""
     model = fresh_model()
     features, _, _ = batch()
     out = model(features, sharpness=10.0, eta=0.8, output_masks=True)
@@ -136,7 +137,7 @@ def test_length_loss_is_batch_mean_of_summed_lengths():
 
 
 def test_initial_state_and_eta_clipping(trainer):
-    """Check 16: eta 0.25, theta 1, lambda 1000 at start; eta in [0.01, 1] after every step."""
+    """Eta 0.25, theta 1, lambda 1000 at start; eta in [0.01, 1] after every step."""
     model = fresh_model()
     np.testing.assert_array_equal(model.eta.numpy(), 0.25)
     np.testing.assert_array_equal(model.theta.numpy(), 1.0)
@@ -152,7 +153,7 @@ def test_initial_state_and_eta_clipping(trainer):
 
 
 def test_lambda_schedule(trainer):
-    """Check 17: per-epoch values; set after every step (the first step uses 1000)."""
+    """Per-epoch values; set after every step (the first step uses 1000)."""
     assert [lambda_schedule(5, e) for e in range(5)] == [10, 100, 1e3, 1e4, 1e5]
     assert [lambda_schedule(10, e) for e in range(3)] == [10, 30, 90]
     assert [lambda_schedule(3, e) for e in range(3)] == [50, 2500, 125000]
@@ -168,7 +169,7 @@ def test_lambda_schedule(trainer):
 
 
 def test_optimizer_settings():
-    """Check 18: AdamW eps 1e-12, decay 0.01 except LayerNorm/bias, 6 % warm-up, linear decay;
+    """AdamW eps 1e-12, decay 0.01 except LayerNorm/bias, 6 % warm-up, linear decay;
     eta/theta on Adam with peak 5e-4."""
     model = fresh_model()
     settings = TrainSettings(task="sst2", epochs=5, learning_rate=3e-5, gamma=1.0, phi=1.0)
@@ -192,7 +193,7 @@ def test_optimizer_settings():
 
 
 def test_checkpoint_rule():
-    """Check 20: save iff the speed-up improves and the score beats best - 0.01."""
+    """Save iff the speed-up improves and the score beats best - 0.01."""
     rule = CheckpointRule(0.90)
     assert rule(0.895, 1.5)        # within one point, first speed-up
     assert not rule(0.89, 3.0)     # not above 0.89

@@ -75,7 +75,7 @@ def test_albert_counts_the_embedding_projection():
 
 
 def test_quadratic_term_matches_the_fit_exactly():
-    # second difference of the per-layer cost = 2 * 3,156 (spec adapler.md §6.5)
+    # second difference of the per-layer cost = 2 * 3,156 (the n^2 term of AdapLeR's fitted FLOPs)
     per_layer = [flops.block_flops(BERT_BASE, n) for n in (10, 11, 12)]
     assert per_layer[2] - 2 * per_layer[1] + per_layer[0] == 2 * 3_156
 

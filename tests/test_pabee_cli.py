@@ -1,4 +1,4 @@
-"""run_glue_with_pabee end to end on tiny models and data (spec pabee.md §5, §9 checks 19-25):
+"""run_glue_with_pabee end to end on tiny models and data:
 train with checkpoints, evaluate a patience list over all checkpoints, reload, batched engine,
 per-layer table, ALBERT, STS-B, MNLI m/mm, and every bad input of the issue."""
 import json

@@ -1,4 +1,4 @@
-"""The PABEE model (spec pabee.md §2, §3.1, §9 checks 1-9): heads, shared pooler, layer loop
+"""The PABEE model (the original's pabee/modeling_bert.py): heads, shared pooler, layer loop
 parity, ALBERT sharing, dropout, initialisation, the weighted loss, gradients, HF head loading."""
 import json
 import shutil

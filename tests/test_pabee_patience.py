@@ -1,4 +1,4 @@
-"""PABEE's exit rule (spec pabee.md §4.1, §9 checks 12-19): hand-made logit sequences, the live
+"""PABEE's exit rule (the original's `BertModel.forward`): hand-made logit sequences, the live
 engine against offline simulation, batched per-example exit against batch size 1, statistics."""
 import numpy as np
 import pytest

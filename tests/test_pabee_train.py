@@ -1,4 +1,4 @@
-"""PABEE's training loop (spec pabee.md §3.3, §9 checks 10-11, 24): the LR each update uses,
+"""PABEE's training loop (the original's run_glue.py `train`): the LR each update uses,
 the extra max_steps update, update counts with accumulation, seeding, resuming from a checkpoint."""
 import numpy as np
 import pytest

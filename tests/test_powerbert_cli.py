@@ -1,6 +1,6 @@
 """`python -m powerbert` end to end on a tiny model and tiny data: the three stages, the log file
-(spec §1.6), --EVAL_ONLY, --PREDICT_ONLY --PRED_GLUE, a regression task, and every bad input of
-the issue (one `error:` line, exit code 2, nothing written)."""
+(the reference's records), --EVAL_ONLY, --PREDICT_ONLY --PRED_GLUE, a regression task, and every
+bad input of the issue (one `error:` line, exit code 2, nothing written)."""
 import json
 import os
 import random
@@ -106,7 +106,7 @@ def test_training_writes_three_checkpoints_and_the_log(trained):
     assert retrained["max_length"] == N
     events = read_events(out / "run_log.jsonl", "record")
     assert [e["text"] for e in events] == [line[1:] for line in lines[1:]]
-    # The search ran 8 steps at LR_SOFT_EXTRACT 0.02: far too little to move (spec §10.10).
+    # The search ran 8 steps at LR_SOFT_EXTRACT 0.02: far too little to move.
     assert any(l.startswith(" Warning: the retention configuration barely moved") and
                "raise --LR_SOFT_EXTRACT" in l for l in lines)
 

@@ -1,6 +1,6 @@
-"""PoWER-BERT building blocks against the spec: significance (§2.2), Extract (§2.3), Soft-Extract
-(§3), retention derivation (§1.3) and the --RETENTION_CONFIG parser (§8); faithfulness checks
-5-10 of spec §11."""
+"""PoWER-BERT building blocks against the reference's: significance, Extract and Soft-Extract
+(model/model.py), retention derivation (training.py) and the --RETENTION_CONFIG parser
+(utils/retention_parser.py)."""
 import numpy as np
 import pytest
 import tensorflow as tf

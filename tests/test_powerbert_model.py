@@ -1,5 +1,5 @@
-"""The PoWER-BERT model and its training maths on tiny configs: faithfulness checks 1-4, 8 and
-11-15 of spec §11 (equivalences with the plain model, Extract shapes, the stage-2 penalty, the
+"""The PoWER-BERT model and its training maths on tiny configs
+(equivalences with the plain model, Extract shapes, the stage-2 penalty, the
 two learning rates on one schedule, and how far a penalty-only retention parameter travels)."""
 import dataclasses
 
@@ -139,7 +139,7 @@ def test_learning_rate_trace():
     assert eta(warmup) == pytest.approx(peak)
     assert eta(warmup + 1) == pytest.approx(peak * (1 - (warmup + 1) / total))
     assert eta(total) == 0.0
-    # sum over the stage ~ 0.455 T peak for large T (spec §10 item 10)
+    # sum over the stage ~ 0.455 T peak for large T
     assert KerasTwoWarmupDecay(1.0, 10000, 1000).summed() == pytest.approx(4550, rel=1e-3)
 
 
@@ -174,8 +174,8 @@ def test_two_learning_rates_share_one_schedule(tmp_path):
 
 
 def test_penalty_only_parameters_travel_the_summed_learning_rate(tmp_path):
-    """Ranks that are padding in every example get no task gradient: they fall by sum_t eta(t)
-    (spec §10 item 10), whatever LAMBDA is; every parameter stays in [0, 1]."""
+    """Ranks that are padding in every example get no task gradient: they fall by sum_t eta(t),
+    whatever LAMBDA is; every parameter stays in [0, 1]."""
     lengths = [6, 5, 4, 6, 3, 5, 6, 4, 2, 5, 6, 3]  # ranks 6..11 are always padding
     arrays = _inputs(lengths)
     arrays["labels"] = np.arange(len(lengths)) % 2

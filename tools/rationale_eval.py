@@ -1,4 +1,4 @@
-"""Compare the tokens AdapLeR keeps with human rationales (spec §9.3): false positive rate,
+"""Compare the tokens AdapLeR keeps with human rationales: false positive rate,
 recall and precision of AdapLeR's kept tokens vs the top-k tokens by saliency, by attention and
 at random (k = the number AdapLeR keeps in each window).
 
