@@ -114,11 +114,11 @@ def finetune_main(argv=None):
     dirs = _dirs(settings)
     check_new_files([dirs.ft_logs] + [dirs.finetuned(e) for e in range(1, settings.epochs + 1)],
                     settings.overwrite_output_dir, flag="--OVERWRITE_OUTPUT_DIR")
-    from adapler import stages
+    from adapler import pipeline
 
     with distribute.scope(settings.strategy):
         print(f"arguments: {settings.flags()}")
-        stages.run_finetune(settings, dirs)
+        pipeline.run_finetune(settings, dirs)
 
 
 # ---------------------------------------------------------------- stage B
@@ -144,9 +144,9 @@ def saliency_main(argv=None):
     check_output_dir(dirs.saliency_dir(settings.split), settings.overwrite_output_dir,
                      flag="--OVERWRITE_OUTPUT_DIR", what="saliency folder")
     print(f"arguments: {settings.flags()}")
-    from adapler import stages
+    from adapler import pipeline
 
-    stages.run_saliencies(settings, dirs)
+    pipeline.run_saliencies(settings, dirs)
 
 
 # ---------------------------------------------------------------- stage C
@@ -200,10 +200,10 @@ def _train(argv, glue):
     dirs, stem = _dirs(settings), paths.stem(settings.save_name, settings.gamma, settings.phi)
     check_new_files([dirs.adapler_model(stem), dirs.log_file(stem), dirs.log_file(stem, ".pkl")],
                     settings.overwrite_output_dir, flag="--OVERWRITE_OUTPUT_DIR")
-    from adapler import stages
+    from adapler import pipeline
 
     with distribute.scope(settings.strategy):
-        stages.run_adapler(settings, dirs)
+        pipeline.run_adapler(settings, dirs)
 
 
 @command
@@ -238,14 +238,14 @@ def evaluation_parser(glue=False):
 @command
 def evaluation_main(argv=None):
     settings = _settings(EvaluationSettings, _parse(evaluation_parser(), argv))
-    from adapler import stages
+    from adapler import pipeline
 
-    stages.run_evaluation(settings)
+    pipeline.run_evaluation(settings)
 
 
 @command
 def glue_prediction_main(argv=None):
     settings = _settings(EvaluationSettings, _parse(evaluation_parser(glue=True), argv))
-    from adapler import stages
+    from adapler import pipeline
 
-    stages.run_glue_prediction(settings)
+    pipeline.run_glue_prediction(settings)

@@ -39,7 +39,8 @@ def compiled(model, lr_mode, jit_compile=False):
 def load_model(model_path):
     """(AdapLeR model, tokenizer, sidecar) from an AdapLeR checkpoint folder."""
     from adapler.paths import checkpoint_folder
-    from adapler.stages import build_model, load_checkpoint_into, tokenizer_for
+    from adapler.model import build_model, load_checkpoint_into
+    from adapler.pipeline import tokenizer_for
 
     source = resolve_source(checkpoint_folder(model_path))
     sidecar = source.sidecar

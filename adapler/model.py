@@ -39,7 +39,9 @@ from keras import ops
 
 from adapler.predictor import CP_HIDDEN, ContributionPredictor
 from adapler.soft_removal import INITIAL_SHARPNESS, soft_removal, threshold
-from common.modeling import MASK_VALUE, SeamClassifier
+from common.checkpoints import check_max_length, load_weights, resolve_source
+from common.errors import UserError
+from common.modeling import MASK_VALUE, SeamClassifier, dummy_inputs
 from common.seams import Seam, SeamLayer
 
 INITIAL_ETA = 0.25
@@ -290,6 +292,30 @@ class AdapLeRClassifier(SeamClassifier):
 
 # ---------------------------------------------------------------- the method contract
 
+def build_model(config, num_labels, max_length):
+    """An AdapLeR classifier of `config`, built (its variables exist), no weights loaded."""
+    check_max_length(config, max_length, fix="pass a smaller --MAX_LENGTH")
+    model = AdapLeRClassifier(config, num_labels)
+    model(dummy_inputs())
+    return model
+
+
+def load_checkpoint_into(model, folder, require_adapler=False):
+    """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
+    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
+    sidecar = source.sidecar
+    if require_adapler and sidecar.get("method") != "adapler":
+        raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
+                        f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
+                        "fine-tuned BERT")
+    if sidecar.get("num_labels", model.num_labels) != model.num_labels:
+        raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
+                        f"{model.num_labels}; pass the checkpoint of this task")
+    optional = () if require_adapler else model.optional_checkpoint_keys
+    load_weights(model, source.path, optional=optional)
+    return sidecar
+
+
 def knobs():
     """Inference settings of an AdapLeR checkpoint (name -> what it does)."""
     return {"eta_offset": "added to the learned per-layer thresholds eta (kept at least 0)"}
@@ -298,8 +324,6 @@ def knobs():
 def load_model(source, eta_offset=0.0):
     """The inference model of an AdapLeR checkpoint (`common.checkpoints.Source`), eta shifted
     by `eta_offset`; call it with `lr_mode=True` to remove tokens physically."""
-    from adapler.stages import build_model, load_checkpoint_into
-
     model = build_model(source.config, source.sidecar["num_labels"], source.sidecar["max_length"])
     load_checkpoint_into(model, source.folder, require_adapler=True)
     if eta_offset:

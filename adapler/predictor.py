@@ -12,9 +12,8 @@ factor, 1 at [CLS]), so the CP reads it as it is.
 import keras
 from keras import ops
 
+from adapler.flops import CP_HIDDEN
 from common.modeling import activation_fn, initializer, to_rows
-
-CP_HIDDEN = 32
 
 
 class ContributionPredictor(keras.layers.Layer):

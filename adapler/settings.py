@@ -1,5 +1,5 @@
 """Settings of the AdapLeR stages: what each command line was asked to do, filled by `adapler.cli`
-(flag --FOO fills field `foo`, with the flag's default) and read by `adapler.stages` and
+(flag --FOO fills field `foo`, with the flag's default) and read by `adapler.pipeline` and
 `adapler.training`, which never see argparse. Frozen and keyword-only: a setting that does not
 exist cannot be given, and none changes once a stage has started.
 

@@ -22,11 +22,11 @@ The baselines every speed table carries (`dense_sides`, `REFERENCES`):
 
 `LoadWatch` records what can skew a timing (/proc/loadavg before and after, the share of the
 CPU other processes took while we timed, the busiest of them), `machine()` the CPU and its
-vector/matrix flags (avx512_bf16, amx_*, ...) and library versions; `record` / `write_json` /
-`report` give the JSON record and the markdown. `Stopwatch` times a stage (not a speed figure).
+vector/matrix flags (avx512_bf16, amx_*, ...) and library versions; `record` and `report` give the
+JSON record (with the git commit, `git_commit`; written with `common.files.write_json`) and the
+markdown. `Stopwatch` times a stage (not a speed figure).
 """
 import dataclasses
-import json
 import multiprocessing
 import os
 import platform
@@ -39,7 +39,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from common.errors import UserError
-from common.files import write_text
+from common import tables
+from common.files import write_json
 from common.progress import Progress
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
@@ -103,8 +104,12 @@ def blocking(function):
 # ---------------------------------------------------------------- worker processes
 
 def _worker(connection, factory, kwargs):
-    module, name = factory.split(":")
     import importlib
+
+    from common.cli import quiet_tensorflow
+
+    quiet_tensorflow()  # a spawned worker starts without the parent's quiet TensorFlow import
+    module, name = factory.split(":")
     try:
         sides = getattr(importlib.import_module(module), name)(**kwargs)
     except Exception as err:  # reported to the parent as one line
@@ -543,14 +548,6 @@ def headline(batch_size):
     return "unpadded" if batch_size == 1 else "dynamic"
 
 
-def write_json(path, record):
-    """Write `record` as JSON to `path` atomically (parent folders created), with the git commit
-    the code ran at when the record does not name one (docs/results.md: a result file)."""
-    if isinstance(record, dict) and "commit" not in record:
-        record = {**record, "commit": git_commit()}
-    write_text(path, json.dumps(record, indent=2, default=_plain))
-
-
 def git_commit():
     """HEAD of the repository this code runs from (+dirty with uncommitted changes), or None
     outside a git checkout."""
@@ -569,14 +566,6 @@ def git_commit():
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def markdown_table(rows, columns):
     """`columns` = [(key, title)]; floats to 3 significant digits (2 decimals for ratios)."""
     def cell(key, value):
@@ -589,10 +578,8 @@ def markdown_table(rows, columns):
                 return f"{value:.4f}"
             return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
         return str(value)
-    lines = ["| " + " | ".join(title for _, title in columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(k, row.get(k)) for k, _ in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return tables.markdown_table([title for _, title in columns],
+                                 [[cell(k, row.get(k)) for k, _ in columns] for row in rows])
 
 
 def over_batch_sizes(batch_sizes, make_sides, repeats, warmup=1, log=print, only=None,
@@ -634,9 +621,11 @@ def parse_names(text):
 
 
 def record(command, settings, groups):
-    """The JSON record of one run: command, date, machine, settings, and the groups of rows
-    (each with the background load it was measured under)."""
-    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
+    """The JSON record of one run (a result file, docs/results.md): command, git commit, date,
+    machine, settings, and the groups of rows (each with the background load it was measured
+    under)."""
+    return {"command": command, "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
             "settings": settings, "runs": 1,
             "statistic": "per side: median pass time of the interleaved repeats (p10, p90 beside); "
                          "speed-ups: ratio of medians and median of the paired ratios",
@@ -671,5 +660,5 @@ def run_tool(script, args, argv, run, columns, output):
     result = run(args, command)
     print(report(result, columns))
     if output:
-        write_json(output, result)
+        write_json(output, result, indent=2)
     return result

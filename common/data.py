@@ -247,19 +247,6 @@ def load_split(task, data_dir, split, tokenizer, max_length, *, seed=None, limit
     return {key: value[rows] for key, value in arrays.items()}, [ids[i] for i in rows]
 
 
-def to_dataset(arrays, batch_size, shuffle=False, seed=0):
-    """tf.data.Dataset of (features dict, labels) batches; features alone when unlabeled."""
-    import tensorflow as tf
-
-    features = {k: v for k, v in arrays.items() if k != "labels"}
-    elements = (features, arrays["labels"]) if "labels" in arrays else features
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        count = len(next(iter(features.values())))
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size)
-
-
 def default_data_dir():
     """The bundled SST-2 sample (2,000 train rows, full dev) used when no data folder is given."""
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_data", "SST-2")

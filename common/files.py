@@ -84,7 +84,14 @@ def write_text(path, text):
 
 
 def write_json(path, value, indent=1):
-    write_text(path, json.dumps(value, indent=indent))
+    """`value` as JSON, numpy scalars and arrays as plain numbers and lists."""
+    write_text(path, json.dumps(value, indent=indent, default=_plain))
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _pickle_writer(value):
@@ -121,17 +128,6 @@ def write_result_text(path, text, run_id):
 
 def write_result_pickle(path, value, run_id):
     return write_result(path, _pickle_writer(value), run_id)
-
-
-def unique_path(path):
-    """`path`, or `stem-2.ext`, `stem-3.ext`... when it exists: a record never overwritten."""
-    if not os.path.exists(path):
-        return path
-    stem, ext = os.path.splitext(path)
-    index = 2
-    while os.path.exists(f"{stem}-{index}{ext}"):
-        index += 1
-    return f"{stem}-{index}{ext}"
 
 
 # ---------------------------------------------------------------- sets of files

@@ -109,16 +109,18 @@ def check_checkpoint_task(sidecar, task, path, allow_other=False,
 
 
 def check_not_collapsed(sidecar, path, allow=False, flag="--allow_collapsed",
-                        warn=None):
+                        warn=None, retrain="train it again"):
     """Refuse a checkpoint whose sidecar records that its dev predictions were all one class
     (`training.collapsed`, common.metrics.collapse) unless `allow`; then `warn` (default: stderr)
     gets one line instead. Returns the record or None."""
     collapsed = ((sidecar or {}).get("training") or {}).get("collapsed")
-    return refuse_collapsed(collapsed, path, allow, flag, warn)
+    return refuse_collapsed(collapsed, path, allow, flag, warn, retrain)
 
 
-def refuse_collapsed(collapsed, path, allow=False, flag="--allow_collapsed", warn=None):
-    """`check_not_collapsed` for a `collapse` record found by an evaluation (None: fine)."""
+def refuse_collapsed(collapsed, path, allow=False, flag="--allow_collapsed", warn=None,
+                     retrain="train it again"):
+    """`check_not_collapsed` for a `collapse` record found by an evaluation (None: fine);
+    `retrain` says how to train it again in the command's own terms."""
     from common.metrics import COLLAPSE_CAUSES
 
     if not isinstance(collapsed, dict):
@@ -127,7 +129,7 @@ def refuse_collapsed(collapsed, path, allow=False, flag="--allow_collapsed", war
             f"({collapsed.get('examples', '?')} {collapsed.get('task', '')} examples), so it "
             "reads nothing from its input")
     if not allow:
-        raise UserError(f"{what} ({COLLAPSE_CAUSES}); train it again, or pass {flag} to "
+        raise UserError(f"{what} ({COLLAPSE_CAUSES}); {retrain}, or pass {flag} to "
                         "start from it anyway")
     (warn or (lambda line: print(line, file=sys.stderr)))(
         f"warning: {what}; starting from it anyway ({flag})")

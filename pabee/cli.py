@@ -10,6 +10,7 @@ has no use for (--fp16_opt_level: Keras has no apex opt levels; --local_rank, --
 --server_port) and --cache_dir / --overwrite_cache (features are never cached) are accepted and
 ignored with a one-line notice.
 """
+import dataclasses
 import sys
 
 from common import distribute, precision
@@ -161,7 +162,7 @@ def settings(argv, warn=None):
     """Parse and check the flags: the PabeeSettings the pipeline runs with."""
     args = build_parser().parse_args(argv)
     patience_list = validate(args, get_task(args.task_name), warn)
-    return PabeeSettings(**vars(args), patience_list=patience_list)
+    return PabeeSettings(**vars(args), patience_list=tuple(patience_list))
 
 
 @command
@@ -172,6 +173,7 @@ def main(argv=None):
     with distribute.scope(run_settings.strategy):
         precision.apply_flags(run_settings)
         if run_settings.do_train:  # other workers train into a throwaway folder
-            run_settings.output_dir = distribute.chief_folder(run_settings.output_dir)
+            run_settings = dataclasses.replace(
+                run_settings, output_dir=distribute.chief_folder(run_settings.output_dir))
         pipeline.run(run_settings)
     return 0

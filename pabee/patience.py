@@ -26,6 +26,7 @@ from common.inference import Compiled
 from common.progress import Progress
 from common.seams import EncoderState
 from common.training import batches
+from pabee.flops import pabee_flops, powerbert_pabee_flops
 from pabee.model import LOGITS
 
 
@@ -255,8 +256,8 @@ def exit_statistics(config, exit_layers, length, num_labels, retention=None):
     pairs, counts = np.unique(np.stack([lengths, exit_layers], 1), axis=0, return_counts=True)
     def method_flops(n, e):
         if retention is None:
-            return flops.pabee_flops(config, n, e, num_labels)
-        return flops.powerbert_pabee_flops(config, n, retention, e, num_labels)
+            return pabee_flops(config, n, e, num_labels)
+        return powerbert_pabee_flops(config, n, retention, e, num_labels)
 
     used = sum(int(c) * method_flops(int(n), int(e)) for (n, e), c in zip(pairs, counts))
     vanilla = sum(int(c) * flops.vanilla_flops(config, int(n), num_labels)

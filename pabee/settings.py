@@ -3,7 +3,7 @@ original's flags (same names) and read by `pabee.pipeline`, which never sees arg
 import dataclasses
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class PabeeSettings:
     data_dir: str
     model_type: str  # "bert" or "albert" (lower-cased by the CLI)
@@ -51,7 +51,7 @@ class PabeeSettings:
     server_ip: str = ""
     server_port: str = ""
     # derived by the CLI
-    patience_list: list = dataclasses.field(default_factory=lambda: [0])
+    patience_list: tuple = (0,)
 
     def flags(self):
         """The flags as given (training_args.json, the start-up log line)."""

@@ -23,7 +23,8 @@ import dataclasses
 
 from keras import ops
 
-from common.modeling import SeamClassifier
+from common.checkpoints import load_backbone_weights, resolve_source
+from common.modeling import SeamClassifier, SequenceClassifier, dummy_inputs
 from common.seams import SeamLayer
 from powerbert.extract import SoftExtract, extract
 from powerbert.significance import significance
@@ -133,6 +134,29 @@ class PowerBertClassifier(SeamClassifier):
 
 # ---------------------------------------------------------------- the method contract
 
+def build_plain(config, num_labels, max_length):
+    """The stage-1 classifier: the shared SequenceClassifier, no dropout before the classifier
+    and none on the attention probabilities (keras-bert has neither)."""
+    model = SequenceClassifier(reference_config(config), num_labels, classifier_dropout=0.0)
+    model(dummy_inputs(max_length))
+    return model
+
+
+def build_powerbert(config, num_labels, max_length, **kwargs):
+    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens (the N of
+    a length-scaled retention)."""
+    model = PowerBertClassifier(reference_config(config), num_labels, max_length=max_length,
+                                **kwargs)
+    model(dummy_inputs(max_length))
+    return model
+
+
+def load_stage(model, path):
+    """Load one of our checkpoints (any stage) into `model` by variable key."""
+    load_backbone_weights(model, resolve_source(path))
+    return model
+
+
 def knobs():
     """Inference settings of a PoWER-BERT checkpoint (name -> what it does)."""
     return {"length_scaled": "keep ceil(k_l * n / N) word-vectors in a batch of width n"}
@@ -141,8 +165,6 @@ def knobs():
 def load_model(source, length_scaled=False):
     """The inference model of a PoWER-BERT checkpoint (`common.checkpoints.Source`): Extract
     with the retention it records (stage 1 has none: the plain classifier)."""
-    from powerbert.pipeline import build_plain, build_powerbert, load_stage
-
     sidecar = source.sidecar
     retention = sidecar["method_state"].get("retention_config")
     labels, max_length = sidecar["num_labels"], sidecar["max_length"]

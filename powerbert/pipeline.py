@@ -1,5 +1,6 @@
 """The three PoWER-BERT stages (the reference's training.py), evaluation and prediction, and the
-run's log file.
+run's log file; `run(settings)` (a `powerbert.settings.PowerBertSettings`) checks the inputs and
+runs them.
 
     stage 1  fine-tune the plain classifier                     -> OUTPUT_DIR/finetune/
     stage 2  configuration search with Soft-Extract from the best stage-1 epoch; the retention
@@ -14,20 +15,32 @@ for the same number of epochs; stages 1 and 3 keep their best dev epoch by the t
 the configuration in `--RETENTION_CONFIG` form and its FLOPs speed-up.
 """
 import dataclasses
+import json
 import os
+import tempfile
 
 import keras
 import numpy as np
 from keras import ops
 
 from common import checkpoints, distribute, flops, runlog
+from common.checkpoints import (check_max_length, load_backbone_weights, read_sidecar,
+                                resolve_source)
+from common.data import load_split
+from common.errors import UserError
 from common.files import result_copy, write_result_text
-from common.modeling import SequenceClassifier, dummy_inputs
 from common.seeding import set_seed
+from common.tasks import get_task
+from common.tokenization import load_tokenizer
 from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
-from powerbert.model import PowerBertClassifier, reference_config
+from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
+                               check_not_collapsed, check_output_dir)
+from powerbert.flops import powerbert_flops
+from powerbert.model import build_plain, build_powerbert, load_stage
 from powerbert.optimizer import WARMUP_PROPORTION, AdamGroup, KerasTwoWarmupDecay, stage_steps
-from powerbert.retention import derive_retention, format_retention, movement_warning
+from powerbert.retention import (derive_retention, format_retention, movement_warning,
+                                 parse_retention)
+from powerbert.settings import DEFAULT_TASK_CONFIG
 
 LOG_FILE = "log_file.txt"
 EVENTS_FILE = "run_log.jsonl"
@@ -97,29 +110,6 @@ class Run:
         if self.task.metric != monitor:
             self.record(f"{stage_title} {self.task.metric} for all epochs on the Dev set:"
                         f"{[round(r[self.task.metric], 4) for r in history]}")
-
-
-def build_plain(config, num_labels, max_length):
-    """The stage-1 classifier: the shared SequenceClassifier, no dropout before the classifier
-    and none on the attention probabilities (keras-bert has neither)."""
-    model = SequenceClassifier(reference_config(config), num_labels, classifier_dropout=0.0)
-    model(dummy_inputs(max_length))
-    return model
-
-
-def build_powerbert(config, num_labels, max_length, **kwargs):
-    """A PowerBertClassifier with its weights built for inputs of `max_length` tokens (the N of
-    a length-scaled retention)."""
-    model = PowerBertClassifier(reference_config(config), num_labels, max_length=max_length,
-                                **kwargs)
-    model(dummy_inputs(max_length))
-    return model
-
-
-def load_stage(model, path):
-    """Load one of our checkpoints (any stage) into `model` by variable key."""
-    checkpoints.load_backbone_weights(model, checkpoints.resolve_source(path))
-    return model
 
 
 def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
@@ -234,7 +224,7 @@ def speedup_line(config, max_length, retention, num_labels, dev_arrays):
     lengths = real_lengths(dev_arrays)
     vanilla, method = flops_on_lengths(config, retention, lengths, num_labels)
     padded = flops.speedup(flops.vanilla_flops(config, max_length, num_labels),
-                           flops.powerbert_flops(config, max_length, retention, num_labels))
+                           powerbert_flops(config, max_length, retention, num_labels))
     return (f"FLOPs speed-up : {flops.speedup(vanilla, method):.2f}x on the dev texts' real "
             f"lengths (mean {lengths.mean():.1f} tokens; {vanilla / len(lengths) / 1e9:.4g} -> "
             f"{method / len(lengths) / 1e9:.4g} GFLOPs per example); {padded:.2f}x padded to "
@@ -291,3 +281,150 @@ def _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best):
 def _dev_metrics(record):
     return {k: v for k, v in record.items() if k not in ("epoch", "train_loss", "seconds")}
 
+
+# ---------------------------------------------------------------- the run
+
+def run(settings, echo=print):
+    """Check every input the flags name (files, checkpoint, task), then train, evaluate or
+    predict. Returns a summary dict."""
+    training = settings.training
+    task = get_task(settings.task)
+    max_length, num_classes = _task_settings(settings, task)
+    if num_classes != task.num_labels:
+        raise UserError(f"{settings.task_config_path} gives {task.glue_name} {num_classes} classes but "
+                        f"the task has {task.num_labels}; fix num_classes there")
+    # Training starts OUTPUT_DIR afresh; evaluation and prediction append to its log.
+    check_output_dir(settings.output_dir, overwrite=settings.overwrite_output_dir or not training,
+                     flag="--OVERWRITE_OUTPUT_DIR", what="--OUTPUT_DIR")
+    source = resolve_source(settings.checkpoint_path, settings.bert_config_path)
+    check_checkpoint_task(source.sidecar, task, settings.checkpoint_path, settings.allow_other_task,
+                          flag="--ALLOW_OTHER_TASK")
+    check_cls_pooling(source.sidecar, settings.checkpoint_path, "PoWER-BERT")
+    check_max_length(source.config, max_length,
+                     fix=f"set a smaller seq_len for {settings.task.lower()} in the "
+                         "--TASK_CONFIG_PATH file")
+    check_model_files(settings.checkpoint_path, settings.bert_config_path)
+    if training and settings.skip_finetune:  # refused before anything is written (warned later)
+        check_not_collapsed(source.sidecar, settings.checkpoint_path, settings.allow_collapsed,
+                            flag="--ALLOW_COLLAPSED", warn=lambda line: None)
+    retention = None if training else _inference_retention(settings, source, task, max_length)
+    tokenizer = _tokenizer(settings, source)
+    splits = ("train", "dev") if training else ("dev",) if settings.eval_only else ("test",)
+    data = {split: load_split(task, settings.data_dir, split, tokenizer, max_length, log=echo)
+            for split in splits}
+    model = None
+    if not training:
+        model = build_powerbert(source.config, task.num_labels, max_length, retention=retention,
+                                length_scaled=settings.length_scaled_retention)
+    elif settings.skip_finetune:
+        model = build_plain(source.config, task.num_labels, max_length)
+    if model is not None and not load_backbone_weights(model, source):
+        raise UserError(f"{settings.checkpoint_path} has no {task.glue_name} classification head, so "
+                        "it is not fine-tuned on the task; pass a fine-tuned checkpoint"
+                        + (" or drop --SKIP_FINETUNE" if training else ""))
+    _prepare_output_dir(settings.output_dir)
+    run_ = Run(task=task, max_length=max_length, config=source.config,
+                        tokenizer=tokenizer, output_dir=settings.output_dir,
+                        batch_size=settings.batch_size, epochs=settings.epochs, seed=settings.seed,
+                        cased=settings.cased, echo=echo,
+                        log=RunLog(settings.output_dir, settings.command_line,
+                                            append=not training))
+    if training:
+        return _train(settings, run_, source, data, finetuned_model=model)
+    echo(f"retention configuration: {format_retention(retention)}")
+    if settings.eval_only:
+        return {"retention": retention, **evaluate_stage(run_, model, data["dev"][0])}
+    outputs = predict_stage(run_, model, *data["test"], glue=settings.pred_glue)
+    return {"retention": retention, "outputs": outputs}
+
+
+def _train(settings, run_, source, data, finetuned_model=None):
+    (train, _), (dev, _) = data["train"], data["dev"]
+    run_.echo(f"PoWER-BERT on {run_.task.glue_name}: {len(train['input_ids'])} train / "
+              f"{len(dev['input_ids'])} dev rows, sequence length {run_.max_length}")
+    if finetuned_model is not None:
+        finetuned = adopt_finetuned(run_, finetuned_model, dev, source.path)
+    else:
+        run_.echo("stage 1/3: fine-tuning")
+        finetuned = fine_tune_stage(run_, source, train, dev, settings.lr_bert)
+    # A stage-1 model that predicts one class for all of dev gives the search nothing to keep.
+    check_not_collapsed(read_sidecar(finetuned), os.path.dirname(finetuned),
+                        settings.allow_collapsed, flag="--ALLOW_COLLAPSED", warn=run_.echo)
+    run_.echo("stage 2/3: configuration search (Soft-Extract)")
+    searched, retention, _ = configuration_search_stage(
+        run_, finetuned, train, dev, lam=settings.lam, lr_bert=settings.lr_bert,
+        lr_soft_extract=settings.lr_soft_extract)
+    run_.echo("stage 3/3: re-training with Extract")
+    retrained, metrics = retrain_stage(run_, searched, retention, train, dev,
+                                                settings.lr_bert)
+    return {"finetune": finetuned, "configuration_search_model": searched,
+            "retrained": retrained, "retention": retention, "dev": metrics}
+
+
+def _task_settings(settings, task):
+    """(sequence length N, number of classes) from --TASK_CONFIG_PATH, or the built-in values
+    when the default ./task_config.json does not exist."""
+    path = settings.task_config_path
+    if not os.path.isfile(path):
+        if path != DEFAULT_TASK_CONFIG:
+            raise UserError(f"task config not found: {path}; pass an existing JSON file or drop "
+                            "--TASK_CONFIG_PATH to use the built-in values")
+        return task.max_length, task.num_labels
+    try:
+        with open(path, encoding="utf-8") as handle:
+            table = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read task config {path}: {err}") from None
+    entry = table.get(settings.task.lower()) if isinstance(table, dict) else None
+    if not isinstance(entry, dict) or not {"seq_len", "num_classes"} <= entry.keys():
+        raise UserError(f"{path} has no '{settings.task.lower()}' entry with seq_len and num_classes; "
+                        f"add one, e.g. {{\"{settings.task.lower()}\": {{\"seq_len\": "
+                        f"{task.max_length}, \"num_classes\": {task.num_labels}}}}}")
+    if not isinstance(entry["seq_len"], int) or entry["seq_len"] < 3:
+        raise UserError(f"{path}: seq_len of {settings.task} must be an integer >= 3")
+    return entry["seq_len"], entry["num_classes"]
+
+
+def _inference_retention(settings, source, task, max_length):
+    """Check the checkpoint fits the run and pick the retention configuration to evaluate with."""
+    kind = "HDF5" if source.kind == "own" else "CKPT"
+    if settings.model_format and settings.model_format.upper() != kind:
+        what = ("a *.weights.h5 checkpoint of this toolkit" if kind == "HDF5"
+                else "a Google TF checkpoint or HF model folder")
+        raise UserError(f"--MODEL_FORMAT {settings.model_format.upper()} but {settings.checkpoint_path} "
+                        f"is {what}; pass --MODEL_FORMAT {kind}")
+    sidecar = source.sidecar or {}
+    trained_length = sidecar.get("max_length")
+    if trained_length is not None and trained_length != max_length:
+        raise UserError(f"{settings.checkpoint_path} was trained with sequence length "
+                        f"{trained_length} but {task.glue_name} runs at {max_length} here; use "
+                        f"seq_len {trained_length} in --TASK_CONFIG_PATH or a matching checkpoint")
+    if sidecar.get("num_labels", task.num_labels) != task.num_labels:
+        raise UserError(f"{settings.checkpoint_path} has {sidecar['num_labels']} outputs but "
+                        f"{task.glue_name} needs {task.num_labels}; pass a checkpoint of this task")
+    layers = source.config.num_hidden_layers
+    if settings.retention_config is not None:
+        return parse_retention(settings.retention_config, layers, max_length)
+    return sidecar.get("method_state", {}).get("retention_config") or [max_length] * layers
+
+
+def _tokenizer(settings, source):
+    if settings.vocab_path:
+        return load_tokenizer(settings.vocab_path, cased=settings.cased)
+    if not any(os.path.isfile(os.path.join(source.folder, name))
+               for name in ("vocab.txt", "tokenizer.json")):
+        raise UserError(f"no vocab.txt beside {settings.checkpoint_path}; pass --VOCAB_PATH")
+    return load_tokenizer(source.folder, cased=settings.cased)
+
+
+def _prepare_output_dir(path):
+    """Create OUTPUT_DIR if needed and make sure files can be written there."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--OUTPUT_DIR {path} exists and is not a folder; pass a folder path")
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write to --OUTPUT_DIR {path} ({err.strerror}); pass a writable "
+                        "folder") from None

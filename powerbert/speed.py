@@ -18,6 +18,7 @@ min(ceil(k_l n / N), n).
 import numpy as np
 
 from common import benchmark, flops
+from powerbert.flops import powerbert_flops
 from common.data import real_lengths
 from common.inference import compile_forward
 
@@ -39,7 +40,7 @@ def _row_flops(config, retention, n, width, num_labels, scaled_from):
     """(vanilla, PoWER-BERT) FLOPs of one row of real length n in a batch of width `width`."""
     kept = [min(k, n) for k in clipped(retention, width, scaled_from)]
     return (flops.vanilla_flops(config, n, num_labels),
-            flops.powerbert_flops(config, n, kept, num_labels))
+            powerbert_flops(config, n, kept, num_labels))
 
 
 def flops_on_lengths(config, retention, lengths, num_labels=2, scaled_from=None):
@@ -75,7 +76,7 @@ def sides(vanilla, powerbert, arrays, batch_size):
     scaled = scaling_length(powerbert)
 
     def method_flops(items):
-        return sum(flops.powerbert_flops(config, n, clipped(retention, n, scaled), labels)
+        return sum(powerbert_flops(config, n, clipped(retention, n, scaled), labels)
                    for n in benchmark.item_lengths(items))
 
     result = benchmark.dense_sides(vanilla, arrays, batch_size, vanilla_flops)

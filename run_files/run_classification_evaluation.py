@@ -4,12 +4,8 @@ logs/flops_per_example.pickle.
     python ./run_files/run_classification_evaluation.py --TASK hatexplain --MAX_LENGTH 72 \
         --BATCH_SIZE 48 --MODEL_PATH PATH_TO_MODEL --LR_MODEL
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from adapler.cli import evaluation_main  # noqa: E402
+from adapler.cli import evaluation_main
 
 if __name__ == "__main__":
     evaluation_main()

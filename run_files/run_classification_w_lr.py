@@ -5,12 +5,8 @@
         --SAVE_NAME run_1_sst2 --BATCH_SIZE 32 --DATA_SEED 22 --EPOCHS 5 --MAX_LENGTH 64 \
         --LEARNING_RATE 3e-5
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from adapler.cli import train_main  # noqa: E402
+from adapler.cli import train_main
 
 if __name__ == "__main__":
     train_main()

@@ -4,12 +4,8 @@
     python ./run_files/run_glue_w_lr.py --TASK mrpc --GAMMA 0.005 --PHI 0.0005 \
         --SAVE_NAME run_1_mrpc --DATA_SEED 22
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from adapler.cli import glue_train_main  # noqa: E402
+from adapler.cli import glue_train_main
 
 if __name__ == "__main__":
     glue_train_main()

@@ -1,14 +1,17 @@
-"""Shared test set-up: quiet TensorFlow, repo on sys.path, paths to fixtures and shared data."""
+"""Shared test set-up: quiet TensorFlow, this checkout's code in every process the tests start,
+paths to fixtures and shared data."""
 import os
-import sys
 from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import pytest  # noqa: E402
+# pytest.ini's `pythonpath` puts the checkout first in this process; scripts the tests run by
+# path (run_files/, tools/, tests/strategy_case.py) get it through the environment.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 FIXTURES = REPO / "tests" / "fixtures"
 # Optional real data (GLUE, AG News, HateXplain); tests that read it skip when it is absent.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from adapler.evaluation import batched_outputs, evaluate, write_glue_tsv
-from adapler.flops import (check_counting, fitted_adapler_flops, fitted_bert_flops,
+from adapler.flops import (adapler_flops, check_counting, fitted_adapler_flops, fitted_bert_flops,
                            per_example_flops, total_speedup)
 from adapler.model import AdapLeRClassifier
 from common import flops
@@ -67,7 +67,7 @@ def test_exact_and_fitted_counts():
     kept = [[20] * 6 + [8] * 6]
     bert, adapler = per_example_flops(BERT_BASE, "exact", [30], kept, 2, 32)
     assert bert == [flops.vanilla_flops(BERT_BASE, 30, 2)]
-    assert adapler == [flops.adapler_flops(BERT_BASE, 30, kept[0], 2, 32)]
+    assert adapler == [adapler_flops(BERT_BASE, 30, kept[0], 2, 32)]
     bert, adapler = per_example_flops(BERT_BASE, "fitted", [30], kept, 2, 32)
     assert bert == [fitted_bert_flops(30, 2)]
     assert adapler == [fitted_adapler_flops(kept[0], 2)]

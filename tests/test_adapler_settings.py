@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from adapler import stages
+from adapler import pipeline
 from adapler.cli import (evaluation_parser, finetune_parser, glue_train_main, saliency_parser,
                          train_parser)
 from adapler.paths import TaskDirs
@@ -59,7 +59,7 @@ def test_a_flag_of_the_other_script_keeps_its_default(cls, parser, other):
 def test_the_cli_hands_the_stage_what_it_parsed(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     seen = []
-    monkeypatch.setattr(stages, "run_adapler", lambda *args: seen.append(args))
+    monkeypatch.setattr(pipeline, "run_adapler", lambda *args: seen.append(args))
     model = str(FIXTURES / "tiny_bert")
     glue_train_main(["--TASK", "sst2", "--MODEL_NAME_OR_PATH", model, "--DATA_DIR", str(tmp_path),
                      "--GAMMA", "0.5", "--JS_BASED_RATIO", "--ETA_LEARNING_RATE", "0.01",
@@ -83,7 +83,7 @@ def test_a_setting_that_does_not_exist_cannot_reach_a_stage():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.gamma = 0.5
     with pytest.raises(TypeError, match="gamma"):
-        stages.run_adapler(settings, TaskDirs("sst2", 42), gamma=0.5)
+        pipeline.run_adapler(settings, TaskDirs("sst2", 42), gamma=0.5)
     with pytest.raises(TypeError):
         dataclasses.replace(settings, eta=0.5)
     assert TrainSettings(task="sst2").eta_rate == 5e-4  # the original's hard-coded rate

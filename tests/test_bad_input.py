@@ -509,7 +509,7 @@ def test_adapler_stages_b_and_c_refuse_a_collapsed_stage_a(world, tmp_path, monk
 
 def test_compare_refuses_a_collapsed_model_before_anything_runs(world, tmp_path, monkeypatch,
                                                                 capsys):
-    from tools import compare
+    from common.compare import engine as compare
 
     monkeypatch.chdir(tmp_path)
     argv = ["--model", world["ckpt_collapsed"], "--task", "sst-2", "--data_dir", world["sst2"],

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from common import benchmark
+from common import benchmark, files
 from common.data import length_sorted_batches, map_length_sorted, restore_order
 from common.errors import UserError
 from conftest import FIXTURES
@@ -96,7 +96,7 @@ def test_environment_record_and_json(tmp_path):
     record = benchmark.record("cmd", {"x": np.int64(3)}, [{"batch_size": 1, "environment": env,
                                                            "notes": [], "rows": rows}])
     path = tmp_path / "sub" / "r.json"
-    benchmark.write_json(str(path), record)
+    files.write_json(str(path), record, indent=2)
     loaded = json.loads(path.read_text())
     assert set(loaded) == {"command", "commit", "date", "machine", "settings", "runs", "statistic",
                            "groups"}
@@ -181,9 +181,10 @@ def test_powerbert_tool_tiny_run(tmp_path, capsys):
     assert settings["retention"] == [12, 8, 4] and 13 <= settings["mean_length"] <= 16
     # FLOPs on the real lengths: below the padded count (12,8,4 of 16) when texts are shorter.
     from common import flops
+    from powerbert.flops import powerbert_flops
     from common.config import BertConfig
     config = BertConfig.from_json(str(FIXTURES / "tiny_bert" / "config.json"))
-    padded = flops.vanilla_flops(config, 16) / flops.powerbert_flops(config, 16, [12, 8, 4])
+    padded = flops.vanilla_flops(config, 16) / powerbert_flops(config, 16, [12, 8, 4])
     assert 1.0 < settings["flops_speedup_on_real_lengths"] < padded
     assert batched["powerbert-dynamic"]["flops_speedup"] == settings[
         "flops_speedup_on_real_lengths"]

@@ -1,5 +1,5 @@
-"""`bert-speedup-compare` (tools/compare.py) end to end on the tiny model and a tiny SST-2 folder:
-every output file and column, resuming without retraining, and bad input."""
+"""`bert-speedup-compare` (common/compare/engine.py) end to end on the tiny model and a tiny
+SST-2 folder: every output file and column, resuming without retraining, and bad input."""
 import csv
 import dataclasses
 import json
@@ -13,8 +13,9 @@ from common.modeling import SequenceClassifier, dummy_inputs
 from common.tasks import get_task
 from common.tokenization import load_tokenizer
 from conftest import FIXTURES
-from tools import compare, compare_methods
-from tools.compare_report import COLUMNS
+from common.compare import engine as compare
+from common.compare import sweep
+from common.compare.report import COLUMNS
 
 TINY = str(FIXTURES / "tiny_bert")
 DENSE_SIDES = {1: {"dense-unpadded", "dense-unpadded-xla", "dense-padded"},
@@ -68,8 +69,8 @@ def check_rows(rows, methods):
 @pytest.fixture
 def one_repeat(monkeypatch):
     """Quick's timing with one timed pass: the tests check the flow, not the speeds."""
-    quick = compare_methods.BUDGETS["quick"]
-    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+    quick = sweep.BUDGETS["quick"]
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
 
 
 def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys, one_repeat):
@@ -136,9 +137,14 @@ def finetuned(tmp_path):
 def test_compare_reuses_a_finetuned_model_for_powerbert_adapler_and_the_combination(
         finetuned, tiny_sst2, tmp_path, capsys, monkeypatch):
     # One PoWER-BERT training and two eta offsets keep the test short; the flow is the same.
-    quick = compare_methods.BUDGETS["quick"]
-    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(
-        quick, lambdas=quick.lambdas[-1:], eta_offsets=quick.eta_offsets[1:], repeats=1))
+    from adapler import sweep as adapler_sweep
+    from powerbert import sweep as powerbert_sweep
+
+    quick = sweep.BUDGETS["quick"]
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+    monkeypatch.setitem(powerbert_sweep.LAMBDAS, "quick", powerbert_sweep.LAMBDAS["quick"][-1:])
+    monkeypatch.setitem(adapler_sweep.ETA_OFFSETS, "quick",
+                        adapler_sweep.ETA_OFFSETS["quick"][1:])
     out = str(tmp_path / "compare")
     compare.main(["--model", finetuned, "--task", "sst2", "--data_dir", tiny_sst2,
                   "--output_dir", out, "--methods", "powerbert,adapler,powerbert+pabee",
@@ -228,16 +234,16 @@ def test_precision_and_mean_pooling_reach_every_command_line(tiny_sst2, tmp_path
     args, settings = compare.parse_args(["--model", str(model), "--data_dir", tiny_sst2,
                                          "--output_dir", out, "--max_length", "16", "--bf16",
                                          "--methods", "powerbert,adapler,pabee"])
-    assert settings["precision"] == "bf16" and settings["pabee_pooling"] == "mean"
+    assert settings["precision"] == "bf16" and settings["pooling"] == "mean"
     assert settings["batch_sizes"] == [32]  # quick's default
     assert compare.finetune_command(settings, tiny_sst2, out).argv[-1] == "--bf16"
-    context = compare_methods.Context(
+    context = sweep.Context(
         task=get_task("sst-2"), finetuned=out, cased=False,
         config=resolve_source(TINY).config, max_length=16, train_dir=tiny_sst2, runs=out,
-        budget=compare_methods.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None,
-        precision=settings["precision"], pabee_pooling=settings["pabee_pooling"])
+        budget=sweep.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None,
+        precision=settings["precision"], pooling=settings["pooling"])
     argvs = {command.label: command.argv for method in ("powerbert", "adapler", "pabee")
-             for group in compare_methods.groups(method, context) for command in group.commands}
+             for group in sweep.groups(method, context) for command in group.commands}
     for label, argv in argvs.items():
         assert ("--bf16" if label == "pabee" else "--BF16") in argv, label
     pabee = argvs["pabee"]
@@ -257,7 +263,7 @@ def test_a_relative_output_dir_is_made_absolute(tiny_sst2, tmp_path, monkeypatch
 
 
 def test_the_report_says_whether_the_aim_is_reached_and_what_faster_points_cost():
-    from tools.compare_report import aim_line
+    from common.compare.report import aim_line
 
     def row(method, setting, metric, speedup):
         return {"method": method, "setting": setting, "metric": metric, "batch_size": 32,
@@ -279,7 +285,7 @@ def test_the_report_says_whether_the_aim_is_reached_and_what_faster_points_cost(
 def test_a_point_at_the_one_class_level_is_never_a_best_point(tmp_path):
     """On MRPC a classifier answering "paraphrase" everywhere scores F1 0.81, within one point of
     a weak fine-tuning: it must not count as reaching the aim, and the plot and report show it."""
-    from tools.compare_report import aim_line, best_points, write_plot, write_report
+    from common.compare.report import aim_line, best_points, write_plot, write_report
 
     def row(method, setting, metric, speedup):
         return {"method": method, "setting": setting, "metric_name": "f1", "metric": metric,

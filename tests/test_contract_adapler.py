@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from adapler.soft_removal import EVAL_SHARPNESS, NO_REMOVAL_ETA
-from adapler.stages import build_model, load_checkpoint_into
+from adapler.model import build_model, load_checkpoint_into
 from common.checkpoints import (load_backbone_weights, load_classifier, resolve_source,
                                 save_checkpoint, variable_key)
 from conftest import FIXTURES

@@ -57,7 +57,7 @@ def test_powerbert_noop_equals_sequence_classifier(folder, mode, tmp_path):
 
 def test_powerbert_checkpoint_round_trips(tmp_path):
     from powerbert import pipeline
-    from powerbert.model import PowerBertClassifier
+    from powerbert.model import PowerBertClassifier, build_powerbert, load_stage
 
     plain = _powerbert_plain("tiny_bert")
     run = pipeline.Run(task=get_task("sst-2"), max_length=POWERBERT_N, config=plain.config,
@@ -80,12 +80,12 @@ def test_powerbert_checkpoint_round_trips(tmp_path):
     # Stage 3's model from the stage-2 checkpoint (retention parameters absent there), saved
     # and loaded again with the configuration its sidecar names.
     retention = source.sidecar["method_state"]["retention_config"]
-    retrained = pipeline.build_powerbert(source.config, 2, POWERBERT_N, retention=retention)
-    pipeline.load_stage(retrained, path)
+    retrained = build_powerbert(source.config, 2, POWERBERT_N, retention=retention)
+    load_stage(retrained, path)
     path = run.save(retrained, pipeline.RETRAINED, retention_config=retrained.retention)
     source = checkpoints.resolve_source(path)
-    again = pipeline.build_powerbert(source.config, 2, POWERBERT_N,
-                                     retention=source.sidecar["method_state"]["retention_config"])
+    again = build_powerbert(source.config, 2, POWERBERT_N,
+                            retention=source.sidecar["method_state"]["retention_config"])
     assert checkpoints.load_backbone_weights(again, source)
     assert again.retention == [9, 6, 3]
     expected = np.asarray(retrained(inputs))

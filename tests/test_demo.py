@@ -12,7 +12,8 @@ from common.data import default_data_dir
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.tokenization import load_tokenizer
 from conftest import FIXTURES
-from tools import compare_methods, demo
+from common.compare import sweep
+from tools import demo
 
 TINY = str(FIXTURES / "tiny_bert")
 
@@ -42,8 +43,8 @@ def tiny_base(tmp_path):
 
 def test_demo_is_compare_quick_with_a_table_of_best_points(tiny_base, tiny_sst2, tmp_path,
                                                            capsys, monkeypatch):
-    quick = compare_methods.BUDGETS["quick"]  # one timed pass: the flow is tested, not speeds
-    monkeypatch.setitem(compare_methods.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
+    quick = sweep.BUDGETS["quick"]  # one timed pass: the flow is tested, not speeds
+    monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
     work = tmp_path / "demo"
     argv = ["--model", tiny_base, "--data_dir", tiny_sst2, "--work_dir", str(work),
             "--methods", "pabee"]  # tests/test_compare.py covers the other methods
@@ -80,4 +81,4 @@ def test_demo_rejects_unknown_method(capsys):
         demo.main(["--methods", "powerbert,distilbert"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: unknown method(s) distilbert; choose from "
-                                               "powerbert, adapler, pabee, powerbert+pabee")
+                                               "adapler, pabee, powerbert, powerbert+pabee")

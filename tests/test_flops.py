@@ -5,9 +5,12 @@ import json
 
 import pytest
 
+from adapler.flops import adapler_flops
 from common import flops
 from common.config import BertConfig
 from common.errors import UserError
+from pabee.flops import pabee_flops
+from powerbert.flops import powerbert_flops
 from tools import flops_calculator
 
 BERT_BASE = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12,
@@ -53,17 +56,17 @@ def test_hand_count_tiny_methods():
     attention_1 = 3 * (32 + 4) + 8 + 14 + 8 + (32 + 4) + 32
     ffn_1 = (64 + 8) + 40 + (64 + 4) + 32
     # PoWER-BERT keeps 2 then 1: block 1 attends over 3, FFN on 2; block 2 attends over 2, FFN on 1
-    assert flops.powerbert_flops(tiny(2), 3, [2, 1]) == (
+    assert powerbert_flops(tiny(2), 3, [2, 1]) == (
         108 + ATTENTION_3 + ffn_2 + attention_2 + ffn_1 + 58)
     # AdapLeR keeps 2 then 1; CPs score 3 then 2 tokens. CP per token: Dense 4->32, gelu on 32,
     # Dense 32->1, softmax share.
     cp = (2 * 4 * 32 + 32) + 5 * 32 + (2 * 32 + 1) + 5
     assert cp == 518
-    assert flops.adapler_flops(tiny(2), 3, [2, 1]) == (
+    assert adapler_flops(tiny(2), 3, [2, 1]) == (
         108 + 3 * cp + 2 * cp + attention_2 + ffn_2 + attention_1 + ffn_1 + 58)
     # PABEE pays the pooler + classifier after every executed layer
-    assert flops.pabee_flops(tiny(2), 3, 1) == 108 + 798 + 636 + 58
-    assert flops.pabee_flops(tiny(2), 3, 2) == 108 + 2 * (798 + 636) + 2 * 58
+    assert pabee_flops(tiny(2), 3, 1) == 108 + 798 + 636 + 58
+    assert pabee_flops(tiny(2), 3, 2) == 108 + 2 * (798 + 636) + 2 * 58
 
 
 def test_albert_counts_the_embedding_projection():
@@ -83,7 +86,7 @@ def test_quadratic_term_matches_the_fit_exactly():
 def test_adapler_without_removal_costs_slightly_more_than_bert():
     # the CP overhead alone: the paper's "speedup" of an unreduced model is about 0.9965
     ratio = flops.speedup(flops.vanilla_flops(BERT_BASE, 64),
-                          flops.adapler_flops(BERT_BASE, 64, [64] * 12))
+                          adapler_flops(BERT_BASE, 64, [64] * 12))
     assert 0.995 < ratio < 0.998
 
 
@@ -93,14 +96,14 @@ def test_fewer_tokens_fewer_flops():
     full = [64] * 12
     for layer in range(12):
         shorter = full[:layer] + [32] * (12 - layer)
-        for count in (flops.powerbert_flops, flops.adapler_flops):
+        for count in (powerbert_flops, adapler_flops):
             assert count(BERT_BASE, 64, shorter) < count(BERT_BASE, 64, full)
-    pabee = [flops.pabee_flops(BERT_BASE, 64, m) for m in range(1, 13)]
+    pabee = [pabee_flops(BERT_BASE, 64, m) for m in range(1, 13)]
     assert all(a < b for a, b in zip(pabee, pabee[1:]))
 
 
 def test_no_reduction_equals_vanilla():
-    assert flops.powerbert_flops(BERT_BASE, 100, [100] * 12) == flops.vanilla_flops(BERT_BASE, 100)
+    assert powerbert_flops(BERT_BASE, 100, [100] * 12) == flops.vanilla_flops(BERT_BASE, 100)
     assert flops.forward_flops(BERT_BASE, 100, [100] * 12, ffn_lengths=[100] * 12) == \
         flops.vanilla_flops(BERT_BASE, 100)
 
@@ -108,7 +111,7 @@ def test_no_reduction_equals_vanilla():
 @pytest.mark.parametrize("kwargs", [
     {"lengths": [3, 0]}, {"lengths": [3, 2.0]}, {"lengths": [3, 4]}, {"lengths": [3, 3, 3]},
     {"lengths": []}, {"ffn_lengths": [3]}, {"lengths": [2, 2], "ffn_lengths": [3, 2]},
-    {"lengths": [3, 3], "predictor_lengths": [3, 2]}, {"num_labels": 0},
+    {"num_labels": 0},
 ])
 def test_bad_lengths_raise_user_error(kwargs):
     with pytest.raises(UserError):
@@ -117,24 +120,26 @@ def test_bad_lengths_raise_user_error(kwargs):
 
 def test_method_wrappers_need_one_length_per_layer():
     with pytest.raises(UserError):
-        flops.powerbert_flops(tiny(2), 3, [2])
+        powerbert_flops(tiny(2), 3, [2])
     with pytest.raises(UserError):
-        flops.adapler_flops(tiny(2), 3, [2, 2, 2])
+        adapler_flops(tiny(2), 3, [2, 2, 2])
+    with pytest.raises(UserError):  # a block cannot see more tokens than its predictor scored
+        adapler_flops(tiny(2), 3, [2, 3])
     with pytest.raises(UserError):
-        flops.pabee_flops(tiny(2), 3, 3)
+        pabee_flops(tiny(2), 3, 3)
 
 
 def test_cli_prints_flops_and_speedup(capsys, tmp_path):
     assert flops_calculator.main(["--max_length", "128", "--exit_layer", "6"]) == 0
     out = capsys.readouterr().out
     assert f"{flops.vanilla_flops(BERT_BASE, 128):,}" in out
-    assert f"{flops.pabee_flops(BERT_BASE, 128, 6):,}" in out and "speed-up" in out
+    assert f"{pabee_flops(BERT_BASE, 128, 6):,}" in out and "speed-up" in out
 
     config = tmp_path / "config.json"
     config.write_text(json.dumps(tiny(2).to_dict()))
     assert flops_calculator.main(["--config", str(config), "--max_length", "3",
                                   "--lengths", "2, 1", "--method", "adapler"]) == 0
-    assert f"{flops.adapler_flops(tiny(2), 3, [2, 1]):,}" in capsys.readouterr().out
+    assert f"{adapler_flops(tiny(2), 3, [2, 1]):,}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,12 +1,15 @@
 """The method registry (`common.methods`): every method is found through setup.py's entry
 points, provides the contract's modules, and `load_model` builds any checkpoint's inference model
 with its knobs (a knob the method does not have is one UserError)."""
+import ast
+import re
+
 import numpy as np
 import pytest
 
 from common import methods
 from common.errors import UserError
-from conftest import FIXTURES
+from conftest import FIXTURES, REPO
 
 OLD = FIXTURES / "old_checkpoints"
 
@@ -19,6 +22,41 @@ def test_the_three_methods_are_registered():
 def test_every_method_has_knobs_and_a_loader(name):
     model_module = methods.module(name, "model")
     assert callable(model_module.load_model) and model_module.knobs()
+
+
+@pytest.mark.parametrize("name", ["powerbert", "adapler", "pabee"])
+def test_every_method_package_has_the_contract_s_modules(name):
+    for part in methods.MODULES:
+        assert methods.module(name, part).__doc__, part
+    sweeps = methods.module(name, "sweep").SWEEPS
+    assert name in sweeps and all(callable(sweep.groups) for sweep in sweeps.values())
+
+
+def _code_names(tree):
+    """Identifiers and string constants of a module, docstrings left out."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                yield node.value
+        elif isinstance(node, ast.Name):
+            yield node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.attr
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            yield node.name
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield from [getattr(node, "module", None) or ""] + [a.name for a in node.names]
+
+
+def test_common_names_no_method_in_its_code():
+    named = re.compile(r"power.?bert|adapler|pabee", re.IGNORECASE)
+    found = [f"{path.relative_to(REPO)}: {name!r}"
+             for path in sorted((REPO / "common").rglob("*.py")) for name in _code_names(ast.parse(path.read_text(encoding="utf-8")))
+             if named.search(name)]
+    assert not found, found
 
 
 def test_unknown_method_is_one_user_error():

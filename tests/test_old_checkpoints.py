@@ -34,7 +34,7 @@ def test_plain_classifiers(kind):
 
 @pytest.mark.parametrize("stage", ["finetune", "configuration_search_model", "retrained"])
 def test_powerbert_stages(stage):
-    from powerbert.pipeline import build_powerbert, load_stage
+    from powerbert.model import build_powerbert, load_stage
     folder = OLD / "powerbert" / stage
     source = checkpoints.resolve_source(str(folder))
     sidecar = source.sidecar
@@ -48,7 +48,7 @@ def test_powerbert_stages(stage):
 
 
 def test_adapler_stage_c():
-    from adapler.stages import load_for_evaluation
+    from adapler.pipeline import load_for_evaluation
     from common.tasks import get_task
     folder = OLD / "adapler" / "adapler"
     model, _ = load_for_evaluation(str(folder), get_task("sst-2"), 16, lr_model=True,

@@ -15,7 +15,7 @@ from common.tasks import get_task
 from common.training import classification_loss, train
 from conftest import FIXTURES
 from powerbert import pipeline
-from powerbert.model import PowerBertClassifier
+from powerbert.model import PowerBertClassifier, load_stage
 from powerbert.optimizer import KerasTwoWarmupDecay, stage_steps
 from powerbert.retention import derive_retention
 
@@ -192,7 +192,7 @@ def test_penalty_only_parameters_travel_the_summed_learning_rate(tmp_path):
     assert 0.1 < travel < 1
     searched = PowerBertClassifier(plain.config, 2, search_length=N)
     searched(dummy_inputs(N))
-    pipeline.load_stage(searched, str(tmp_path / pipeline.SEARCH))
+    load_stage(searched, str(tmp_path / pipeline.SEARCH))
     for layer in searched.soft_extracts:
         r = np.asarray(layer.retention)
         assert np.all((r >= 0) & (r <= 1))

@@ -7,6 +7,8 @@ import random
 import numpy as np
 
 from common import checkpoints, flops
+from pabee.flops import powerbert_pabee_flops
+from powerbert.flops import powerbert_flops
 from common.tasks import get_task
 from conftest import FIXTURES
 from pabee.cli import main as pabee_main
@@ -90,10 +92,10 @@ def test_early_exit_reads_the_reduced_sequence():
 def test_combined_flops():
     config = checkpoints.resolve_source(str(FIXTURES / "tiny_bert")).config
     n = 9
-    full = flops.powerbert_pabee_flops(config, n, RETENTION, 3)
+    full = powerbert_pabee_flops(config, n, RETENTION, 3)
     pabee_exit_head = flops.head_flops(config) * 2  # two extra exits over PoWER-BERT's one head
-    assert full == flops.powerbert_flops(config, n, [min(k, n) for k in RETENTION]) + pabee_exit_head
-    assert flops.powerbert_pabee_flops(config, n, RETENTION, 1) < full
+    assert full == powerbert_flops(config, n, [min(k, n) for k in RETENTION]) + pabee_exit_head
+    assert powerbert_pabee_flops(config, n, RETENTION, 1) < full
     stats = exit_statistics(config, [1, 3], n, 2, retention=RETENTION)
     plain = exit_statistics(config, [1, 3], n, 2)
     assert stats["flops_ratio"] > plain["flops_ratio"] > 1

@@ -40,6 +40,7 @@ def test_a_short_batch_keeps_min_k_n(tmp_path):
 
 def test_flops_count_the_rows_as_run():
     from common import flops
+    from powerbert.flops import powerbert_flops
     from common.config import BertConfig
     from powerbert.speed import clipped, items_flops
 
@@ -51,8 +52,8 @@ def test_flops_count_the_rows_as_run():
     vanilla, method = items_flops(config, RETENTION, [item], 2, scaled_from=N)
     assert vanilla == flops.vanilla_flops(config, 7, 2) + flops.vanilla_flops(config, 4, 2)
     # The 4-token row sits in a batch of width 7: it keeps min(ceil(k * 7 / 12), 4) per block.
-    assert method == (flops.powerbert_flops(config, 7, [5, 3, 2], 2)
-                      + flops.powerbert_flops(config, 4, [4, 3, 2], 2))
+    assert method == (powerbert_flops(config, 7, [5, 3, 2], 2)
+                      + powerbert_flops(config, 4, [4, 3, 2], 2))
 
 
 @pytest.mark.parametrize("length_scaled", [False, True])

@@ -113,3 +113,77 @@ def test_pabee_evaluation_says_how_many_texts_it_cuts(sst2, tmp_path, capsys):
     _main("pabee")(common + ["--model_name_or_path", out, "--do_eval", "--max_seq_length", "4"])
     notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     assert any("8 of 8 SST-2 dev texts are longer than the max length 4" in n for n in notes)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max_length", "1024"], r"max length 1024 is over the model's position table \(512\); "
+                               "pass a smaller --max_length"),
+    (["--lengths", "100,120,90,80,70,60,50,40,30,20,10,5"],
+     "grows from one layer to the next; .* so give non-increasing lengths"),
+    (["--method", "adapler", "--lengths", "100,120,90,80,70,60,50,40,30,20,10,5"],
+     "grow from one layer to the next; .* so give non-increasing lengths"),
+    (["--lengths", "200,90,80,70,60,50,40,30,20,10,5,5"],
+     "exceeds the input length 128; give at most 128 per layer"),
+])
+def test_flops_calculator_refuses_what_the_model_cannot_run(argv, message, tmp_path, capsys):
+    import re
+
+    line = run_bad(_main("flops"), argv, capsys, [str(tmp_path)])
+    assert re.search(message, line), line
+
+
+def test_compare_fine_tuning_recipe_and_the_way_out_of_a_collapse(tmp_path, sst2):
+    from common.compare import engine
+
+    args, settings = engine.parse_args(["--model", TINY, "--data_dir", sst2, "--output_dir",
+                                        str(tmp_path / "out"), "--max_length", "16",
+                                        "--finetune_epochs", "5",
+                                        "--finetune_learning_rate", "3e-5"])
+    assert engine.finetune_recipe(settings) == (5, 3e-5)
+    argv = engine.finetune_command(settings, sst2, str(tmp_path / "out")).argv
+    assert argv[argv.index("--epochs") + 1] == "5"
+    assert argv[argv.index("--learning_rate") + 1] == "3e-05"
+    _, default = engine.parse_args(["--model", TINY, "--data_dir", sst2, "--output_dir",
+                                    str(tmp_path / "out2"), "--max_length", "16"])
+    assert engine.finetune_recipe(default) == (2, 2e-4)  # the quick budget's
+    way_out = engine.collapse_way_out(default, finetuned_here=True)
+    assert "--finetune_epochs 3 --finetune_learning_rate 0.0001" in way_out
+    assert "bert-speedup-finetune --task sst-2" in way_out and "as --model" in way_out
+    assert "--output_dir" in engine.collapse_way_out(None, finetuned_here=False)
+
+
+def test_compare_refuses_a_bad_recipe(tmp_path, sst2, capsys):
+    from tools import compare
+
+    line = run_bad(compare.main, ["--model", TINY, "--data_dir", sst2, "--output_dir",
+                                      str(tmp_path / "out"), "--finetune_epochs", "0"],
+                   capsys, [str(tmp_path)])
+    assert "--finetune_epochs must be at least 1" in line
+
+
+def test_the_demo_names_its_own_length(tmp_path, capsys):
+    line = run_bad(_main("demo"), ["--model", TINY, "--work_dir", str(tmp_path / "demo")],
+                   capsys, [str(tmp_path)])
+    assert line.endswith("the demo runs at 64 word pieces; run bert-speedup-compare --model "
+                         f"{TINY} --max_length <shorter> instead")
+
+
+def tensorflow_sides():
+    """A worker's factory that imports TensorFlow (for the test below)."""
+    import tensorflow as tf
+
+    from common.benchmark import Side
+
+    return [Side("tf", lambda item: tf.constant(item).numpy(), [1.0])]
+
+
+def test_benchmark_workers_import_tensorflow_quietly(capfd):
+    """A spawned worker starts without the parent's quiet import: TensorFlow's C++ start-up
+    lines (oneDNN, cudart_stub) must not reach the terminal from it either."""
+    from common.benchmark import Remote, Workers
+
+    with Workers() as workers:
+        sides = workers.start(Remote("test_rough_edges:tensorflow_sides", {}))
+        assert sides[0].name == "tf" and sides[0].timed(0) >= 0
+    err = capfd.readouterr().err
+    assert "oneDNN" not in err and "cudart_stub" not in err and "I0000" not in err, err

@@ -224,22 +224,6 @@ def test_truncation_note_once_per_process(tmp_path):
     assert len(notes) == 2  # another max length: a new note
 
 
-def test_to_dataset():
-    pytest.importorskip("tensorflow")
-    from common.data import to_dataset
-    arrays = {"input_ids": np.arange(10, dtype=np.int32).reshape(5, 2),
-              "attention_mask": np.ones((5, 2), np.int32), "labels": np.arange(5)}
-    batches = list(to_dataset(arrays, batch_size=2))
-    features, labels = batches[0]
-    assert len(batches) == 3 and set(features) == {"input_ids", "attention_mask"}
-    assert labels.numpy().tolist() == [0, 1]
-    shuffled = [label for _, batch in to_dataset(arrays, 2, shuffle=True, seed=1)
-                for label in batch.numpy()]
-    assert sorted(shuffled) == list(range(5))
-    unlabeled = next(iter(to_dataset({"input_ids": arrays["input_ids"]}, 4)))
-    assert unlabeled["input_ids"].shape == (4, 2)
-
-
 def test_default_model_dir():
     import importlib.util
     from common.data import default_model_dir

@@ -37,15 +37,15 @@ import tempfile
 import time
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.files import write_text  # noqa: E402
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common import tables
+from common.files import write_text
 
 TOLERANCE = 1e-3
 LOW_PRECISION = ("-bf16", "-fp16")  # side-name suffixes whose gaps are reported, not checked
@@ -154,7 +154,7 @@ def load_model(args, max_length):
                                                        max_length=max_length)
         return model, f"{args.model} ({source.kind} checkpoint)"
     config = BertConfig.from_json(args.config) if args.config else BertConfig()
-    checkpoints.check_max_length(config, max_length)
+    checkpoints.check_max_length(config, max_length, fix="use shorter lengths in --shapes")
     keras.utils.set_random_seed(args.seed)
     model = SequenceClassifier(config, args.num_labels or 2)
     model(dummy_inputs())
@@ -369,10 +369,8 @@ def _cell(key, value):
 
 def markdown_table(rows):
     columns = [(k, t) for k, t in COLUMNS if any(row[k] is not None for row in rows)]
-    lines = ["| " + " | ".join(title for _, title in columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(k, row[k]) for k, _ in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return tables.markdown_table([title for _, title in columns],
+                                 [[_cell(k, row[k]) for k, _ in columns] for row in rows])
 
 
 def report(result):
@@ -508,8 +506,8 @@ def main(argv=None):
     text = report(result)
     print(text)
     if args.json:
-        from common.benchmark import write_json
-        write_json(args.json, result)
+        from common.files import write_json
+        write_json(args.json, result, indent=2)
     if args.docs:
         write_docs(args.docs, text)
     return 0

@@ -1,4 +1,4 @@
-"""Measure AdapLeR's wall-clock speed-up beside its FLOPs speed-up (see adapler/benchmark.py).
+"""Measure AdapLeR's wall-clock speed-up beside its FLOPs speed-up (see adapler/speed.py).
 
 A trained checkpoint on real texts:
     python tools/benchmark_adapler.py --MODEL_PATH directory/bert/22/sst2/models/adaptive_lr/X_lr \
@@ -14,22 +14,18 @@ length-sorted dynamic padding (graph and XLA) and AdapLeR compacting the dynamic
 how many predictions equal lr_mode's on each text alone are given beside it. Prints a markdown
 table; --OUTPUT writes the JSON record.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from adapler import benchmark as adapler_benchmark  # noqa: E402
-from adapler.data import default_data_dir_for, load_split  # noqa: E402
-from common.config import BertConfig  # noqa: E402
-from common.data import default_model_dir  # noqa: E402
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.tasks import get_task  # noqa: E402
-from common.tokenization import load_tokenizer  # noqa: E402
+from adapler import speed as adapler_speed
+from adapler.data import default_data_dir_for, load_split
+from common.config import BertConfig
+from common.data import default_model_dir
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.tasks import get_task
+from common.tokenization import load_tokenizer
 
 
 def random_bert_base(eta, seed):
@@ -37,7 +33,7 @@ def random_bert_base(eta, seed):
     removes tokens (the stock 0.02 init gives near-uniform shares that nothing falls below)."""
     import keras
 
-    from adapler.stages import build_model
+    from adapler.model import build_model
 
     keras.utils.set_random_seed(seed)  # the same random model (and kept lengths) every run
     model = build_model(BertConfig(), 2, 512)
@@ -108,12 +104,12 @@ def run(args, command, log=print):
                            tokenizer, max_length, limit=args.NUM_EXAMPLES)
     if len(arrays["input_ids"]) < 2:
         raise UserError("--NUM_EXAMPLES must leave at least 2 texts")
-    vanilla_flops, adapler_flops, alone, kept = adapler_benchmark.flops_and_predictions(
+    vanilla_flops, adapler_flops, alone, kept = adapler_speed.flops_and_predictions(
         model, arrays)
     built = {}
 
     def make_sides(size):
-        built[size] = {s.name: s for s in adapler_benchmark.sides(model, arrays, size)}
+        built[size] = {s.name: s for s in adapler_speed.sides(model, arrays, size)}
         return list(built[size].values())
 
     sizes = [1] + ([args.BATCH_SIZE] if args.BATCH_SIZE > 1 else [])

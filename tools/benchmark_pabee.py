@@ -13,14 +13,10 @@ layers equal the batch-1 ones. Each row gives the task metric, the average exit 
 the analytic FLOPs ratio on the real lengths beside the measured speed-up; --output writes the
 JSON record.
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError, parse_int_list  # noqa: E402
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError, parse_int_list
 
 COLUMNS = [("batch_size", "batch"), ("side", "side"), ("metric", "metric"),
            ("avg_exit_layer", "avg exit layer"), ("layer_ratio", "L/X"),

@@ -19,14 +19,12 @@ side's task metric is given too. The default retention is the paper's RTE config
 (N = 256) halved for N = 128.
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from common import precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError, parse_int_list  # noqa: E402
+from common import precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError, parse_int_list
 
 PAPER_RTE_HALVED = "77,63,56,53,43,40,36,24,18,14,11,3"
 COLUMNS = [("batch_size", "batch"), ("side", "side"), ("median_ms", "ms per pass"),

@@ -15,15 +15,11 @@ given their allow-collapsed flag.
 """
 import json
 import os
-import sys
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import distribute, precision  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.validation import (check_checkpoint_task, check_model_files,  # noqa: E402
+from common import distribute, precision
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.validation import (check_checkpoint_task, check_model_files,
                                check_new_files, check_numbers, check_output_dir)
 
 RUN_LOG = "run_log.jsonl"

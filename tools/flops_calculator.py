@@ -1,16 +1,15 @@
 """Print the analytic FLOPs of one forward pass: vanilla at --max_length and, given per-layer
 --lengths (read as PoWER-BERT retention or AdapLeR kept lengths) or a PABEE --exit_layer, the
 method's FLOPs and its speed-up. Without --config the shape is BERT-base."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import flops  # noqa: E402
-from common.config import BertConfig  # noqa: E402
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError, parse_int_list  # noqa: E402
-from common.validation import check_numbers  # noqa: E402
+from adapler.flops import adapler_flops
+from common import flops
+from common.checkpoints import check_max_length
+from common.cli import ArgumentParser, command
+from common.config import BertConfig
+from common.errors import UserError, parse_int_list
+from common.validation import check_numbers
+from pabee.flops import pabee_flops
+from powerbert.flops import powerbert_flops
 
 
 def build_parser():
@@ -35,16 +34,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     check_numbers(args, counts=("max_length", "num_labels", "exit_layer"))
     config = BertConfig.from_json(args.config) if args.config else BertConfig()
+    check_max_length(config, args.max_length)
     if args.lengths is not None and args.exit_layer is not None:
         raise UserError("give either --lengths or --exit_layer, not both")
     n, labels = args.max_length, args.num_labels
     baseline = flops.vanilla_flops(config, n, labels)
     method = None
     if args.lengths is not None:
-        count = flops.powerbert_flops if args.method == "powerbert" else flops.adapler_flops
+        count = powerbert_flops if args.method == "powerbert" else adapler_flops
         method, name = count(config, n, parse_int_list(args.lengths, "--lengths"), labels), args.method
     elif args.exit_layer is not None:
-        method, name = flops.pabee_flops(config, n, args.exit_layer, labels), "pabee"
+        method, name = pabee_flops(config, n, args.exit_layer, labels), "pabee"
     print(f"vanilla (n={n}, {config.num_hidden_layers} layers): {baseline:,} FLOPs")
     if method is not None:
         print(f"{name}: {method:,} FLOPs")

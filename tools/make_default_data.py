@@ -7,16 +7,14 @@ Rows are copied byte for byte; dev.tsv is taken from the folder of the given tra
 """
 import os
 import shutil
-import sys
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError, require_file  # noqa: E402
-from common.files import write_text  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.errors import UserError, require_file
+from common.files import write_text
 
 DEFAULT_SOURCE = "/work/shared/data/glue/SST-2/train.tsv"
 DEFAULT_OUT = os.path.join(REPO, "common", "default_data", "SST-2")

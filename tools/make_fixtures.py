@@ -10,13 +10,10 @@ probabilities (and logits for the classification model). For the real MiniLM bac
 """
 import os
 import shutil
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.cli import ArgumentParser, command  # noqa: E402
+from common.cli import ArgumentParser, command
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
     w for w in "the a movie film was is good bad great awful not very fun boring , . ! ? i it "

@@ -25,12 +25,9 @@ import shutil
 import sys
 import tempfile
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.cli import ArgumentParser, command  # noqa: E402
+from common.cli import ArgumentParser, command
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "tests", "fixtures", "tiny_bert")
@@ -97,7 +94,7 @@ def plain_logits(folder, model_class=None):
 
 def powerbert_logits(folder):
     from common import checkpoints
-    from powerbert.pipeline import build_powerbert
+    from powerbert.model import build_powerbert
     source = checkpoints.resolve_source(folder)
     sidecar = source.sidecar
     kwargs = ({"retention": sidecar["retention_config"]} if sidecar["stage"] == "retrained" else
@@ -110,7 +107,7 @@ def powerbert_logits(folder):
 
 
 def adapler_logits(folder):
-    from adapler.stages import build_model, load_checkpoint_into
+    from adapler.model import build_model, load_checkpoint_into
     from common import checkpoints
     source = checkpoints.resolve_source(folder)
     model = build_model(source.config, source.sidecar["num_labels"], LENGTH)

@@ -14,15 +14,12 @@ accuracy of both runs is printed too. Prints one JSON object: rows, predictions 
 length. No timing: speed goes through the benchmark tools.
 """
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.data import length_sorted_batches
+from common.errors import UserError
 
 
 def build_parser():
@@ -44,15 +41,14 @@ def build_parser():
 
 
 def sorted_batches(arrays, batch_size):
-    """Length-sorted batches of the features: (row indices, padded to N, padded to the batch)."""
-    lengths = arrays["attention_mask"].sum(1)
-    order = np.argsort(-lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        padded = {key: arrays[key][rows] for key in ("input_ids", "token_type_ids",
-                                                     "attention_mask")}
-        n = int(lengths[rows].max())
-        yield rows, padded, {key: value[:, :n] for key, value in padded.items()}
+    """Length-sorted batches of the features (`common.data.length_sorted_batches`): (row
+    indices, padded to N, padded to the batch's longest row)."""
+    features = {key: arrays[key] for key in ("input_ids", "token_type_ids", "attention_mask")}
+    order, padded = length_sorted_batches(features, batch_size, dynamic=False)
+    _, trimmed = length_sorted_batches(features, batch_size)
+    starts = range(0, len(order), batch_size)
+    for start, full, short in zip(starts, padded, trimmed):
+        yield order[start:start + batch_size], full, short
 
 
 def _kept_real(state, lengths):
@@ -93,7 +89,7 @@ def main(argv=None):
     from common.data import default_model_dir, encode_examples, read_split
     from common.tasks import get_task
     from common.tokenization import load_tokenizer
-    from powerbert import pipeline
+    from powerbert.model import build_powerbert
     from powerbert.retention import parse_retention
 
     task = get_task(args.task)
@@ -113,9 +109,9 @@ def main(argv=None):
     examples = read_split(task, args.data_dir, "dev")
     arrays = encode_examples(load_tokenizer(source.folder), examples, max_length)
     arrays = {key: value[:args.rows] for key, value in arrays.items()}
-    model = pipeline.build_powerbert(source.config, task.num_labels, max_length,
-                                     retention=retention, length_scaled=args.length_scaled,
-                                     padding_queries=args.padding_queries == "all")
+    model = build_powerbert(source.config, task.num_labels, max_length,
+                            retention=retention, length_scaled=args.length_scaled,
+                            padding_queries=args.padding_queries == "all")
     trained = checkpoints.load_backbone_weights(model, source)
     if not trained:
         kernel = model.classifier.kernel

@@ -5,14 +5,10 @@ at random (k = the number AdapLeR keeps in each window).
     python tools/rationale_eval.py --TASK movie_rationales --DATA_DIR /path/to/eraser/data \
         --MODEL_PATH <AdapLeR checkpoint> --BASELINE_MODEL_PATH <fine-tuned checkpoint>
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
-from common.validation import check_model_files, check_new_files, check_numbers  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.errors import UserError
+from common.validation import check_model_files, check_new_files, check_numbers
 
 
 def build_parser():
@@ -48,7 +44,7 @@ def main(argv=None):
     from adapler.data import default_data_dir_for
     from adapler.inference import load_model
     from adapler.rationale_evaluation import evaluate_rationales, read_documents
-    from adapler.stages import build_model, load_checkpoint_into
+    from adapler.model import build_model, load_checkpoint_into
     from common.checkpoints import resolve_source
     from common.tasks import get_task
 

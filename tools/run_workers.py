@@ -18,11 +18,8 @@ import sys
 import tempfile
 import time
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.cli import ArgumentParser, command  # noqa: E402
-from common.errors import UserError  # noqa: E402
+from common.cli import ArgumentParser, command
+from common.errors import UserError
 
 TIMED_OUT = 124
 

@@ -3,12 +3,8 @@
 
     python ./tools/store_saliencies.py --TASK sst2 --DATA_SEED 22 --MAX_LENGTH 64 --BATCH_SIZE 4
 """
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from adapler.cli import saliency_main  # noqa: E402
+from adapler.cli import saliency_main
 
 if __name__ == "__main__":
     saliency_main()

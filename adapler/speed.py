@@ -14,6 +14,7 @@ text alone with the lengths `lr_mode` keeps (`flops_and_predictions`).
 """
 import numpy as np
 
+from adapler.flops import adapler_flops
 from adapler.inference import compiled
 from common import benchmark, flops
 
@@ -34,7 +35,7 @@ def flops_and_predictions(model, arrays):
         n = example["input_ids"].shape[1]
         lengths = [int(k[0]) for k in outputs["lengths"]]
         vanilla += flops.vanilla_flops(config, n, labels)
-        adapler += flops.adapler_flops(config, n, lengths, labels, model.cp_hidden)
+        adapler += adapler_flops(config, n, lengths, labels, model.cp_hidden)
         predictions.append(int(np.argmax(outputs["logits"][0])))
         kept.append(lengths)
     return vanilla, adapler, np.asarray(predictions), np.mean(kept, axis=0).round(1).tolist()

@@ -19,7 +19,7 @@ from adapler import paths
 from adapler.data import load_split, trim
 from adapler.evaluation import evaluate, flops_record, summary, write_glue_tsv
 from adapler.flops import check_counting
-from adapler.model import AdapLeRClassifier
+from adapler.model import build_model, load_checkpoint_into
 from adapler.saliency import (check_saliency_sources, compute_saliencies, read_saliencies,
                               write_saliencies)
 from adapler.soft_removal import NO_REMOVAL_ETA
@@ -68,13 +68,6 @@ def tokenizer_for(model_name_or_path, checkpoint=None):
     if checkpoint and any(os.path.isfile(os.path.join(checkpoint, f)) for f in TOKENIZER_FILES):
         return load_tokenizer(checkpoint)
     return load_tokenizer(resolve_source(model_name_or_path).folder)
-
-
-def build_model(config, num_labels, max_length):
-    check_max_length(config, max_length, fix="pass a smaller --MAX_LENGTH")
-    model = AdapLeRClassifier(config, num_labels)
-    model(dummy_inputs())
-    return model
 
 
 # ---------------------------------------------------------------- stage A
@@ -139,22 +132,6 @@ def finetuned_checkpoint(dirs, epoch, task_name, seed, max_length):
         raise UserError(f"fine-tuned checkpoint {folder} not found; fine-tune first: "
                         f"{finetune_command(task_name, seed, max_length)}")
     return folder
-
-
-def load_checkpoint_into(model, folder, require_adapler=False):
-    """Fill `model` from one of our checkpoints; AdapLeR state may be absent unless required."""
-    source = resolve_source(folder)  # the complete set (an interrupted save: the previous one)
-    sidecar = source.sidecar
-    if require_adapler and sidecar.get("method") != "adapler":
-        raise UserError(f"{folder} is not an AdapLeR checkpoint (method "
-                        f"{sidecar.get('method', 'unknown')}); drop --LR_MODEL to evaluate a "
-                        "fine-tuned BERT")
-    if sidecar.get("num_labels", model.num_labels) != model.num_labels:
-        raise UserError(f"{folder} has {sidecar['num_labels']} labels but the task has "
-                        f"{model.num_labels}; pass the checkpoint of this task")
-    optional = () if require_adapler else model.optional_checkpoint_keys
-    load_weights(model, source.path, optional=optional)
-    return sidecar
 
 
 # ---------------------------------------------------------------- stage B

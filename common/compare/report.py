@@ -17,6 +17,7 @@ import io
 import os
 
 from common.files import write_text
+from common.tables import markdown_table
 
 COLUMNS = ("method", "setting", "metric_name", "metric", "flops_speedup", "speedup_vs_padded",
            "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail",
@@ -234,8 +235,6 @@ def write_report(path, rows, settings, finetuned_metric, commands, one_class=Non
               + ("" if one_class is None else "; dash-dotted line (where points come near it): one "
                  "class for every example")
               + ".", "", "## All points", "",
-              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(_cell(row.get(k))) for k in COLUMNS) + " |")
+              markdown_table(COLUMNS, [[_cell(row.get(k)) for k in COLUMNS] for row in rows])]
     lines += ["", "## Commands", "", "```bash"] + commands + ["```", ""]
     write_text(path, "\n".join(lines))
