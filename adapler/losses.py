@@ -5,7 +5,8 @@
   theta_{l-1} for l >= 1); the loss is KL(target || CP share) with Keras' [1e-7, 1] clipping,
   weighted by 0 for examples that have lost every non-[CLS] token, averaged over the batch, and
   summed over layers with weights L, L-1, ..., 1. The "present" mask mu follows its own
-  recurrence on the raw CP shares, exactly like the encoder's, and is not stopped: the loss also
+  recurrence on the raw CP shares (`adapler.soft_removal.remove_softly`, the encoder's step) and
+  is not stopped: the loss also
   reaches earlier CPs and BERT through it.
 * `length_loss`: the batch mean of the summed soft token counts processed by each layer.
 
@@ -13,7 +14,7 @@ Main parameters descend CE + GAMMA * contribution loss; eta and theta descend CE
 """
 from keras import ops
 
-from adapler.soft_removal import soft_removal, threshold
+from adapler.soft_removal import remove_softly, threshold
 
 EPSILON = 1e-7  # keras.losses.kl_divergence clipping
 
@@ -43,22 +44,20 @@ def saliency_targets(saliency, present, theta, index, cls):
 def contribution_loss(explanations, saliency, attention_mask, eta, sharpness, theta,
                       divergence=kl_divergence):
     """Returns (weighted sum over layers, list of the per-layer batch-mean divergences)."""
-    present = ops.cast(attention_mask, "float32")  # [CLS] and [SEP] included
+    mask = ops.cast(attention_mask, "float32")
     saliency = ops.cast(saliency, "float32")
-    cls = ops.one_hot(ops.zeros_like(present[:, 0], dtype="int32"), ops.shape(present)[1],
-                      dtype=present.dtype)
+    cls = ops.one_hot(ops.zeros_like(mask[:, 0], dtype="int32"), ops.shape(mask)[1],
+                      dtype=mask.dtype)
+    retention = mask * (1.0 - cls)
     layers = len(explanations)
     total, per_layer = 0.0, []
     for index, shares in enumerate(explanations):
-        target = saliency_targets(saliency, present, theta, index, cls)
-        alive = ops.stop_gradient(ops.max(present * (1.0 - cls), axis=-1))
+        target = saliency_targets(saliency, retention + cls, theta, index, cls)
+        alive = ops.stop_gradient(ops.max(retention, axis=-1))
         layer_loss = ops.mean(alive * divergence(target, shares))
         per_layer.append(layer_loss)
         total = total + (layers - index) * layer_loss
-        delta = threshold(eta[index], ops.sum(present, axis=-1, keepdims=True) + 1e-15)
-        removal = soft_removal(shares, delta, sharpness) * present
-        present = ops.where(present > 1e-6, present * ops.exp(removal), present)
-        present = present * (1.0 - cls) + cls
+        retention = remove_softly(shares, retention, eta[index], sharpness)[1]
     return total, per_layer
 
 

@@ -1,18 +1,21 @@
 """AdapLeR as seam code: a Contribution Predictor before every block (the original's TFBertEncoder).
 
 `AdapLeR` is the seam layer: it owns the CPs (`exp_head_<l>`), eta, theta and lambda, and fills
-`before_block` of the one encoder loop (`BertBackbone.run_layers`). Each mode is a small seam over
-the same CPs, built per call with the call's eta / lambda:
+`before_block` of the one encoder loop (`BertBackbone.run_layers`). It is the model's one seam;
+a call chooses the mode and its eta / lambda by putting a `Removal` into the state
+(`AdapLeR.with_removal`, `state.options`), so AdapLeR composes with other seams
+(`common.seams.Composite`). The three modes run the same CPs:
 
-* `SoftRemoval` (training and batched evaluation; static shapes, so it compiles): the CP scores
-  the tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive log-mask
-  on the attention keys (`state.bias`); the retention is multiplied by exp(S) (monotone, [CLS]
-  never masked). `state.mask` holds the soft keep factor of each token (1 at [CLS], 0 at pads).
-* `HardRemoval` (`lr_mode` on a padded batch): tokens with share below delta are physically
+* `soft_removal_step` (training and batched evaluation; static shapes, so it compiles): the CP
+  scores the tokens, delta = eta_l / n, and S_lambda turns shares below delta into an additive
+  log-mask on the attention keys (`state.bias`); the retention is multiplied by exp(S)
+  (`adapler.soft_removal.remove_softly`: monotone, [CLS] never masked). `state.mask` holds the
+  soft keep factor of each token (1 at [CLS], 0 at pads).
+* `hard_removal_step` (`lr_mode` on a padded batch): tokens with share below delta are physically
   dropped before the block. Each row drops its own tokens (pads go first) and the batch is
   compacted to its longest survivor, which gives the same predictions as running the rows one
   by one.
-* `SingleRemoval` (`lr_mode` on one example, the original's inference mode): the same removal
+* `single_removal_step` (`lr_mode` on one example, the original's inference mode): the same removal
   with the fewest graph ops, since at batch size 1 a small model's latency is mostly per-op
   cost. Pads are gathered away before the first layer; from then on every token is present, so
   the CP shares are a plain softmax, the attention bias is one (1, 1, 1, 1) zero and a layer's
@@ -38,11 +41,11 @@ import tensorflow as tf
 from keras import ops
 
 from adapler.predictor import CP_HIDDEN, ContributionPredictor
-from adapler.soft_removal import INITIAL_SHARPNESS, soft_removal, threshold
+from adapler.soft_removal import INITIAL_SHARPNESS, remove_softly, threshold
 from common.checkpoints import check_max_length, load_weights, resolve_source
 from common.errors import UserError
 from common.modeling import MASK_VALUE, SeamClassifier, dummy_inputs
-from common.seams import Seam, SeamLayer
+from common.seams import SeamLayer
 
 INITIAL_ETA = 0.25
 
@@ -78,94 +81,94 @@ def compact(state, keep):
                          positions=positions).with_mask(valid)
 
 
-class Removal(Seam):
-    """What every mode holds: the CPs and the call's eta (L,)."""
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """A call's removal settings, carried to the seam in `state.options[OPTION]`: `mode` 'soft',
+    'hard' or 'single', `eta` (L,), and for soft mode `sharpness` (lambda) and `cls_scale`
+    (L - 1,), the original's THETA_PR, given only to train theta."""
+    mode: str
+    eta: object
+    sharpness: object = None
+    cls_scale: object = None
 
-    def __init__(self, predictors, eta):
-        self.predictors, self.eta = predictors, eta
+
+OPTION = "adapler"  # the `EncoderState.options` key of a call's `Removal`
 
 
-class SoftRemoval(Removal):
+def soft_removal_step(predictors, removal, state, layer):
     """Soft removal into the attention bias and the retention mask (training, batched
-    evaluation). `cls_scale` (L - 1,) is the original's THETA_PR, given only to train theta."""
-
-    def __init__(self, predictors, eta, sharpness, cls_scale=None):
-        super().__init__(predictors, eta)
-        self.sharpness, self.cls_scale = sharpness, cls_scale
-
-    def before_block(self, state, layer, training=False):
-        state.record("predictor_inputs", state.hidden)
-        shares = self.predictors[layer](state.hidden, state.mask)
-        state.record("explanations", shares)
-        # The soft removal computes in float32 under mixed precision (so do the shares).
-        mask = ops.cast(state.mask, "float32")
-        cls = _cls_one_hot(mask)
-        retention = mask * (1.0 - cls)
-        if self.cls_scale is not None and layer > 0:
-            shares = rescale_cls(shares, self.cls_scale[layer - 1], cls)
-        delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
-        removal = soft_removal(shares, delta, self.sharpness) * retention
-        retention = ops.where(retention > 1e-6, retention * ops.exp(removal), retention)
-        bias = ops.maximum(MASK_VALUE,
-                           ops.cast(state.bias, "float32") + removal[:, None, None, :])
-        state.record("lengths", ops.sum(retention, axis=-1) + 1.0)
-        state.record("masks", retention)
-        state.record("attention_biases", bias)
-        return state.replace(mask=retention + cls, bias=bias)
+    evaluation)."""
+    state.record("predictor_inputs", state.hidden)
+    shares = predictors[layer](state.hidden, state.mask)
+    state.record("explanations", shares)
+    # The soft removal computes in float32 under mixed precision (so do the shares).
+    mask = ops.cast(state.mask, "float32")
+    cls = _cls_one_hot(mask)
+    retention = mask * (1.0 - cls)
+    if removal.cls_scale is not None and layer > 0:
+        shares = rescale_cls(shares, removal.cls_scale[layer - 1], cls)
+    removal_log, retention = remove_softly(shares, retention, removal.eta[layer],
+                                           removal.sharpness)
+    bias = ops.maximum(MASK_VALUE,
+                       ops.cast(state.bias, "float32") + removal_log[:, None, None, :])
+    state.record("lengths", ops.sum(retention, axis=-1) + 1.0)
+    state.record("masks", retention)
+    state.record("attention_biases", bias)
+    return state.replace(mask=retention + cls, bias=bias)
 
 
-class HardRemoval(Removal):
+def hard_removal_step(predictors, removal, state, layer):
     """Physical removal on a padded batch, compacted to its longest survivor per block."""
-
-    def before_block(self, state, layer, training=False):
-        state.record("predictor_inputs", state.hidden)
-        shares = self.predictors[layer](state.hidden, state.mask)
-        state.record("explanations", shares)
-        # The keep rule compares in float32 (under mixed precision the compacted mask follows
-        # the hidden states' dtype).
-        mask = ops.cast(state.mask, "float32")
-        shares = ops.cast(shares, "float32")
-        cls = _cls_one_hot(mask)
-        retention = mask * (1.0 - cls)
-        delta = threshold(self.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
-        # The original's rule: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for any
-        # eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
-        keep = ops.logical_and(mask > 0, ops.logical_or(
-            1.0 - (1.0 - shares) * retention >= delta, cls > 0))
-        state = compact(state, keep)
-        state.record("lengths", ops.sum(state.mask, axis=-1))
-        state.record("kept", state.positions)
-        return state
+    state.record("predictor_inputs", state.hidden)
+    shares = predictors[layer](state.hidden, state.mask)
+    state.record("explanations", shares)
+    # The keep rule compares in float32 (under mixed precision the compacted mask follows
+    # the hidden states' dtype).
+    mask = ops.cast(state.mask, "float32")
+    shares = ops.cast(shares, "float32")
+    cls = _cls_one_hot(mask)
+    retention = mask * (1.0 - cls)
+    delta = threshold(removal.eta[layer], ops.sum(retention, axis=-1) + 1.0)[:, None]
+    # The original's rule: keep when 1 - (1 - p) * m >= delta, which keeps [CLS] (m = 0) for
+    # any eta <= 1 (kept here whatever eta); pads go, which the original got wrong.
+    keep = ops.logical_and(mask > 0, ops.logical_or(
+        1.0 - (1.0 - shares) * retention >= delta, cls > 0))
+    state = compact(state, keep)
+    state.record("lengths", ops.sum(state.mask, axis=-1))
+    state.record("kept", state.positions)
+    return state
 
 
-class SingleRemoval(Removal):
-    """`HardRemoval` for one example with the fewest graph ops (see the module docstring)."""
+def single_removal_step(predictors, removal, state, layer):
+    """`hard_removal_step` for one example with the fewest graph ops (module docstring)."""
+    if layer == 0:
+        present = tf.where(state.mask[0] > 0)[:, 0]
+        state = state.replace(hidden=tf.gather(state.hidden, present, axis=1),
+                              mask=tf.gather(state.mask, present, axis=1),
+                              positions=tf.gather(state.positions, present, axis=1),
+                              bias=ops.zeros((1, 1, 1, 1), state.hidden.dtype))
+    state.record("predictor_inputs", state.hidden)
+    shares = ops.softmax(ops.cast(predictors[layer].logits(state.hidden), "float32"), axis=-1)
+    state.record("explanations", shares)
+    delta = threshold(removal.eta[layer], ops.sum(ops.cast(state.mask, "float32"), axis=-1))
+    keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
+    order = tf.where(keep)[:, 0]
+    state = state.replace(hidden=tf.gather(state.hidden, order, axis=1),
+                          mask=tf.gather(state.mask, order, axis=1),
+                          positions=tf.gather(state.positions, order, axis=1))
+    state.record("lengths", ops.sum(state.mask, axis=-1))
+    state.record("kept", state.positions)
+    return state
 
-    def before_block(self, state, layer, training=False):
-        if layer == 0:
-            present = tf.where(state.mask[0] > 0)[:, 0]
-            state = state.replace(hidden=tf.gather(state.hidden, present, axis=1),
-                                  mask=tf.gather(state.mask, present, axis=1),
-                                  positions=tf.gather(state.positions, present, axis=1),
-                                  bias=ops.zeros((1, 1, 1, 1), state.hidden.dtype))
-        state.record("predictor_inputs", state.hidden)
-        shares = ops.softmax(ops.cast(self.predictors[layer].logits(state.hidden), "float32"),
-                             axis=-1)
-        state.record("explanations", shares)
-        delta = threshold(self.eta[layer], ops.sum(ops.cast(state.mask, "float32"), axis=-1))
-        keep = tf.concat([[True], shares[0, 1:] >= delta], axis=0)  # [CLS] always stays
-        order = tf.where(keep)[:, 0]
-        state = state.replace(hidden=tf.gather(state.hidden, order, axis=1),
-                              mask=tf.gather(state.mask, order, axis=1),
-                              positions=tf.gather(state.positions, order, axis=1))
-        state.record("lengths", ops.sum(state.mask, axis=-1))
-        state.record("kept", state.positions)
-        return state
+
+MODES = {"soft": soft_removal_step, "hard": hard_removal_step, "single": single_removal_step}
 
 
 class AdapLeR(SeamLayer):
-    """The CPs and the AdapLeR state; as a seam it is soft removal with the stored eta and
-    lambda. `soft`, `hard` and `single` give the mode seams with a call's overrides."""
+    """The CPs and the AdapLeR state; the seam that fills `before_block`. The mode and the
+    call's overrides come with the state (`state.options[OPTION]`, a `Removal` made by
+    `removal`), so the seam stays one object and composes with others; without them it is soft
+    removal with the stored eta and lambda."""
 
     def __init__(self, config, cp_hidden=CP_HIDDEN, **kwargs):
         super().__init__(**kwargs)
@@ -183,24 +186,24 @@ class AdapLeR(SeamLayer):
                                          autocast=False,
                                          initializer=keras.initializers.Constant(INITIAL_SHARPNESS))
 
-    def _eta(self, eta):
-        """The stored eta, or an override (a scalar or one value per layer)."""
-        if eta is None:
-            return self.eta
-        return ops.broadcast_to(ops.cast(eta, "float32"), (self.num_layers,))
-
-    def soft(self, eta=None, sharpness=None, cls_scale=None):
+    def removal(self, mode="soft", eta=None, sharpness=None, cls_scale=None):
+        """A call's `Removal`: the stored eta and lambda, or overrides (eta: a scalar or one
+        value per layer)."""
+        if mode not in MODES:
+            raise ValueError(f"AdapLeR mode must be one of {sorted(MODES)}, got {mode!r}")
+        if eta is not None:
+            eta = ops.broadcast_to(ops.cast(eta, "float32"), (self.num_layers,))
         sharpness = self.sharpness if sharpness is None else ops.cast(sharpness, "float32")
-        return SoftRemoval(self.predictors, self._eta(eta), sharpness, cls_scale)
+        return Removal(mode, self.eta if eta is None else eta, sharpness, cls_scale)
 
-    def hard(self, eta=None):
-        return HardRemoval(self.predictors, self._eta(eta))
-
-    def single(self, eta=None):
-        return SingleRemoval(self.predictors, self._eta(eta))
+    def with_removal(self, state, mode="soft", eta=None, sharpness=None, cls_scale=None):
+        """`state` carrying a call's removal settings (see `removal`) to this seam."""
+        removal = self.removal(mode, eta, sharpness, cls_scale)
+        return state.replace(options={**state.options, OPTION: removal})
 
     def before_block(self, state, layer, training=False):
-        return self.soft().before_block(state, layer, training)
+        removal = state.options.get(OPTION) or self.removal()
+        return MODES[removal.mode](self.predictors, removal, state, layer)
 
 
 class AdapLeRClassifier(SeamClassifier):
@@ -218,10 +221,10 @@ class AdapLeRClassifier(SeamClassifier):
     def __init__(self, config, num_labels, classifier_dropout=None, cp_hidden=CP_HIDDEN, **kwargs):
         # As in the original: the AdapLeR model has no dropout on the attention probabilities.
         config = dataclasses.replace(config, attention_probs_dropout_prob=0.0)
-        super().__init__(config, num_labels, classifier_dropout, **kwargs)
-        # Created after the backbone and head so that a seeded random model draws the same
-        # initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
-        self.seam = AdapLeR(config, cp_hidden, name="adapler")
+        # The seam is made after the backbone and head so that a seeded random model draws the
+        # same initial weights as before AdapLeR was a seam (tools/benchmark_adapler.py).
+        super().__init__(config, num_labels, classifier_dropout,
+                         make_seam=lambda c: AdapLeR(c, cp_hidden, name="adapler"), **kwargs)
 
     @property
     def predictors(self):
@@ -267,13 +270,9 @@ class AdapLeRClassifier(SeamClassifier):
             output_hidden_states=False):
         """`call` from the state after the embeddings (saliencies differentiate with respect to
         its hidden)."""
-        if not lr_mode:
-            seam = self.seam.soft(eta, sharpness, cls_scale)
-        elif state.mask.shape[0] == 1:
-            seam = self.seam.single(eta)
-        else:
-            seam = self.seam.hard(eta)
-        state = self.bert.run_layers(state, seam, training)
+        mode = "soft" if not lr_mode else "single" if state.mask.shape[0] == 1 else "hard"
+        state = self.bert.run_layers(
+            self.seam.with_removal(state, mode, eta, sharpness, cls_scale), self.seam, training)
         records = state.records
         outputs = {"logits": self.classifier(self.bert.pool(state.hidden), training=training),
                    "lengths": records["lengths"]}

@@ -25,8 +25,9 @@ from adapler.saliency import (check_saliency_sources, compute_saliencies, read_s
 from adapler.soft_removal import NO_REMOVAL_ETA
 from adapler.training import AdapLeRTrainer, CheckpointRule
 from common import distribute
-from common.checkpoints import (check_max_length, fingerprint, load_backbone_weights,
-                                load_weights, resolve_source, save_checkpoint)
+from common.checkpoints import (check_max_length, checkpoint_meta, fingerprint,
+                                load_backbone_weights, load_weights, resolve_source,
+                                save_checkpoint)
 from common.errors import UserError
 from common.files import result_copy, write_json, write_pickle, write_result_pickle
 from common.runlog import RunLog, new_run_id
@@ -35,7 +36,7 @@ from common.seeding import set_seed
 from common.tasks import get_task
 from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.validation import check_checkpoint_task, check_cls_pooling, check_not_collapsed
-from common.training import fine_tune
+from common.training import TrainLoop, fine_tune
 
 BEST_EPOCHS = 3
 RECORD_KEYS = ("epoch", "train_loss", "seconds", "eval_loss")  # fine_tune's non-metric keys
@@ -93,17 +94,16 @@ def run_finetune(settings, dirs, log=print):
     def save_epoch(epoch, record):
         metrics = {k: v for k, v in record.items() if k not in RECORD_KEYS}
         logs.append({"validation": ordered_metrics(task_def, metrics)})
-        save_checkpoint(model, dirs.finetuned(epoch), {
-            "task": task_def.name, "num_labels": task_def.num_labels, "max_length": max_length,
-            "method": "vanilla", "epoch": epoch, "data_seed": seed, "dev": metrics},
-            tokenizer=tokenizer)
+        save_checkpoint(model, dirs.finetuned(epoch), checkpoint_meta(
+            "vanilla", task_def, max_length,
+            training={"epoch": epoch, "dev": metrics, "data_seed": seed}), tokenizer=tokenizer)
         write_json(dirs.ft_logs, logs)
         log(f"saved {dirs.finetuned(epoch)}; dev {logs[-1]['validation']}")
 
-    fine_tune(model, task_def, trim(train), trim(dev), epochs=settings.epochs,
-              batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-              save_best=lambda epoch, record: None,
-              warmup_proportion=settings.warmup_ratio, seed=seed, max_grad_norm=None,
+    fine_tune(model, task_def, trim(train), trim(dev),
+              TrainLoop(settings.epochs, settings.batch_size, seed,
+                        warmup_proportion=settings.warmup_ratio),
+              learning_rate=settings.learning_rate, save_best=lambda epoch, record: None,
               on_epoch_end=save_epoch, log=log)
     return logs
 
@@ -230,13 +230,12 @@ def run_adapler(settings, dirs, *, saliency_files=None, best_finetuned_score=Non
     records = []
 
     def meta(epoch, result, met):
-        return {"task": task_def.name, "num_labels": task_def.num_labels,
-                "max_length": max_length, "method": "adapler", "epoch": epoch,
-                "data_seed": seed, "gamma": settings.gamma, "phi": settings.phi,
-                "eta_learning_rate": settings.eta_rate, "cp_hidden": model.cp_hidden,
-                "eta": model.eta.numpy().tolist(), "theta": model.theta.numpy().tolist(),
-                "dev": result["metrics"], "dev_speedup": result["speedup"],
-                "counting": counting, "checkpoint_rule_met": met}
+        return checkpoint_meta("adapler", task_def, max_length, method_state={
+            "gamma": settings.gamma, "phi": settings.phi, "eta_learning_rate": settings.eta_rate,
+            "cp_hidden": model.cp_hidden, "eta": model.eta.numpy().tolist(),
+            "theta": model.theta.numpy().tolist(), "counting": counting}, training={
+            "epoch": epoch, "dev": result["metrics"], "dev_speedup": result["speedup"],
+            "data_seed": seed, "checkpoint_rule_met": met})
 
     def end_of_epoch(epoch):
         log(f"---------- epoch {epoch} ----------")
@@ -256,8 +255,9 @@ def run_adapler(settings, dirs, *, saliency_files=None, best_finetuned_score=Non
         records.append(result)
 
     batch_size = distribute.global_batch(settings.batch_size)  # --BATCH_SIZE is per device
-    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=-(-len(ids) // batch_size))
-    history = trainer.fit(train, saliency, batch_size, on_epoch_end=end_of_epoch, log=log)
+    trainer = AdapLeRTrainer(model, settings, batch_size=batch_size,
+                             steps_per_epoch=-(-len(ids) // batch_size))
+    history = trainer.fit(train, saliency, on_epoch_end=end_of_epoch, log=log)
     write_pickle(dirs.log_file(run_stem, ".pkl"), history)
     saved_by_rule = rule.best_speedup > 0
     if not saved_by_rule:

@@ -71,7 +71,7 @@ def encode_windows(documents, tokenizer, max_length, require_rationale=True):
     width = max_length - 2
     if width < 1:
         raise UserError(f"MAX_LENGTH {max_length} leaves no room for text")
-    cls, sep, pad = (tokenizer.convert_tokens_to_ids(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
     rows = {key: [] for key in ("input_ids", "evidence", "word_index")}
     meta = {"doc_index": [], "start": [], "ids": [], "length": []}
     labels = []

@@ -9,6 +9,10 @@ S is piecewise linear with its kink at x = delta (both pieces equal -beta/lambda
 exp(S) is the multiplicative keep factor of a token; as lambda grows it becomes a hard threshold
 (evaluation uses lambda = 1e20: mask exactly 0 below delta, exactly 1 from delta up).
 Always computed in float32: 1e20 / delta overflows float16.
+
+`remove_softly` is one layer of the recurrence (the original's `TFBertEncoder`): the encoder's
+soft mode (`adapler.model.soft_removal_step`) and the contribution loss's "present" mask
+(`adapler.losses`) both run it.
 """
 from keras import ops
 
@@ -31,3 +35,13 @@ def threshold(eta, length):
     """delta = eta_l / n: a token is removed when its share is below eta times the uniform share
     1/n, n counting the tokens present before this layer's removal, [CLS] included."""
     return eta / length
+
+
+def remove_softly(shares, retention, eta, sharpness):
+    """One layer of soft removal. `retention` (batch, n): the keep factor of every token but
+    [CLS] (0 at [CLS] and at pads), `shares` the layer's CP shares, `eta` the layer's ratio.
+    Returns (S, the retention after the layer): S masks the attention keys additively and the
+    retention is multiplied by exp(S), so it only falls (a token at 0 stays at 0)."""
+    delta = threshold(eta, ops.sum(retention, axis=-1, keepdims=True) + 1.0)
+    removal = soft_removal(shares, delta, sharpness) * retention
+    return removal, ops.where(retention > 1e-6, retention * ops.exp(removal), retention)

@@ -15,7 +15,7 @@ linearly to 0, each clips its gradients to global norm 1, and after every step e
 once-shuffled split, the same every epoch (as the original), each example paired with its own
 saliency row.
 """
-import math
+import dataclasses
 import re
 
 import numpy as np
@@ -25,9 +25,7 @@ from adapler.losses import (contribution_loss, count_drops, js_divergence, kl_di
                             length_loss)
 from common import distribute
 from common.errors import UserError
-from common.precision import clip_norm, training_optimizer
-from common.progress import Progress
-from common.training import ParamGroup, classification_loss
+from common.training import ParamGroup, Trainer, TrainLoop, classification_loss
 
 ETA_RANGE = (0.01, 1.0)
 EPSILON = 1e-12
@@ -62,140 +60,119 @@ class CheckpointRule:
         return False
 
 
-def build_optimizer(group, total_steps, warmup_steps):
-    """The group's optimizer; weight decay skips LayerNorm and bias variables by their path."""
-    optimizer = group.build_optimizer(total_steps, warmup_steps)
-    if group.weight_decay:
-        optimizer.exclude_from_weight_decay(
-            var_list=[v for v in group.variables if NO_DECAY.search(v.path)])
-    optimizer = training_optimizer(optimizer)
-    optimizer.build(group.variables)
-    return optimizer
+@dataclasses.dataclass
+class AdapLeRGroup(ParamGroup):
+    """A ParamGroup whose weight decay skips LayerNorm and bias variables by their path."""
+
+    def build_optimizer(self, total_steps, warmup_steps):
+        optimizer = super().build_optimizer(total_steps, warmup_steps)
+        if self.weight_decay:
+            optimizer.exclude_from_weight_decay(
+                var_list=[v for v in self.variables if NO_DECAY.search(v.path)])
+        return optimizer
+
+
+@dataclasses.dataclass
+class StateGroup(AdapLeRGroup):
+    """eta and theta. theta's gradient is the original's quirk: the gradient of the objective
+    with respect to THETA_PR (`cls_scale`, a constant 1 multiplying the [CLS] share before
+    thresholding), divided by theta."""
+    cls_scale: object = None
+
+    def gradients(self, tape, objective):
+        eta, theta = self.variables
+        eta_grad, scale_grad = tape.gradient(objective, [eta, self.cls_scale])
+        return [eta_grad, scale_grad / (theta + 1e-7)]
 
 
 class AdapLeRTrainer:
     """Runs the steps of `settings` (adapler.settings.TrainSettings: epochs, learning rates,
-    GAMMA, PHI, warm-up, accumulation, divergence); `fit` returns per-step history lists."""
+    GAMMA, PHI, warm-up, accumulation, divergence) on the shared step engine
+    (`common.training.Trainer`, `engine`); `fit` returns per-step history lists. `batch_size`
+    is the global batch (common.distribute: the step runs under the current strategy)."""
 
-    def __init__(self, model, settings, *, steps_per_epoch):
+    def __init__(self, model, settings, *, batch_size, steps_per_epoch):
         self.model, self.epochs = model, settings.epochs
-        self.acc_steps = max(1, int(settings.acc_steps))
         learning_rate, head_learning_rate = settings.learning_rate, settings.head_learning_rate
         # variables, so that changing them does not retrace the step
         self.gamma = tf.Variable(float(settings.gamma), trainable=False, name="gamma")
         self.phi = tf.Variable(float(settings.phi), trainable=False, name="phi")
+        # THETA_PR: trainable, so that the tape watches it; no optimizer updates it.
+        self.cls_scale = tf.Variable(tf.ones([model.config.num_hidden_layers - 1]),
+                                     name="cls_scale")
         self.divergence = DIVERGENCES[settings.divergence]
-        updates = math.ceil(steps_per_epoch / self.acc_steps) * self.epochs
-        warmup = int(settings.warmup_ratio * updates)
         cp_ids = {id(v) for p in model.predictors for v in p.trainable_variables}
         if head_learning_rate:
             backbone = [v for v in model.main_variables if id(v) not in cp_ids]
             heads = [v for v in model.main_variables if id(v) in cp_ids]
-            main_groups = [ParamGroup("main", backbone, learning_rate, WEIGHT_DECAY,
-                                      epsilon=EPSILON),
-                           ParamGroup("heads", heads, head_learning_rate, WEIGHT_DECAY,
-                                      epsilon=EPSILON)]
+            main_groups = [AdapLeRGroup("main", backbone, learning_rate, WEIGHT_DECAY,
+                                        epsilon=EPSILON),
+                           AdapLeRGroup("heads", heads, head_learning_rate, WEIGHT_DECAY,
+                                        epsilon=EPSILON)]
         else:
-            main_groups = [ParamGroup("main", model.main_variables, learning_rate, WEIGHT_DECAY,
-                                      epsilon=EPSILON)]
-        self.groups = main_groups + [ParamGroup("eta", model.state_variables, settings.eta_rate,
-                                                optimizer="adam", epsilon=EPSILON)]
-        self.optimizers = [build_optimizer(g, updates, warmup) for g in self.groups]
+            main_groups = [AdapLeRGroup("main", model.main_variables, learning_rate,
+                                        WEIGHT_DECAY, epsilon=EPSILON)]
+        self.groups = main_groups + [StateGroup("eta", model.state_variables, settings.eta_rate,
+                                                optimizer="adam", epsilon=EPSILON,
+                                                cls_scale=self.cls_scale)]
         self.main_variables = [v for g in main_groups for v in g.variables]
-        self._gradients = tf.function(
-            lambda *batch: distribute.mean_over_replicas(self._step_gradients, *batch),
-            reduce_retracing=True)
-        self._apply = tf.function(self._apply_gradients, reduce_retracing=True)
+        loop = TrainLoop(settings.epochs, batch_size // distribute.replicas(), shuffle=False,
+                         trim=True, accumulation=max(1, int(settings.acc_steps)),
+                         max_grad_norm=MAX_GRAD_NORM, warmup_proportion=settings.warmup_ratio)
+        self.engine = Trainer(model, self.groups, self._losses, loop, steps_per_epoch,
+                              after_update=lambda: model.eta.assign(
+                                  tf.clip_by_value(model.eta, *ETA_RANGE)))
+        self.optimizers = self.engine.optimizers
 
-    def _step_gradients(self, features, labels, saliency):
-        model = self.model
-        layers = model.config.num_hidden_layers
-        cls_scale = tf.ones([layers - 1])
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(cls_scale)
-            outputs = model(features, training=True, cls_scale=cls_scale,
-                            output_explanations=True)
-            ce = classification_loss(outputs["logits"], labels, model.num_labels)
-            cp, per_layer = contribution_loss(outputs["explanations"], saliency,
-                                              features["attention_mask"], model.eta,
-                                              model.sharpness, model.theta, self.divergence)
-            length = length_loss(outputs["lengths"])
-            main = ce + self.gamma * cp
-            eta_objective = ce + self.phi * length
-            # Loss scaling, per optimizer (float16 only; the losses are float32).
-            scaled = [optimizer.scale_loss(main) for optimizer in self.optimizers[:-1]]
-            scaled_eta = self.optimizers[-1].scale_loss(eta_objective)
-        main_grads = [grad for group, objective in zip(self.groups, scaled)
-                      for grad in tape.gradient(objective, group.variables)]
-        eta_grad, scale_grad = tape.gradient(scaled_eta, [model.eta, cls_scale])
-        del tape
-        theta_grad = scale_grad / (model.theta + 1e-7)
-        grads = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v)
-                 for g, v in zip(main_grads + [eta_grad, theta_grad],
-                                 self.main_variables + model.state_variables)]
+    def _losses(self, model, features, labels, saliency, training=True):
+        """Each group's objective and the step's statistics."""
+        outputs = model(features, training=training, cls_scale=self.cls_scale,
+                        output_explanations=True)
+        ce = classification_loss(outputs["logits"], labels, model.num_labels)
+        cp, per_layer = contribution_loss(outputs["explanations"], saliency,
+                                          features["attention_mask"], model.eta,
+                                          model.sharpness, model.theta, self.divergence)
+        length = length_loss(outputs["lengths"])
+        main = ce + self.gamma * cp
+        eta_objective = ce + self.phi * length
         stats = {"ce": ce, "cp": cp, "length": length, "eta_loss": eta_objective,
                  "drops": count_drops(outputs["explanations"], features["attention_mask"],
                                       model.eta, outputs["lengths"]),
                  "kl": tf.stack(per_layer)}
-        return grads, stats
+        return {group.name: main for group in self.groups[:-1]} | {"eta": eta_objective}, stats
 
-    def _apply_gradients(self, grads):
-        start = 0
-        for group, optimizer in zip(self.groups, self.optimizers):
-            part = grads[start:start + len(group.variables)]
-            start += len(group.variables)
-            clipped, _ = tf.clip_by_global_norm(part, clip_norm(optimizer, MAX_GRAD_NORM))
-            distribute.apply_gradients(optimizer, zip(clipped, group.variables))
-        self.model.eta.assign(tf.clip_by_value(self.model.eta, *ETA_RANGE))
-
-    def fit(self, arrays, saliency, batch_size, on_epoch_end=None, log=print, log_every=100):
+    def fit(self, arrays, saliency, on_epoch_end=None, log=print, log_every=100):
         """Train; `on_epoch_end(epoch)` (1-based) runs after each epoch. Returns the per-step
-        history {loss, head_loss, lambda, gamma} (the original's .pkl). `batch_size` is the
-        global batch (common.distribute: the step runs under the current strategy)."""
-        count = len(arrays["input_ids"])
-        if count == 0:
-            raise UserError("the training split is empty; check the data folder")
-        distribute.check_batches(count, batch_size)
-        features_keys = ("input_ids", "token_type_ids", "attention_mask")
+        history {loss, head_loss, lambda, gamma} (the original's .pkl)."""
         history = {"loss": [], "head_loss": [], "lambda": [], "gamma": []}
-        steps_per_epoch = math.ceil(count / batch_size)
-        step = 0
-        for epoch in range(self.epochs):
-            log(f"epoch {epoch + 1}/{self.epochs}")
-            progress = Progress(steps_per_epoch, f"epoch {epoch + 1}/{self.epochs}",
-                                named=False)
-            pending = []
-            for start in range(0, count, batch_size):
-                rows = slice(start, start + batch_size)
-                # Cut the batch to its longest example: pads change nothing (masked keys, CP
-                # share 0, not in the losses) but cost time.
-                width = int(arrays["attention_mask"][rows].sum(axis=1).max())
-                features = {k: arrays[k][rows, :width] for k in features_keys}
-                grads, stats = self._gradients(*distribute.split(
-                    features, arrays["labels"][rows], saliency[rows, :width]))
-                values = {k: float(v) for k, v in stats.items() if k != "kl"}
-                if not (np.isfinite(values["ce"]) and np.isfinite(values["cp"])):
-                    raise UserError(
-                        f"training diverged at step {step + 1}: CE {values['ce']}, CP loss "
-                        f"{values['cp']}, eta {np.round(self.model.eta.numpy(), 4)}; lower "
-                        "--LEARNING_RATE or --GAMMA")
-                pending.append(grads)
-                if len(pending) == self.acc_steps or start + batch_size >= count:
-                    self._apply([tf.add_n(list(g)) / len(pending) for g in zip(*pending)]
-                                if len(pending) > 1 else pending[0])
-                    pending = []
-                lam = float(self.model.sharpness.numpy())
-                history["loss"].append(values["ce"])
-                history["head_loss"].append(values["cp"])
-                history["lambda"].append(lam)
-                history["gamma"].append(float(self.gamma.numpy()))
-                self.model.sharpness.assign(lambda_schedule(self.epochs, epoch))
-                step += 1
-                progress.add(1, **values)
-                if step % log_every == 0:
-                    log(f"step {step}: eta {np.round(self.model.eta.numpy(), 4)} theta "
-                        f"{np.round(self.model.theta.numpy(), 4)} KL per layer "
-                        f"{np.round(stats['kl'].numpy(), 4)}")
+        epoch_of = [0]
+
+        def on_batch(stats):
+            values = {k: v for k, v in stats.items() if k != "kl"}
+            step = len(history["loss"]) + 1
+            if not (np.isfinite(values["ce"]) and np.isfinite(values["cp"])):
+                raise UserError(
+                    f"training diverged at step {step}: CE {values['ce']}, CP loss "
+                    f"{values['cp']}, eta {np.round(self.model.eta.numpy(), 4)}; lower "
+                    "--LEARNING_RATE or --GAMMA")
+            history["loss"].append(values["ce"])
+            history["head_loss"].append(values["cp"])
+            history["lambda"].append(float(self.model.sharpness.numpy()))
+            history["gamma"].append(float(self.gamma.numpy()))
+            self.model.sharpness.assign(lambda_schedule(self.epochs, epoch_of[0]))
+            if step % log_every == 0:
+                log(f"step {step}: eta {np.round(self.model.eta.numpy(), 4)} theta "
+                    f"{np.round(self.model.theta.numpy(), 4)} KL per layer "
+                    f"{np.round(stats['kl'], 4)}")
+            return values
+
+        def epoch_end(epoch, _):
+            epoch_of[0] = epoch
             if on_epoch_end is not None:
-                on_epoch_end(epoch + 1)
+                on_epoch_end(epoch)
+
+        keys = ("input_ids", "token_type_ids", "attention_mask", "labels")
+        self.engine.fit({**{k: arrays[k] for k in keys}, "saliency": saliency},
+                        extra_keys=("saliency",), on_batch=on_batch, on_epoch_end=epoch_end,
+                        log=log)
         return history

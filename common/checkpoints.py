@@ -1,9 +1,11 @@
 """Load backbone weights from any source the papers use, and save/load our own checkpoints.
 
 Sources (`resolve_source`):
-  * an HF model folder: `model.safetensors` (read with `safetensors`, no torch) or
-    `pytorch_model.bin` (needs torch), with or without the `bert.`/`albert.` prefix; a
-    sequence-classification head (`classifier.*`) is reused when its shape fits;
+  * an HF model folder of any family `common.config` knows: `model.safetensors` (read with
+    `safetensors`, no torch) or `pytorch_model.bin` (needs torch), with or without the model
+    prefix (`bert.`, `roberta.`, `distilbert.`, ...); a sequence-classification head
+    (`classifier.*`; RoBERTa's and ELECTRA's `classifier.dense` / `classifier.out_proj`,
+    DistilBERT's `pre_classifier` / `classifier`) is reused when its shape fits;
   * a Google TF1 checkpoint: `bert_model.ckpt` prefix (or its folder) + `bert_config.json`,
     variables `bert/embeddings/...`, `bert/encoder/layer_N/...` and run_classifier.py's
     `output_weights`/`output_bias` head;
@@ -69,7 +71,7 @@ def read_hf_tensors(folder):
                         "pass an HF model folder, a Google checkpoint or a *.weights.h5 file")
     renamed = {}
     for key, value in tensors.items():
-        key = re.sub(r"^(bert|albert|model)\.", "", key)
+        key = re.sub(r"^(bert|albert|roberta|distilbert|electra|model)\.", "", key)
         key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta",
                                                                           "LayerNorm.bias")
         renamed[key] = value
@@ -127,7 +129,8 @@ def _download_from_hub(model_id):
     try:
         from huggingface_hub import snapshot_download
         return snapshot_download(model_id, allow_patterns=[
-            "config.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", "tokenizer*"])
+            "config.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", "vocab.json",
+            "merges.txt", "tokenizer*", "special_tokens_map.json"])
     except Exception as err:  # offline, unknown id, gated model...
         raise UserError(f"'{model_id}' is not a local path and could not be fetched from the HF hub "
                         f"({type(err).__name__}); offline, pass a local model folder instead "
@@ -177,6 +180,13 @@ def resolve_source(path, config_path=None):
 
 def _block_names(config, index):
     """HF names of one block's weights: {our sublayer path: [(hf name, transpose)]}."""
+    if config.family == "distilbert":
+        base = f"transformer.layer.{index}."
+        att = base + "attention."
+        return {
+            "qkv": [att + "q_lin", att + "k_lin", att + "v_lin"], "att_out": att + "out_lin",
+            "att_norm": base + "sa_layer_norm", "ffn_in": base + "ffn.lin1",
+            "ffn_out": base + "ffn.lin2", "ffn_norm": base + "output_layer_norm"}
     if config.is_albert:
         base = f"encoder.albert_layer_groups.{index}.albert_layers.0."
         att = base + "attention."
@@ -192,8 +202,33 @@ def _block_names(config, index):
         "ffn_out": base + "output.dense", "ffn_norm": base + "output.LayerNorm"}
 
 
-def hf_assignments(backbone, head=None):
-    """[(keras variable, [hf names], kind)] for every backbone (+ head) weight.
+# Per family: the HF modules of the pooler (the dense layer on the first token; the first name
+# present is used, none present leaves it fresh where the list ends with None) and of the head.
+POOLER_NAMES = {"bert": ["pooler.dense"], "albert": ["pooler"],
+                "roberta": ["classifier.dense", "pooler.dense", None],
+                "distilbert": ["pre_classifier", None], "electra": ["classifier.dense", None]}
+HEAD_NAMES = {"roberta": "classifier.out_proj", "electra": "classifier.out_proj"}
+PROJECTION_NAMES = {"albert": "encoder.embedding_hidden_mapping_in",
+                    "electra": "embeddings_project"}
+
+
+def _pooler_name(config, tensors):
+    """The HF module the pooler loads from (None: keep it fresh, e.g. a RoBERTa or DistilBERT
+    base model, whose HF classifier starts this layer fresh too)."""
+    names = POOLER_NAMES[config.family]
+    if tensors is None:
+        return names[0]
+    return next((n for n in names if n is None or n + ".weight" in tensors), names[0])
+
+
+def head_name(config):
+    """The HF module of the classification head's last Dense layer."""
+    return HEAD_NAMES.get(config.family, "classifier")
+
+
+def hf_assignments(backbone, head=None, tensors=None):
+    """[(keras variable, [hf names], kind)] for every backbone (+ head) weight; with `tensors`,
+    the pooler's names are the ones present there (see `POOLER_NAMES`).
 
     kind: 'copy', 'linear' (transpose (out,in) -> (in,out)) or 'fused' (concatenate Q, K, V)."""
     config = backbone.config
@@ -201,13 +236,16 @@ def hf_assignments(backbone, head=None):
     plan = [
         (emb.word_embeddings.embeddings, ["embeddings.word_embeddings.weight"], "copy"),
         (emb.position_embeddings.embeddings, ["embeddings.position_embeddings.weight"], "copy"),
-        (emb.token_type_embeddings.embeddings, ["embeddings.token_type_embeddings.weight"], "copy"),
-        (emb.layer_norm.gamma, ["embeddings.LayerNorm.weight"], "copy"),
-        (emb.layer_norm.beta, ["embeddings.LayerNorm.bias"], "copy"),
     ]
-    if config.is_albert:
-        plan += [(emb.projection.kernel, ["encoder.embedding_hidden_mapping_in.weight"], "linear"),
-                 (emb.projection.bias, ["encoder.embedding_hidden_mapping_in.bias"], "copy")]
+    if emb.token_type_embeddings is not None:
+        plan.append((emb.token_type_embeddings.embeddings,
+                     ["embeddings.token_type_embeddings.weight"], "copy"))
+    plan += [(emb.layer_norm.gamma, ["embeddings.LayerNorm.weight"], "copy"),
+             (emb.layer_norm.beta, ["embeddings.LayerNorm.bias"], "copy")]
+    if emb.projection is not None:
+        projection = PROJECTION_NAMES[config.family]
+        plan += [(emb.projection.kernel, [projection + ".weight"], "linear"),
+                 (emb.projection.bias, [projection + ".bias"], "copy")]
     for index, block in enumerate(backbone.layer_groups):
         names = _block_names(config, index)
         att, ffn = block.attention, block.feed_forward
@@ -222,12 +260,13 @@ def hf_assignments(backbone, head=None):
         for norm, key in ((att.layer_norm, "att_norm"), (ffn.layer_norm, "ffn_norm")):
             plan += [(norm.gamma, [names[key] + ".weight"], "copy"),
                      (norm.beta, [names[key] + ".bias"], "copy")]
-    pooler = "pooler." if config.is_albert else "pooler.dense."
-    plan += [(backbone.pooler.kernel, [pooler + "weight"], "linear"),
-             (backbone.pooler.bias, [pooler + "bias"], "copy")]
+    pooler = _pooler_name(config, tensors)
+    if pooler is not None:
+        plan += [(backbone.pooler.kernel, [pooler + ".weight"], "linear"),
+                 (backbone.pooler.bias, [pooler + ".bias"], "copy")]
     if head is not None:
-        plan += [(head.kernel, ["classifier.weight"], "linear"),
-                 (head.bias, ["classifier.bias"], "copy")]
+        plan += [(head.kernel, [head_name(config) + ".weight"], "linear"),
+                 (head.bias, [head_name(config) + ".bias"], "copy")]
     return plan
 
 
@@ -252,12 +291,13 @@ def assign_hf_tensors(backbone, tensors, head=None, source="checkpoint"):
     """Write HF-named tensors into `backbone` (and the classifier `head` when given and present).
 
     Returns True when the head was loaded. Missing or mis-shaped tensors raise one UserError."""
-    head_loaded = head is not None and "classifier.weight" in tensors
+    weight = head_name(backbone.config) + ".weight"
+    head_loaded = head is not None and weight in tensors
     if head_loaded:
         expected = (head.kernel.shape[1], head.kernel.shape[0])
-        if tuple(tensors["classifier.weight"].shape) != expected:
+        if tuple(tensors[weight].shape) != expected:
             head_loaded = False  # a head for another label set: keep the fresh one
-    for variable, names, kind in hf_assignments(backbone, head if head_loaded else None):
+    for variable, names, kind in hf_assignments(backbone, head if head_loaded else None, tensors):
         for name in names:
             if name not in tensors:
                 raise UserError(f"tensor {name} missing in {source}; is it a "
@@ -346,6 +386,17 @@ def sidecar_layout(meta, folder=None):
     method_state.update(meta)  # everything else is the method's
     layout.update(method_state=method_state, training=training)
     return layout
+
+
+def checkpoint_meta(method, task, max_length, *, lower_case=True, method_state=None,
+                    training=None):
+    """The `meta` every pipeline hands to `save_checkpoint`: the shared keys from `task` (a
+    `common.tasks.Task`: name, num_labels), `max_length` and `lower_case`; the method's settings
+    and learned state (`method_state`); how the checkpoint was made (`training`: epoch, dev
+    metrics, seeds, step...). `method` is the registry name ('vanilla': a plain classifier)."""
+    return {"method": method, "task": task.name, "num_labels": task.num_labels,
+            "max_length": max_length, "lower_case": lower_case,
+            "method_state": dict(method_state or {}), "training": dict(training or {})}
 
 
 def read_sidecar(path):
@@ -591,6 +642,6 @@ def load_classifier(path, num_labels=None, config_path=None, classifier_dropout=
 def check_max_length(config, max_length, fix="pass a smaller --max_length"):
     """One UserError when `max_length` is over the model's position table; `fix` says how to
     lower it in the command's own terms."""
-    if max_length is not None and max_length > config.max_position_embeddings:
+    if max_length is not None and max_length > config.max_length:
         raise UserError(f"max length {max_length} is over the model's position table "
-                        f"({config.max_position_embeddings}); {fix}")
+                        f"({config.max_length}); {fix}")

@@ -12,18 +12,22 @@ are per-row scalars (1/H, +eps, rsqrt). This gives the per-element costs
     per score     7  = scaling 1 + additive attention mask 1 (added even without padding,
                       as in HF BERT) + softmax 5
 
-Notation: H hidden, F intermediate, A heads, E embedding width (ALBERT's embedding_size, H for
-BERT), C labels, g = ACTIVATION_FLOPS[hidden_act], t = ACTIVATION_FLOPS["tanh"]. For n tokens:
+Notation: H hidden, F intermediate, A heads, E embedding width (ALBERT's and ELECTRA's
+embedding_size, H for the others), C labels, g = ACTIVATION_FLOPS[hidden_act], t =
+ACTIVATION_FLOPS of the pooler's activation (tanh; DistilBERT's pre_classifier ReLU, ELECTRA's
+head GELU). For n tokens:
 
     dense(n, i, o) = n*(2io + o)                      Dense(i -> o) with bias
     embeddings(n)  = n*(2E + 7E)                      two adds of the three lookups + LayerNorm
-                     + n*(2EH + H)                    ALBERT only: E->H projection
+                                                      (DistilBERT: one add, no token types)
+                     + n*(2EH + H)                    ALBERT, and ELECTRA when E != H: E->H
+                                                      projection
     attention(n)   = 4*n*(2H^2 + H)                   Q, K, V and output projections with biases
                      + 2*H*n^2 + 2*H*n^2              QK^T and AV, A*n^2*2*(H/A) each
                      + 7*A*n^2                        scaling, mask, softmax
                      + n*H*(1 + 7)                    residual add + LayerNorm
     ffn(n)         = n*(2HF + F) + g*n*F + n*(2FH + H) + n*H*(1 + 7)
-    head(C)        = 2H^2 + H + t*H                   pooler Dense(H->H) + tanh
+    head(C)        = 2H^2 + H + t*H                   pooler Dense(H->H) + its activation
                      + 2HC + C                        classifier Dense(H->C)
 
     FLOPs = embeddings(n) + sum_l [attention(a_l) + ffn(f_l)] + exits * head(C)
@@ -50,10 +54,12 @@ def dense_flops(n, d_in, d_out):
 
 
 def embedding_flops(config, n):
-    """Embeddings of n tokens: the two adds of the three lookups, LayerNorm, ALBERT's projection."""
-    width = config.embedding_size if config.is_albert else config.hidden_size
-    flops = n * width * (2 + LAYER_NORM_FLOPS)
-    if config.is_albert:
+    """Embeddings of n tokens: the adds of the lookups (two; DistilBERT, without token types,
+    one), LayerNorm, ALBERT's / ELECTRA's projection. RoBERTa's position ids are integer
+    bookkeeping, not counted."""
+    width = config.embedding_width
+    flops = n * width * ((2 if config.has_token_types else 1) + LAYER_NORM_FLOPS)
+    if config.projects_embeddings:
         flops += dense_flops(n, width, config.hidden_size)
     return flops
 
@@ -78,9 +84,11 @@ def block_flops(config, n_attn, n_ffn=None):
 
 
 def head_flops(config, num_labels=2):
-    """Pooler (Dense H->H + tanh) and classifier (Dense H->num_labels) on the [CLS] vector."""
+    """Pooler (Dense H->H + the family's activation) and classifier (Dense H->num_labels) on
+    the [CLS] vector."""
     h = config.hidden_size
-    return dense_flops(1, h, h) + ACTIVATION_FLOPS["tanh"] * h + dense_flops(1, h, num_labels)
+    return (dense_flops(1, h, h) + ACTIVATION_FLOPS[config.pooler_activation] * h
+            + dense_flops(1, h, num_labels))
 
 
 def check_lengths(name, values, upper=None, count=None):

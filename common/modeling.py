@@ -1,4 +1,5 @@
-"""Keras 3 BERT / ALBERT backbone: the one encoder loop, with three seams.
+"""Keras 3 BERT-family backbone (BERT, ALBERT, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA): the one
+encoder loop, with three seams.
 
 `BertBackbone` runs `embeddings -> for each layer: [before block] -> attention -> [between] ->
 feed-forward -> [after block] -> pooler`. The loop is `BertBackbone.run_layers` (one layer:
@@ -6,18 +7,27 @@ feed-forward -> [after block] -> pooler`. The loop is `BertBackbone.run_layers` 
 
 * PoWER-BERT fills `between` (significance from the attention probabilities, then Extract);
 * AdapLeR fills `before_block` (contribution predictors edit the mask or drop tokens);
-* PABEE fills `after_block` (an internal classifier reads the pooled output; it may stop).
+* PABEE fills `after_block` (an internal classifier reads the pooled output); its early exit
+  is its own loop around `run_layer` (`pabee.patience`): `run_layers` runs every layer.
 
 `SeamClassifier` is backbone + seam + pooler + `ClassificationHead`: every model of the toolkit
 is one (a plain fine-tuned `SequenceClassifier` is the one with no seam).
 
-Pooling (`BertBackbone(pooling=...)`): `cls` (the papers') feeds the [CLS] vector to the tanh
+Pooling (`BertBackbone(pooling=...)`): `cls` (the papers') feeds the [CLS] vector to the
 pooler; `mean` feeds the mean of the real tokens' vectors (`state.mask`), for backbones trained
 with mean pooling such as the sentence-transformers MiniLM, whose [CLS] vector barely depends on
 the input below the last layer.
 
-ALBERT differs only in config: factorised embeddings (`embedding_size` -> `hidden_size`
-projection) and one block shared by all layers (or one per `num_hidden_groups`).
+The families differ only in config (`common.config.BertConfig`): ALBERT has factorised
+embeddings (`embedding_size` -> `hidden_size` projection) and one block shared by all layers (or
+one per `num_hidden_groups`); ELECTRA the same projection when `embedding_size` != `hidden_size`;
+RoBERTa (and XLM-RoBERTa) counts positions from `pad_token_id + 1` (fairseq's `make_positions`)
+and has one token type; DistilBERT has no token types. All are post-LayerNorm encoders. The
+pooler is the dense layer each family's HF classification head runs on the first token: BERT's
+and ALBERT's tanh pooler, RoBERTa's `classifier.dense` + tanh, DistilBERT's `pre_classifier` +
+ReLU, ELECTRA's `classifier.dense` + GELU; `ClassificationHead` is the last Dense (`classifier`,
+`classifier.out_proj`). HF's RoBERTa and ELECTRA heads also apply dropout before that dense layer;
+the pooler here does not (no difference at inference).
 
 Masks: `attention_bias(mask)` (in `common.seams`) turns a (batch, length) 1/0 mask into the
 additive key bias (batch, 1, 1, length) every block takes, 0 for kept keys and -10000 for removed
@@ -52,12 +62,15 @@ def to_rows(x):
 
 
 class Embeddings(keras.layers.Layer):
-    """Word + position + token-type embeddings, LayerNorm, dropout (+ ALBERT's projection)."""
+    """Word + position (+ token-type) embeddings, LayerNorm, dropout (+ ALBERT's / ELECTRA's
+    projection)."""
 
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
-        width = config.embedding_size if config.is_albert else config.hidden_size
+        width = config.embedding_width
         init = initializer(config)
+        self.pad_token_id, self.position_offset = config.pad_token_id, config.position_offset
+        self.single_token_type = config.type_vocab_size == 1
         self.word_embeddings = keras.layers.Embedding(
             config.vocab_size, width, embeddings_initializer=init, name="word_embeddings")
         self.position_embeddings = keras.layers.Embedding(
@@ -65,18 +78,28 @@ class Embeddings(keras.layers.Layer):
             name="position_embeddings")
         self.token_type_embeddings = keras.layers.Embedding(
             config.type_vocab_size, width, embeddings_initializer=init,
-            name="token_type_embeddings")
+            name="token_type_embeddings") if config.has_token_types else None
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=config.layer_norm_eps, name="layer_norm")
         self.dropout = keras.layers.Dropout(config.hidden_dropout_prob)
         self.projection = (keras.layers.Dense(config.hidden_size, kernel_initializer=init,
-                                              name="projection") if config.is_albert else None)
+                                              name="projection")
+                           if config.projects_embeddings else None)
+
+    def position_ids(self, input_ids):
+        """0..n-1; RoBERTa: pad_token_id + 1 + the count of real tokens so far, pad_token_id at
+        a padding token (HF's `create_position_ids_from_input_ids`)."""
+        if not self.position_offset:
+            return ops.arange(ops.shape(input_ids)[1])[None, :]
+        real = ops.cast(ops.not_equal(input_ids, self.pad_token_id), "int32")
+        return ops.cumsum(real, axis=1) * real + self.pad_token_id
 
     def call(self, input_ids, token_type_ids, training=False):
-        length = ops.shape(input_ids)[1]
-        x = (self.word_embeddings(input_ids)
-             + self.position_embeddings(ops.arange(length)[None, :])
-             + self.token_type_embeddings(token_type_ids))
+        x = self.word_embeddings(input_ids) + self.position_embeddings(self.position_ids(input_ids))
+        if self.token_type_embeddings is not None:
+            if self.single_token_type:  # RoBERTa: one type whatever ids the input carries
+                token_type_ids = ops.zeros_like(input_ids)
+            x = x + self.token_type_embeddings(token_type_ids)
         x = self.dropout(self.layer_norm(x), training=training)
         return self.projection(x) if self.projection is not None else x
 
@@ -154,7 +177,7 @@ POOLING_MODES = ("cls", "mean")
 
 
 class BertBackbone(keras.layers.Layer):
-    """Embeddings, the block loop and the tanh pooler; the shared part of every model here."""
+    """Embeddings, the block loop and the pooler; the shared part of every model here."""
 
     def __init__(self, config, pooling="cls", **kwargs):
         super().__init__(**kwargs)
@@ -164,8 +187,9 @@ class BertBackbone(keras.layers.Layer):
         self.embeddings = Embeddings(config, name="embeddings")
         groups = config.num_hidden_groups if config.is_albert else config.num_hidden_layers
         self.layer_groups = [TransformerBlock(config, name=f"block_{g}") for g in range(groups)]
-        self.pooler = keras.layers.Dense(config.hidden_size, activation="tanh",
-                                         kernel_initializer=initializer(config), name="pooler")
+        self.pooler = keras.layers.Dense(
+            config.hidden_size, activation=activation_fn(config.pooler_activation),
+            kernel_initializer=initializer(config), name="pooler")
 
     def build(self, input_shape=None):
         """Build every sub-layer through its own call, so each variable's key names its block
@@ -183,8 +207,8 @@ class BertBackbone(keras.layers.Layer):
         return [self.layer_groups[i * groups // layers] for i in range(layers)]
 
     def pool(self, sequence_output, mask=None):
-        """The tanh pooler on the [CLS] vector (`cls`) or on the mean of the vectors whose
-        `mask` is 1 (`mean`; no mask: every position)."""
+        """The pooler on the [CLS] vector (`cls`) or on the mean of the vectors whose `mask`
+        is 1 (`mean`; no mask: every position)."""
         if self.pooling == "cls":
             return self.pooler(sequence_output[:, 0])
         if mask is None:
@@ -209,11 +233,9 @@ class BertBackbone(keras.layers.Layer):
         return seam.after_block(state.replace(hidden=hidden), layer, training)
 
     def run_layers(self, state, seam=NO_SEAM, training=False, layers=None):
-        """The encoder loop: `run_layer` for each layer (default all), until a seam stops it."""
+        """The encoder loop: `run_layer` for each layer (default all)."""
         for layer in range(self.config.num_hidden_layers) if layers is None else layers:
             state = self.run_layer(state, layer, seam, training)
-            if state.stop:
-                break
         return state
 
     def encode(self, inputs, seam=NO_SEAM, training=False):
@@ -257,17 +279,24 @@ class SeamClassifier(keras.Model):
     backbone is built through its own call, so its variables have the keys `bert/...` whatever
     model wraps it, and any model here loads any other's checkpoint by key. `head`: a
     `ClassificationHead` the seam owns (PABEE's last internal classifier) instead of a new one
-    named `classifier`. `pooling`: `cls` or `mean` (see `BertBackbone.pool`)."""
+    named `classifier`. `pooling`: `cls` or `mean` (see `BertBackbone.pool`). `make_seam`
+    (instead of `seam`): a function of the config that builds the seam after the backbone and
+    the head, so that their seeded initial weights do not depend on the seam's layers."""
 
     def __init__(self, config, num_labels, classifier_dropout=None, seam=NO_SEAM,
-                 head_initializer=None, head=None, pooling="cls", **kwargs):
+                 head_initializer=None, head=None, pooling="cls", make_seam=None, **kwargs):
         super().__init__(**kwargs)
+        # The seam is tracked first (the order of the model's variables, which saved optimizer
+        # states follow); one made by `make_seam` replaces it at the end.
         self.config, self.num_labels, self.seam = config, num_labels, seam
         self.bert = BertBackbone(config, pooling, name="bert")
-        rate = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
+        rate = next(r for r in (classifier_dropout, config.classifier_dropout,
+                                config.hidden_dropout_prob) if r is not None)
         self.classifier = head if head is not None else ClassificationHead(
             num_labels, rate, kernel_initializer=head_initializer or initializer(config),
             name="classifier")
+        if make_seam is not None:
+            self.seam = make_seam(config)
 
     def build(self, input_shape=None):
         self.bert(dummy_inputs())
@@ -287,7 +316,7 @@ class SeamClassifier(keras.Model):
 
 
 class SequenceClassifier(SeamClassifier):
-    """BERT/ALBERT + dropout + Dense(num_labels) on the pooled output; num_labels=1 is
+    """The backbone + dropout + Dense(num_labels) on the pooled output; num_labels=1 is
     regression."""
 
 

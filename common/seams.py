@@ -6,7 +6,7 @@ The loop (`BertBackbone.run_layers`, written once in `common.modeling`) runs, fo
     hidden, probs = block.attention(state.hidden, state.bias)
     state = seam.between(state, probs, layer, training)        # PoWER-BERT
     hidden = block.feed_forward(state.hidden)
-    state = seam.after_block(state, layer, training)           # PABEE (may set `stop`)
+    state = seam.after_block(state, layer, training)           # PABEE
 
 A method is a `Seam` that overrides the hooks it needs. A seam that owns layers or variables
 (Soft-Extract's retention parameters, contribution predictors, internal classifiers) is a
@@ -14,6 +14,12 @@ A method is a `Seam` that overrides the hooks it needs. A seam that owns layers 
 `call`, so they add no name scope and its sub-layers keep the keys `<sub-layer name>/...` they
 would have as attributes of the model. Seams compose: `Composite(first, second)` runs both at
 every hook, in order.
+
+A seam object is fixed when the model is built; what changes from call to call (AdapLeR's mode
+and thresholds) travels in `EncoderState.options`, which the seam reads, so the seam stays
+composable. The loop always runs every layer it is given: no seam stops it. Early exit (PABEE)
+is a loop of its own around `BertBackbone.run_layer` that decides after each layer whether to
+run the next, per example (`pabee.patience`).
 """
 import dataclasses
 
@@ -38,14 +44,14 @@ class EncoderState:
     bias       (batch, 1, 1, n) additive attention bias on the keys (from `mask`, or softened)
     positions  (batch, n) int32 original position of each slot (-1 for a padding slot)
     records    per-layer outputs a seam wants to hand back, name -> list (one entry per layer)
-    stop       True once a seam has decided that no further layer runs (Python bool)
+    options    a call's settings for the seams, name -> value (set at the start, carried as is)
     """
     hidden: object
     mask: object
     bias: object
     positions: object
     records: dict = dataclasses.field(default_factory=dict)
-    stop: bool = False
+    options: dict = dataclasses.field(default_factory=dict)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -15,13 +15,13 @@ import sys
 
 from common import distribute, precision
 from common.cli import ArgumentParser, command
+from common.config import MODEL_TYPES
 from common.errors import UserError, parse_int_list
 from common.tasks import get_task
 from common.validation import (check_model_files, check_numbers, check_output_dir,
                                check_source_not_collapsed)
 from pabee.settings import PabeeSettings
 
-MODEL_TYPES = ("bert", "albert")
 IGNORED = {"fp16_opt_level": "O1", "local_rank": -1, "server_ip": "",
            "server_port": "", "cache_dir": "", "overwrite_cache": False}
 
@@ -33,7 +33,9 @@ def build_parser():
     required = p.add_argument_group("required")
     required.add_argument("--data_dir", required=True,
                           help="folder with the task's TSV files (train.tsv, dev.tsv)")
-    required.add_argument("--model_type", required=True, help="bert or albert")
+    required.add_argument("--model_type", required=True,
+                          help=f"the model's family: {', '.join(MODEL_TYPES)} (the original: bert "
+                               "or albert)")
     required.add_argument("--model_name_or_path", required=True,
                           help="HF model folder, Google bert_model.ckpt, our *.weights.h5 "
                                "checkpoint (folder), or a hub id when online")
@@ -123,8 +125,8 @@ def validate(args, task, warn=None):
     warn = warn or (lambda text: print(text, file=sys.stderr))
     args.model_type = args.model_type.lower()
     if args.model_type not in MODEL_TYPES:
-        raise UserError(f"--model_type {args.model_type} is not supported by PABEE; use bert or "
-                        "albert")
+        raise UserError(f"--model_type {args.model_type} is not supported by PABEE; use one of "
+                        f"{', '.join(MODEL_TYPES)}")
     patience = parse_int_list(args.patience, "--patience", minimum=0)
     precision.precision_name(args.bf16, args.fp16)  # both given: UserError
     if not (args.do_train or args.do_eval):

@@ -38,7 +38,7 @@ from common.files import result_copy, write_result_text
 from common.metrics import collapse, collapse_warning, compute_metrics
 from common.runlog import RunLog
 from common.tasks import get_task
-from common.tokenization import load_tokenizer
+from common.tokenization import TOKENIZER_FILES, load_tokenizer
 from common.seeding import set_seed
 from common.training import logits_to_predictions
 from common.validation import check_checkpoint_task, check_model_files
@@ -127,7 +127,6 @@ def train_and_save(settings, task, log):
     if start_step:
         log(f"resuming from update {start_step} with the optimizer state of {optimizer_state}")
     os.makedirs(settings.output_dir, exist_ok=True)
-    meta = _meta(settings, task, model)
     dev = [(t, _encode_split(tokenizer, t, settings.data_dir, "dev", settings.max_seq_length))
            for t, _ in eval_tasks(task, settings.output_dir)] if settings.evaluate_during_training else []
     history = RunLog(None, os.path.join(settings.output_dir, HISTORY), echo=None)
@@ -147,32 +146,26 @@ def train_and_save(settings, task, log):
 
     def on_save(step, optimizer):
         folder = os.path.join(settings.output_dir, f"checkpoint-{step}")
-        _save_folder(model, folder, dict(meta, global_step=step), tokenizer, settings, optimizer)
+        _save_folder(model, folder, _meta(settings, task, model, step), tokenizer, settings,
+                     optimizer)
         log(f"Saving model checkpoint to {folder}")
 
-    step, _ = train(
-        model, train_arrays, batch_size=settings.per_gpu_train_batch_size,
-        learning_rate=settings.learning_rate, num_train_epochs=settings.num_train_epochs,
-        max_steps=settings.max_steps, grad_accum=settings.gradient_accumulation_steps,
-        weight_decay=settings.weight_decay, adam_epsilon=settings.adam_epsilon,
-        max_grad_norm=settings.max_grad_norm, warmup_steps=settings.warmup_steps,
-        logging_steps=settings.logging_steps, save_steps=settings.save_steps, seed=settings.seed,
-        start_step=start_step, optimizer_state=optimizer_state, on_log=on_log, on_save=on_save,
-        log=log)
-    checkpoints.save_checkpoint(model, settings.output_dir, dict(meta, global_step=step),
+    step, _ = train(model, train_arrays, settings, start_step=start_step,
+                    optimizer_state=optimizer_state, on_log=on_log, on_save=on_save, log=log)
+    checkpoints.save_checkpoint(model, settings.output_dir, _meta(settings, task, model, step),
                                 tokenizer=tokenizer, extra_files={
                                     "training_args.json": _training_args_writer(settings)})
     log(f"Saving model checkpoint to {settings.output_dir}")
 
 
-def _meta(settings, task, model):
-    return {"method": "pabee", "task": task.name, "num_labels": task.num_labels,
-            "max_length": settings.max_seq_length, "lower_case": bool(settings.do_lower_case),
-            "method_state": {"model_type": settings.model_type, "num_layers": model.num_layers,
-                             "head_dropout": model.head_dropout, "patience": settings.patience,
-                             "regression_threshold": settings.regression_threshold,
-                             **({"retention_config": model.retention} if model.retention else {})},
-            "training": {"seed": settings.seed}}
+def _meta(settings, task, model, step):
+    return checkpoints.checkpoint_meta(
+        "pabee", task, settings.max_seq_length, lower_case=bool(settings.do_lower_case),
+        method_state={"model_type": settings.model_type, "num_layers": model.num_layers,
+                      "head_dropout": model.head_dropout, "patience": settings.patience,
+                      "regression_threshold": settings.regression_threshold,
+                      **({"retention_config": model.retention} if model.retention else {})},
+        training={"seed": settings.seed, "global_step": step})
 
 
 def _training_args_writer(settings):
@@ -369,7 +362,7 @@ def evaluate_checkpoints(settings, task, log=print):
 
 
 def _has_vocab(folder):
-    return any(os.path.isfile(os.path.join(folder, n)) for n in ("vocab.txt", "tokenizer.json"))
+    return any(os.path.isfile(os.path.join(folder, n)) for n in TOKENIZER_FILES)
 
 
 def evaluate_each_layer(engine, task, arrays, patience_list, settings, folder, log=print, *,

@@ -6,7 +6,7 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class PabeeSettings:
     data_dir: str
-    model_type: str  # "bert" or "albert" (lower-cased by the CLI)
+    model_type: str  # common.config.MODEL_TYPES, lower-cased by the CLI
     model_name_or_path: str
     task_name: str
     output_dir: str

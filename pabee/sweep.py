@@ -21,7 +21,7 @@ def pabee_groups(context, method="pabee", start=None, before=()):
                     "of the input)")
     folder = os.path.join(context.runs, method, "model")
     argv = python(script("run_files", "run_glue_with_pabee.py"), "--model_type",
-                  "albert" if context.config.is_albert else "bert", "--model_name_or_path",
+                  context.config.model_type, "--model_name_or_path",
                   start or context.finetuned, "--task_name", task.name, "--do_train", "--data_dir",
                   context.train_dir, "--max_seq_length", context.max_length,
                   "--per_gpu_train_batch_size", TRAINING["batch_size"], "--learning_rate",

@@ -1,4 +1,5 @@
-"""PABEE's one-stage training loop, step-based like the original's HF `run_glue.py`.
+"""PABEE's one-stage training, step-based like the original's HF `run_glue.py`, as settings
+(`training_loop`) and callbacks of the shared step engine `common.training.Trainer`.
 
 Everything (embeddings, layers, pooler, all heads) is trained jointly on the weighted loss of
 `pabee.model.loss_fn`. Faithful to the original:
@@ -23,14 +24,11 @@ import math
 
 import h5py
 import numpy as np
-import tensorflow as tf
 
 from common import distribute
 from common.errors import UserError
-from common.precision import clip_norm, training_optimizer
-from common.progress import Progress
 from common.seeding import set_seed
-from common.training import ParamGroup, batches, split_features
+from common.training import ParamGroup, Trainer, TrainLoop
 from pabee.model import loss_fn
 
 
@@ -48,12 +46,23 @@ def schedule_length(count, batch_size, grad_accum, num_train_epochs, max_steps):
     return total, int(num_train_epochs), updates_per_epoch
 
 
-def build_optimizer(model, learning_rate, weight_decay, adam_epsilon, total_steps, warmup_steps):
-    group = ParamGroup("main", model.trainable_variables, learning_rate, weight_decay,
-                       optimizer="adamw", epsilon=adam_epsilon)
-    optimizer = training_optimizer(group.build_optimizer(total_steps, warmup_steps))
-    optimizer.build(model.trainable_variables)
-    return optimizer
+def param_group(model, settings):
+    """AdamW on every trainable variable (--learning_rate, --weight_decay, --adam_epsilon)."""
+    return ParamGroup("main", model.trainable_variables, settings.learning_rate,
+                      settings.weight_decay, optimizer="adamw", epsilon=settings.adam_epsilon)
+
+
+def training_loop(settings, count, start_step=0):
+    """The `common.training.TrainLoop` of `settings` (PabeeSettings) for `count` rows."""
+    batch_size = distribute.global_batch(settings.per_gpu_train_batch_size)
+    total, epochs, _ = schedule_length(count, batch_size, settings.gradient_accumulation_steps,
+                                       settings.num_train_epochs, settings.max_steps)
+    return TrainLoop(epochs, settings.per_gpu_train_batch_size, settings.seed,
+                     accumulation=settings.gradient_accumulation_steps, carry_over=True,
+                     max_grad_norm=settings.max_grad_norm, warmup_steps=settings.warmup_steps,
+                     total_steps=total, start_step=start_step,
+                     max_updates=settings.max_steps + 1 if settings.max_steps > 0 else None,
+                     shape_generic=True)
 
 
 def save_optimizer(optimizer, path):
@@ -77,90 +86,36 @@ def load_optimizer(optimizer, path):
     optimizer.load_own_variables(store)
 
 
-def train(model, train_arrays, *, batch_size, learning_rate, num_train_epochs, max_steps=-1,
-          grad_accum=1, weight_decay=0.0, adam_epsilon=1e-8, max_grad_norm=1.0, warmup_steps=0,
-          logging_steps=500, save_steps=500, seed=42, start_step=0, optimizer_state=None,
-          on_log=None, on_save=None, log=print):
-    """Train `model` in place; returns (updates done, mean update loss). `batch_size` is per
-    device (--per_gpu_train_batch_size): the step runs under the current strategy."""
+def train(model, train_arrays, settings, *, start_step=0, optimizer_state=None, on_log=None,
+          on_save=None, log=print):
+    """Train `model` in place as `settings` (PabeeSettings) say; returns (updates done, mean
+    update loss). --per_gpu_train_batch_size is per device: the step runs under the current
+    strategy (`common.training.Trainer`)."""
     count = len(train_arrays["input_ids"])
     if count == 0:
         raise UserError("the training split is empty; check --data_dir")
-    batch_size = distribute.global_batch(batch_size)
-    distribute.check_batches(count, batch_size)
-    total, epochs, updates_per_epoch = schedule_length(
-        count, batch_size, grad_accum, num_train_epochs, max_steps)
-    optimizer = build_optimizer(model, learning_rate, weight_decay, adam_epsilon, total,
-                                warmup_steps)
+    loop = training_loop(settings, count, start_step)
+    batch_size = distribute.global_batch(loop.batch_size)
+    trainer = Trainer(model, [param_group(model, settings)], loss_fn, loop,
+                      math.ceil(count / batch_size))
+    optimizer = trainer.optimizers[0]
     if optimizer_state:
         load_optimizer(optimizer, optimizer_state)
-    variables = model.trainable_variables
-    accumulated = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+    logged = [0.0]
 
-    signature = [{key: tf.TensorSpec([None, None], tf.int32) for key in train_arrays
-                  if key != "labels"},
-                 tf.TensorSpec([None], tf.as_dtype(train_arrays["labels"].dtype))]
+    def on_update(step):
+        if settings.logging_steps > 0 and step % settings.logging_steps == 0 and on_log:
+            on_log(step, {"learning_rate": float(optimizer.learning_rate),
+                          "loss": (trainer.loss_sum - logged[0]) / settings.logging_steps})
+            logged[0] = trainer.loss_sum
+        if settings.save_steps > 0 and step % settings.save_steps == 0 and on_save:
+            on_save(step, optimizer)
 
-    def micro_batch(features, labels):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(model, features, labels, training=True) / grad_accum
-            scaled = optimizer.scale_loss(loss)  # float16 only; the loss is float32
-        return loss, [tf.convert_to_tensor(g) for g in tape.gradient(scaled, variables)]
-
-    # One trace, also for the last partial batch (one device); no AutoGraph (nothing branches
-    # on tensors, and it re-reads source files, which breaks long runs when a file is edited).
-    @tf.function(input_signature=signature if distribute.replicas() == 1 else None,
-                 autograph=False, reduce_retracing=True)
-    def accumulate(features, labels):
-        loss, grads = distribute.mean_over_replicas(micro_batch, features, labels)
-        for total_grad, grad in zip(accumulated, grads):
-            total_grad.assign_add(grad)
-        return loss
-
-    @tf.function(autograph=False)
-    def update():
-        grads = [g.value() for g in accumulated]
-        if max_grad_norm and max_grad_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, clip_norm(optimizer, max_grad_norm))
-        distribute.apply_gradients(optimizer, zip(grads, variables))
-        for g in accumulated:
-            g.assign(tf.zeros_like(g))
-
-    log(f"***** Running training *****  examples = {count}, epochs = {epochs}, batch size = "
-        f"{batch_size}, accumulation = {grad_accum}, total updates = {total}")
-    set_seed(seed)
-    rng = np.random.default_rng(seed)
-    first_epoch, skip = divmod(start_step, updates_per_epoch)
-    for _ in range(first_epoch):  # resume: same batch order as an uninterrupted run
-        rng.permutation(count)
-    step, loss_sum, logged_sum = start_step, 0.0, 0.0
-    for epoch in range(first_epoch, epochs):
-        log(f"Epoch {epoch + 1}/{epochs}")
-        progress = Progress(math.ceil(count / batch_size), f"epoch {epoch + 1}/{epochs}",
-                            named=False)
-        for index, batch in enumerate(batches(train_arrays, batch_size, shuffle=True, rng=rng)):
-            if epoch == first_epoch and index < skip * grad_accum:
-                progress.add(1)
-                continue
-            features, labels = split_features(batch)
-            loss = float(accumulate(*distribute.split(features, labels)))
-            loss_sum += loss
-            progress.add(1, loss=loss * grad_accum)
-            if (index + 1) % grad_accum:
-                continue
-            update()
-            step += 1
-            if logging_steps > 0 and step % logging_steps == 0 and on_log is not None:
-                on_log(step, {"learning_rate": float(optimizer.learning_rate),
-                              "loss": (loss_sum - logged_sum) / logging_steps})
-                logged_sum = loss_sum
-            if save_steps > 0 and step % save_steps == 0 and on_save is not None:
-                on_save(step, optimizer)
-            if 0 < max_steps < step:
-                break
-        progress.close()
-        if 0 < max_steps < step:
-            break
-    mean_loss = loss_sum / max(step - start_step, 1)
-    log(f" global_step = {step}, average loss = {mean_loss}")
-    return step, mean_loss
+    log(f"***** Running training *****  examples = {count}, epochs = {loop.epochs}, batch size "
+        f"= {batch_size}, accumulation = {loop.accumulation}, total updates = "
+        f"{trainer.total_steps}")
+    set_seed(settings.seed)
+    trainer.fit(train_arrays, on_update=on_update, log=log)
+    mean_loss = trainer.loss_sum / max(trainer.step - start_step, 1)
+    log(f" global_step = {trainer.step}, average loss = {mean_loss}")
+    return trainer.step, mean_loss

@@ -31,8 +31,9 @@ from common.errors import UserError
 from common.files import result_copy, write_result_text
 from common.seeding import set_seed
 from common.tasks import get_task
-from common.tokenization import load_tokenizer
-from common.training import classification_loss, evaluate_classifier, fine_tune, predict, train
+from common.tokenization import TOKENIZER_FILES, load_tokenizer
+from common.training import (TrainLoop, classification_loss, evaluate_classifier, fine_tune,
+                             predict, train)
 from common.validation import (check_checkpoint_task, check_cls_pooling, check_model_files,
                                check_not_collapsed, check_output_dir)
 from powerbert.flops import powerbert_flops
@@ -90,14 +91,19 @@ class Run:
         if self.log is not None:
             self.log.record(text, **values)
 
-    def meta(self, stage, **extra):
-        return {"task": self.task.name, "num_labels": self.task.num_labels,
-                "max_length": self.max_length, "lower_case": not self.cased, "method": "powerbert",
-                "stage": stage, **extra}
+    def loop(self):
+        """Every stage's training loop: the reference's warm-up share, no clipping."""
+        return TrainLoop(self.epochs, self.batch_size, self.seed,
+                         warmup_proportion=WARMUP_PROPORTION)
 
-    def save(self, model, stage, **extra):
-        folder = os.path.join(self.output_dir, stage)
-        return checkpoints.save_checkpoint(model, folder, self.meta(stage, **extra),
+    def save(self, model, stage, training=None, **state):
+        """`stage`'s checkpoint: `training` says how it was made (epoch, dev, source), `state`
+        is the stage's method state (retention configuration...)."""
+        meta = checkpoints.checkpoint_meta("powerbert", self.task, self.max_length,
+                                           lower_case=not self.cased,
+                                           method_state={"stage": stage, **state},
+                                           training=training)
+        return checkpoints.save_checkpoint(model, os.path.join(self.output_dir, stage), meta,
                                            tokenizer=self.tokenizer)
 
     def monitored(self, history, stage_title):
@@ -124,7 +130,7 @@ def fine_tune_stage(run, source, train_arrays, dev_arrays, lr_bert):
     saved = {}
 
     def save_best(epoch, record):
-        saved["path"] = run.save(model, FINETUNE, epoch=epoch, dev=_dev_metrics(record))
+        saved["path"] = run.save(model, FINETUNE, {"epoch": epoch, "dev": _dev_metrics(record)})
 
     history = _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best)
     run.monitored(history, "Fine-tuned model")
@@ -137,7 +143,8 @@ def adopt_finetuned(run, model, dev_arrays, source_path,
     it on dev and save it as the `finetune` checkpoint; `title` names it in the log."""
     record = evaluate_classifier(model, run.task, dev_arrays, run.batch_size, log=run.echo)
     run.monitored([record], title)
-    return run.save(model, FINETUNE, epoch=0, dev=_dev_metrics(record), source=source_path)
+    return run.save(model, FINETUNE, {"epoch": 0, "dev": _dev_metrics(record),
+                                      "source": source_path})
 
 
 def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, lam, lr_bert,
@@ -155,14 +162,12 @@ def configuration_search_stage(run, finetune_path, train_arrays, dev_arrays, *, 
         run.echo("  retention masses: " + ", ".join(f"{mass:.1f}" for mass in masses))
         return record
 
-    history = train(model, train_arrays, epochs=run.epochs, batch_size=run.batch_size,
-                    groups=search_groups(model, lr_bert, lr_soft_extract), loss_fn=search_loss,
-                    evaluate=evaluate, seed=run.seed,
-                    warmup_proportion=WARMUP_PROPORTION, max_grad_norm=None, log=run.echo)
+    history = train(model, train_arrays, run.loop(), search_groups(model, lr_bert,
+                    lr_soft_extract), search_loss, evaluate=evaluate, log=run.echo)
     masses = model.retention_masses()
     retention = derive_retention(masses)
-    path = run.save(model, SEARCH, epoch=run.epochs, dev=_dev_metrics(history[-1]), lam=lam,
-                    lr_soft_extract=lr_soft_extract, retention_masses=masses,
+    path = run.save(model, SEARCH, {"epoch": run.epochs, "dev": _dev_metrics(history[-1])},
+                    lam=lam, lr_soft_extract=lr_soft_extract, retention_masses=masses,
                     retention_config=retention)
     run.echo(f"Retention Configuration : {retention} {sum(retention)}")
     run.monitored(history, "Configuration-search model")
@@ -204,8 +209,8 @@ def retrain_stage(run, search_path, retention, train_arrays, dev_arrays, lr_bert
     saved = {}
 
     def save_best(epoch, record):
-        saved.update(record=record, path=run.save(model, RETRAINED, epoch=epoch,
-                                                  dev=_dev_metrics(record),
+        saved.update(record=record, path=run.save(model, RETRAINED,
+                                                  {"epoch": epoch, "dev": _dev_metrics(record)},
                                                   retention_config=retention))
 
     history = _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best)
@@ -272,10 +277,9 @@ def predict_stage(run, model, test_arrays, ids, glue=False):
 
 
 def _fine_tune(run, model, train_arrays, dev_arrays, lr_bert, save_best):
-    return fine_tune(model, run.task, train_arrays, dev_arrays, epochs=run.epochs,
-                     batch_size=run.batch_size, learning_rate=lr_bert, save_best=save_best,
-                     weight_decay=0.0, warmup_proportion=WARMUP_PROPORTION, seed=run.seed,
-                     max_grad_norm=None, log=run.echo, param_group=AdamGroup)
+    return fine_tune(model, run.task, train_arrays, dev_arrays, run.loop(),
+                     learning_rate=lr_bert, save_best=save_best, weight_decay=0.0,
+                     log=run.echo, param_group=AdamGroup)
 
 
 def _dev_metrics(record):
@@ -411,8 +415,7 @@ def _inference_retention(settings, source, task, max_length):
 def _tokenizer(settings, source):
     if settings.vocab_path:
         return load_tokenizer(settings.vocab_path, cased=settings.cased)
-    if not any(os.path.isfile(os.path.join(source.folder, name))
-               for name in ("vocab.txt", "tokenizer.json")):
+    if not any(os.path.isfile(os.path.join(source.folder, name)) for name in TOKENIZER_FILES):
         raise UserError(f"no vocab.txt beside {settings.checkpoint_path}; pass --VOCAB_PATH")
     return load_tokenizer(source.folder, cased=settings.cased)
 

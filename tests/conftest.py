@@ -14,6 +14,9 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 FIXTURES = REPO / "tests" / "fixtures"
+# One tiny random HF model per backbone family (tools/make_fixtures.py, make_backbone_fixtures.py).
+BACKBONES = ["tiny_bert", "tiny_albert", "tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert",
+             "tiny_electra"]
 # Optional real data (GLUE, AG News, HateXplain); tests that read it skip when it is absent.
 SHARED_DATA = Path(os.environ.get("BERT_SPEEDUP_SHARED_DATA") or REPO.parent / "shared" / "data")
 

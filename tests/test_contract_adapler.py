@@ -9,7 +9,7 @@ from adapler.soft_removal import EVAL_SHARPNESS, NO_REMOVAL_ETA
 from adapler.model import build_model, load_checkpoint_into
 from common.checkpoints import (load_backbone_weights, load_classifier, resolve_source,
                                 save_checkpoint, variable_key)
-from conftest import FIXTURES
+from conftest import BACKBONES, FIXTURES
 
 TINY = str(FIXTURES / "tiny_bert_cls")
 ADAPLER_V1 = FIXTURES / "adapler_checkpoint_v1"
@@ -34,12 +34,14 @@ def unpadded(features, row):
     return {key: value[row:row + 1, :n] for key, value in features.items()}
 
 
-@pytest.fixture(scope="module")
-def adapler_and_plain():
-    plain = load_classifier(TINY, 3)[0]
-    source = resolve_source(TINY)
+@pytest.fixture(scope="module", params=[TINY] + [str(FIXTURES / name) for name in BACKBONES[1:]],
+                ids=["tiny_bert_cls"] + BACKBONES[1:])
+def adapler_and_plain(request):
+    plain = load_classifier(request.param, 3)[0]
+    source = resolve_source(request.param)
     model = build_model(source.config, 3, 16)
-    load_backbone_weights(model, source)
+    if not load_backbone_weights(model, source):  # a folder without a head (ALBERT's): share one
+        model.classifier.set_weights(plain.classifier.get_weights())
     return model, plain
 
 

@@ -59,7 +59,8 @@ def plain_twin(model):
 
 @pytest.mark.parametrize("fixture,num_labels,pooling", [
     ("tiny_bert", 2, "cls"), ("tiny_albert", 3, "cls"), ("tiny_bert", 3, "mean"),
-    ("tiny_bert", 1, "cls")])
+    ("tiny_bert", 1, "cls"), ("tiny_roberta", 3, "cls"), ("tiny_xlm_roberta", 2, "cls"),
+    ("tiny_distilbert", 3, "cls"), ("tiny_electra", 3, "mean")])
 def test_pabee_no_op_patience_equals_sequence_classifier(fixture, num_labels, pooling):
     model = pabee_model(fixture, num_labels, pooling)
     features = inputs()

@@ -6,7 +6,7 @@ import pytest
 from common import checkpoints
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.tasks import get_task
-from conftest import FIXTURES
+from conftest import BACKBONES, FIXTURES
 
 POWERBERT_N = 12
 
@@ -40,7 +40,7 @@ def _powerbert_from(plain, tmp_path, **kwargs):
     return model
 
 
-@pytest.mark.parametrize("folder", ["tiny_bert", "tiny_albert"])
+@pytest.mark.parametrize("folder", BACKBONES)
 @pytest.mark.parametrize("mode", ["extract", "soft_extract"])
 def test_powerbert_noop_equals_sequence_classifier(folder, mode, tmp_path):
     """Retention N in every block (Extract) or every retention parameter at 1 (Soft-Extract)."""

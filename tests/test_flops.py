@@ -157,3 +157,20 @@ def test_cli_bad_input_exits_2(argv, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_each_family_shape():
+    """DistilBERT: one add fewer in the embeddings, ReLU head; ELECTRA: the E->H projection
+    when E != H and a GELU head; RoBERTa: BERT's count."""
+    assert flops.vanilla_flops(tiny(model_type="roberta"), 3) == flops.vanilla_flops(tiny(), 3)
+    distil = tiny(model_type="distilbert")
+    assert flops.embedding_flops(distil, 3) == EMBEDDINGS - 3 * 4
+    assert flops.head_flops(distil, 2) == HEAD  # ReLU and tanh: 1 FLOP each
+    electra = tiny(model_type="electra", embedding_size=2)
+    assert flops.embedding_flops(electra, 3) == 3 * 2 * 2 + 7 * 3 * 2 + (3 * 2 * 2 * 4 + 3 * 4)
+    assert flops.head_flops(electra, 2) == HEAD + 4 * 4  # GELU 5 FLOPs instead of tanh's 1
+    assert flops.embedding_flops(tiny(model_type="electra", embedding_size=4), 3) == EMBEDDINGS
+    six = BertConfig.from_dict({"model_type": "distilbert", "dim": 768, "n_layers": 6,
+                                "n_heads": 12, "hidden_dim": 3072, "vocab_size": 30522})
+    bert6 = BertConfig(num_hidden_layers=6)
+    assert flops.vanilla_flops(six, 128) == flops.vanilla_flops(bert6, 128) - 128 * 768

@@ -203,10 +203,12 @@ def test_bad_inputs(trained, data, tmp_path, capsys):
     for patience in ("3.5", "-1", "a,2"):
         fails(flags(data, tmp_path / "x", "--do_eval", "--patience", patience), capsys,
               "--patience")
-    fails(flags(data, tmp_path / "x", "--do_train", model_type="roberta"), capsys,
-          "--model_type roberta")
+    fails(flags(data, tmp_path / "x", "--do_train", model_type="xlnet"), capsys,
+          "--model_type xlnet")
     fails(flags(data, tmp_path / "x", "--do_train", model_type="albert"), capsys,
           "--model_type")  # a BERT checkpoint with --model_type albert
+    fails(flags(data, tmp_path / "x", "--do_train", model_type="roberta"), capsys,
+          "is a BERT model but --model_type is roberta")
     before = sorted(os.listdir(out))
     fails(flags(data, out, *TRAIN), capsys, "--overwrite_output_dir")
     assert sorted(os.listdir(out)) == before
@@ -232,7 +234,8 @@ def test_script_runs_as_a_file(data, tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: --model_type xlnet is not supported by PABEE; use bert or albert")
+        "error: --model_type xlnet is not supported by PABEE; use one of bert, albert, roberta, "
+        "xlm-roberta, distilbert, electra")
 
 
 def test_speed_benchmark_tool(trained, data, tmp_path):

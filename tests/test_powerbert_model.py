@@ -12,7 +12,7 @@ from common.seeding import set_seed
 from common.config import BertConfig
 from common.modeling import SequenceClassifier, dummy_inputs
 from common.tasks import get_task
-from common.training import classification_loss, train
+from common.training import TrainLoop, classification_loss, train
 from conftest import FIXTURES
 from powerbert import pipeline
 from powerbert.model import PowerBertClassifier, load_stage
@@ -162,9 +162,8 @@ def test_two_learning_rates_share_one_schedule(tmp_path):
     arrays["labels"] = np.array([0, 1, 1, 0])
     first = []
     # One step per epoch, 20 epochs: T = 20, W = 2; look at the weights after the first step.
-    train(model, arrays, epochs=20, batch_size=4, groups=groups, loss_fn=pipeline.search_loss,
-          warmup_proportion=0.1, max_grad_norm=None, log=lambda _: None,
-          on_epoch_end=lambda epoch, _: first or first.extend(np.asarray(v) for v in variables))
+    train(model, arrays, TrainLoop(20, 4, warmup_proportion=0.1), groups, pipeline.search_loss,
+          log=lambda _: None, on_epoch_end=lambda epoch, _: first or first.extend(np.asarray(v) for v in variables))
     # Adam's first step moves every parameter by ~eta(1) = peak / W of its group
     steps = [np.abs(a - b) for a, b in zip(first, before)]
     for step in steps[:-3]:

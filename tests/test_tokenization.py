@@ -94,3 +94,60 @@ def test_errors(uncased, tmp_path):
     encode(uncased, ["a"], max_length=2)
     with pytest.raises(UserError, match="second texts"):
         encode(uncased, ["a", "b"], ["c"], max_length=8)
+
+
+FAMILY_TOKENIZERS = ["tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert", "tiny_electra"]
+
+
+def _hf_ids(reference, kind):
+    return {key: reference[f"{kind}_{key}"] for key in ("input_ids", "token_type_ids",
+                                                         "attention_mask")}
+
+
+def _assert_hf_ids(tokenizer, reference, token_types=True):
+    """Our ids equal the ones HF's tokenizer of the family gave (tools/make_backbone_fixtures)."""
+    texts_a, texts_b = list(reference["texts_a"]), list(reference["texts_b"])
+    for kind, second in (("pair", texts_b), ("single", None)):
+        ours, theirs = encode(tokenizer, texts_a, second, max_length=16), _hf_ids(reference, kind)
+        for key in ("input_ids", "attention_mask") + (("token_type_ids",) if token_types else ()):
+            np.testing.assert_array_equal(ours[key], theirs[key], err_msg=f"{kind} {key}")
+
+
+@pytest.mark.parametrize("name", FAMILY_TOKENIZERS)
+def test_family_tokenizer_gives_hf_ids(name, fixtures_dir):
+    """RoBERTa's byte-level BPE and XLM-RoBERTa's Unigram from tokenizer.json (`<s> a </s></s> b
+    </s>`, no token types), DistilBERT's and ELECTRA's WordPiece; DistilBERT's model ignores
+    token types, so only the ids and masks are compared there."""
+    reference = np.load(fixtures_dir / name / "reference.npz")
+    tokenizer = load_tokenizer(fixtures_dir / name)
+    _assert_hf_ids(tokenizer, reference, token_types=name != "tiny_distilbert")
+    if name in ("tiny_roberta", "tiny_xlm_roberta"):
+        pair = encode(tokenizer, ["the"], ["good"], max_length=16)["input_ids"][0]
+        # <s> a </s></s> b </s> <pad>...
+        assert pair[0] == 0 and list(pair).count(2) == 3 and pair[-1] == 1
+        assert load_tokenizer(fixtures_dir / name / "tokenizer.json").tokenize("the plot") == (
+            tokenizer.tokenize("the plot"))
+        assert set(tokenizer("the", "good")["token_type_ids"]) == {0}  # every caller gets them
+        with pytest.raises(UserError, match="at least 4"):
+            encode(tokenizer, ["a"], ["b"], max_length=3)
+
+
+def test_roberta_from_vocab_json_and_merges(fixtures_dir, tmp_path):
+    """A RoBERTa folder with vocab.json + merges.txt and no tokenizer.json: the same ids."""
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        (tmp_path / name).write_bytes((fixtures_dir / "tiny_roberta" / name).read_bytes())
+    _assert_hf_ids(load_tokenizer(tmp_path), np.load(fixtures_dir / "tiny_roberta" /
+                                                     "reference.npz"))
+    (tmp_path / "tokenizer_config.json").unlink()  # RoBERTa's special tokens by default
+    _assert_hf_ids(load_tokenizer(tmp_path), np.load(fixtures_dir / "tiny_roberta" /
+                                                     "reference.npz"))
+    (tmp_path / "merges.txt").write_text("not\na merges file\n")
+    with pytest.raises(UserError, match="cannot read the tokenizer files"):
+        load_tokenizer(tmp_path)
+
+
+def test_library_tokenizer_saved_in_a_checkpoint_loads_again(fixtures_dir, tmp_path):
+    tokenizer = load_tokenizer(fixtures_dir / "tiny_xlm_roberta")
+    tokenizer.save_pretrained(tmp_path)
+    _assert_hf_ids(load_tokenizer(tmp_path), np.load(fixtures_dir / "tiny_xlm_roberta" /
+                                                     "reference.npz"))

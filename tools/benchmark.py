@@ -9,9 +9,10 @@ Runtime: same weights, same inputs, same thread count, one run.
 
 Our side is the classifier (`SequenceClassifier`: backbone, pooler, head) run through
 `common.inference.compile_forward`, the function the methods and `predict` use; the weights are
-random (BERT-base shape unless --config) or loaded with --model (an HF folder, a Google TF1
-checkpoint or our own checkpoint). The PyTorch side is `*ForSequenceClassification` holding a
-copy of the same weights; the ONNX Runtime side is that model exported with torch.onnx.export
+random (BERT-base shape unless --config, which may be any family's HF config.json: RoBERTa,
+DistilBERT, ELECTRA...) or loaded with --model (an HF folder, a Google TF1 checkpoint or our own
+checkpoint). The PyTorch side is the family's `*ForSequenceClassification` holding a copy of the
+same weights; the ONNX Runtime side is that model exported with torch.onnx.export
 (skipped, with the reason, when the export fails: it needs the `onnx` package). The PyTorch and
 ONNX Runtime sides live in a worker process (`common.benchmark.Remote`: TensorFlow and PyTorch
 in one process crashed with a segmentation fault with PyPI's default torch build); a missing
@@ -52,6 +53,7 @@ LOW_PRECISION = ("-bf16", "-fp16")  # side-name suffixes whose gaps are reported
 REFERENCE = "pytorch"
 SECTION = "backbone"
 FEATURES = ("input_ids", "token_type_ids", "attention_mask")
+HEAD_MODULES = ("classifier.", "pre_classifier.")  # outside the base model in HF's classifiers
 COLUMNS = (("shape", "batch x length"), ("side", "side"), ("median_ms", "median ms"),
            ("p10_ms", "p10 ms"), ("p90_ms", "p90 ms"), ("sequences_per_s", "seq/s"),
            ("gflops_per_s", "GFLOP/s"), ("ratio", "vs PyTorch"),
@@ -166,45 +168,41 @@ def hf_state(model):
     """Our weights under HF transformers' parameter names (numpy, PyTorch layout)."""
     from common.checkpoints import hf_assignments
 
-    prefix = "albert" if model.config.is_albert else "bert"
+    prefix = model.config.family  # the HF model's base_model_prefix
     state = {}
     for variable, names, kind in hf_assignments(model.bert, model.classifier):
         value = np.asarray(variable.numpy())
         parts = np.split(value, len(names), axis=-1) if kind == "fused" else [value]
         for name, part in zip(names, parts):
             part = part.T if kind != "copy" and part.ndim == 2 else part  # Keras (in, out)
-            key = name if name.startswith("classifier.") else f"{prefix}.{name}"
+            key = name if name.startswith(HEAD_MODULES) else f"{prefix}.{name}"
             state[key] = np.ascontiguousarray(part)
     return state
 
 
 def hf_shape(model):
-    """The HF config fields of `model` (plain values, picklable into the worker)."""
-    config = model.config
-    shape = {name: getattr(config, name) for name in (
-        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-        "intermediate_size", "hidden_act", "max_position_embeddings", "type_vocab_size",
-        "layer_norm_eps")}
-    shape["num_labels"] = model.num_labels
-    if config.is_albert:
-        shape.update(embedding_size=config.embedding_size,
-                     num_hidden_groups=config.num_hidden_groups)
-    return config.is_albert, shape
+    """(model type, the HF config fields of `model`): plain values, picklable into the worker."""
+    return model.config.model_type, {**model.config.hf_dict(), "num_labels": model.num_labels}
 
 
-def torch_model(is_albert, shape, state_file):
-    """HF transformers' PyTorch *ForSequenceClassification holding the weights in `state_file`."""
+def torch_model(model_type, shape, state_file):
+    """HF transformers' PyTorch *ForSequenceClassification of the family `model_type` holding
+    the weights in `state_file`."""
     import torch
     import transformers
 
-    if is_albert:
-        hf = transformers.AlbertForSequenceClassification(transformers.AlbertConfig(**shape))
-    else:
-        hf = transformers.BertForSequenceClassification(transformers.BertConfig(**shape))
+    hf = transformers.AutoModelForSequenceClassification.from_config(
+        transformers.AutoConfig.for_model(model_type, **shape))
     with np.load(state_file) as arrays:
         hf.load_state_dict({key: torch.from_numpy(arrays[key]) for key in arrays.files},
                            strict=True)
     return hf.eval()
+
+
+def torch_features(hf):
+    """The inputs `hf` takes (DistilBERT has no token types)."""
+    import inspect
+    return tuple(k for k in FEATURES if k in inspect.signature(hf.forward).parameters)
 
 
 def onnx_session(hf, example, threads):
@@ -217,16 +215,16 @@ def onnx_session(hf, example, threads):
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, token_type_ids, attention_mask):
-            return self.inner(input_ids=input_ids, token_type_ids=token_type_ids,
-                              attention_mask=attention_mask).logits
+        def forward(self, *inputs):
+            return self.inner(**dict(zip(features, inputs))).logits
 
+    features = torch_features(hf)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Logits(hf).eval(), tuple(example[k] for k in FEATURES), buffer,
-                          input_names=list(FEATURES), output_names=["logits"], opset_version=17,
-                          dynamic_axes={k: {0: "batch", 1: "length"} for k in FEATURES},
+        torch.onnx.export(Logits(hf).eval(), tuple(example[k] for k in features), buffer,
+                          input_names=list(features), output_names=["logits"], opset_version=17,
+                          dynamic_axes={k: {0: "batch", 1: "length"} for k in features},
                           dynamo=False)
     hf.eval()  # the exporter restores the training flag it found; keep dropout off regardless
     options = onnxruntime.SessionOptions()
@@ -236,7 +234,7 @@ def onnx_session(hf, example, threads):
                                         providers=["CPUExecutionProvider"])
 
 
-def torch_sides(is_albert, shape, state_file, items, threads, onnx):
+def torch_sides(model_type, shape, state_file, items, threads, onnx):
     """The worker's sides: PyTorch (and ONNX Runtime with `onnx`) on `items`. Runs in its own
     process (`common.benchmark.Remote`); a side that cannot be built is left out, its reason
     in the side list's `notes` attribute."""
@@ -249,10 +247,11 @@ def torch_sides(is_albert, shape, state_file, items, threads, onnx):
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
         pass
-    hf = torch_model(is_albert, shape, state_file)
+    hf = torch_model(model_type, shape, state_file)
+    features = torch_features(hf)
 
     def torch_inputs(item):
-        return {k: torch.from_numpy(item[k].astype(np.int64)) for k in FEATURES}
+        return {k: torch.from_numpy(item[k].astype(np.int64)) for k in features}
 
     def run(item):
         with torch.inference_mode():
@@ -277,7 +276,7 @@ def torch_sides(is_albert, shape, state_file, items, threads, onnx):
                               "enables it)")
         else:
             def ort(item):
-                return session.run(["logits"], {k: item[k].astype(np.int64) for k in FEATURES})[0]
+                return session.run(["logits"], {k: item[k].astype(np.int64) for k in features})[0]
             sides.append(Side("onnxruntime", ort, items, probe=lambda item: {"logits": ort(item)},
                               note=f"onnxruntime: CPUExecutionProvider, {threads} intra-op and 1 "
                                    "inter-op thread(s), sequential, all graph optimisations"))
@@ -311,7 +310,8 @@ def tensorflow_sides(models, jit_modes, items):
 def make_inputs(config, batch, length, seed):
     """Identical random full-length inputs for every side (int32; sides convert outside timing)."""
     rng = np.random.default_rng(seed)
-    ids = rng.integers(1, config.vocab_size, (batch, length)).astype(np.int32)
+    # No padding id (RoBERTa's is 1): every position is a real token on every side.
+    ids = rng.integers(config.pad_token_id + 1, config.vocab_size, (batch, length)).astype(np.int32)
     return {"input_ids": ids, "token_type_ids": np.zeros_like(ids),
             "attention_mask": np.ones_like(ids)}
 
@@ -465,12 +465,12 @@ def run(args, compare, command):
         state_file = os.path.join(tmp, "weights.npz")
         if compare:
             np.savez(state_file, **hf_state(model))
-            is_albert, shape = hf_shape(model)
+            model_type, shape = hf_shape(model)
         for batch, length in shapes:
             items = workload(args, model, batch, length, folder if args.task else None)
             label = f"{batch}x{length}"
             remote = [benchmark.Remote("tools.benchmark:torch_sides", dict(
-                is_albert=is_albert, shape=shape, state_file=state_file, items=items,
+                model_type=model_type, shape=shape, state_file=state_file, items=items,
                 threads=threads, onnx="onnxruntime" in compare))] if compare else []
             harness_rows, measurement = benchmark.run_sides(
                 tensorflow_sides(models, jit_modes, items), remote, repeats=args.repeats,

@@ -113,23 +113,23 @@ def run(args, log=print):
         log(f"fine-tuning {model_path} on {task.glue_name}: {len(train['input_ids'])} train / "
             f"{len(dev['input_ids'])} dev rows, max length {max_length}")
         os.makedirs(args.output_dir, exist_ok=True)
-        meta = {"task": task.name, "num_labels": task.num_labels, "max_length": max_length,
-                "lower_case": not args.cased, "method": "vanilla"}
         best = {}
 
         def save_best(epoch, record):
             best.clear()
             best.update(record)
             # `collapsed` (all dev predictions one class) makes the next stage refuse it.
-            checkpoints.save_checkpoint(model, args.output_dir,
-                                        {**meta, "epoch": epoch, "seed": args.seed,
-                                         **({"collapsed": record["collapsed"]}
-                                            if "collapsed" in record else {})},
-                                        tokenizer=tokenizer)
+            meta = checkpoints.checkpoint_meta(
+                "vanilla", task, max_length, lower_case=not args.cased,
+                training={"epoch": epoch, "seed": args.seed,
+                          **({"collapsed": record["collapsed"]} if "collapsed" in record
+                             else {})})
+            checkpoints.save_checkpoint(model, args.output_dir, meta, tokenizer=tokenizer)
 
-        training.fine_tune(model, task, train, dev, epochs=args.epochs,
-                           batch_size=args.batch_size, learning_rate=args.learning_rate,
-                           save_best=save_best, seed=args.seed, log=log)
+        training.fine_tune(model, task, train, dev,
+                           training.TrainLoop.fine_tuning(args.epochs, args.batch_size,
+                                                          args.seed),
+                           learning_rate=args.learning_rate, save_best=save_best, log=log)
         metrics = {k: v for k, v in best.items() if k not in ("train_loss", "seconds")}
     if args.output_dir:
         # eval_results.json: the latest run's metrics (each run's own copy stays in
