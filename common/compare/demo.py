@@ -55,7 +55,9 @@ def parse_args(argv):
     precision.precision_name(args.bf16, args.fp16)  # both given: UserError
     if args.model:
         from common.checkpoints import check_max_length, resolve_source
+        from common.validation import check_model_files
 
+        check_model_files(args.model)  # a damaged model: its own error first
         check_max_length(resolve_source(args.model).config, MAX_LENGTH,
                          fix=f"the demo runs at {MAX_LENGTH} word pieces; run "
                              f"bert-speedup-compare --model {args.model} --max_length <shorter> "
