@@ -23,7 +23,8 @@ The baselines every speed table carries (`dense_sides`, `REFERENCES`):
 `LoadWatch` records what can skew a timing (/proc/loadavg before and after, the share of the
 CPU other processes took while we timed, the busiest of them), `machine()` the CPU and its
 vector/matrix flags (avx512_bf16, amx_*, ...) and library versions; `record` and `report` give the
-JSON record (written with `common.files.write_json`) and the markdown. `Stopwatch` times a stage (not a speed figure).
+JSON record (with the git commit, `git_commit`; written with `common.files.write_json`) and the
+markdown. `Stopwatch` times a stage (not a speed figure).
 """
 import dataclasses
 import multiprocessing
@@ -547,6 +548,24 @@ def headline(batch_size):
     return "unpadded" if batch_size == 1 else "dynamic"
 
 
+def git_commit():
+    """HEAD of the repository this code runs from (+dirty with uncommitted changes), or None
+    outside a git checkout."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def markdown_table(rows, columns):
     """`columns` = [(key, title)]; floats to 3 significant digits (2 decimals for ratios)."""
     def cell(key, value):
@@ -602,10 +621,15 @@ def parse_names(text):
 
 
 def record(command, settings, groups):
-    """The JSON record of one run: command, date, machine, settings, and the groups of rows
-    (each with the background load it was measured under)."""
-    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
-            "settings": settings, "groups": groups}
+    """The JSON record of one run (a result file, docs/results.md): command, git commit, date,
+    machine, settings, and the groups of rows (each with the background load it was measured
+    under)."""
+    return {"command": command, "commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
+            "settings": settings, "runs": 1,
+            "statistic": "per side: median pass time of the interleaved repeats (p10, p90 beside); "
+                         "speed-ups: ratio of medians and median of the paired ratios",
+            "groups": groups}
 
 
 def report(result, columns):

@@ -1,6 +1,7 @@
 """common/benchmark: interleaving, ratio logic, worker sides, load report, JSON, bad input; the
 length-sorted dynamic batching every evaluation uses; a tiny run of the PoWER-BERT tool."""
 import json
+import re
 import time
 
 import numpy as np
@@ -97,7 +98,10 @@ def test_environment_record_and_json(tmp_path):
     path = tmp_path / "sub" / "r.json"
     files.write_json(str(path), record, indent=2)
     loaded = json.loads(path.read_text())
-    assert set(loaded) == {"command", "date", "machine", "settings", "groups"}
+    assert set(loaded) == {"command", "commit", "date", "machine", "settings", "runs", "statistic",
+                           "groups"}
+    # None only outside a git checkout
+    assert loaded["commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", loaded["commit"])
     assert set(loaded["machine"]) >= {"cpu", "cpu_flags", "nproc", "available_cores", "versions"}
     assert loaded["settings"]["x"] == 3
     assert "load average" in benchmark.report(loaded, benchmark.COLUMNS)

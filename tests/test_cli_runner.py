@@ -101,42 +101,57 @@ def test_every_flag_explains_itself_and_its_default(how):
         "\n".join(thin)
 
 
-# The README's section on each command -> the commands whose every flag it must name. The
-# precision and distribution flags are listed once, in the README's section about them.
-README_SECTIONS = {
-    "Vanilla fine-tuning": [("call", "tools.finetune", "main")],
-    "PoWER-BERT": [("call", "powerbert.cli", "main"), ("path", "tools/benchmark_powerbert.py"),
-                   ("path", "tools/powerbert_padding.py")],
-    "AdapLeR": [("call", "adapler.cli", name) for name in (
+# The docs page of each command -> the commands whose every flag it must name. The precision
+# and distribution flags are listed once, on the page about them.
+COMMAND_PAGES = {
+    "docs/commands/finetune.md": [("call", "tools.finetune", "main")],
+    "docs/commands/powerbert.md": [("call", "powerbert.cli", "main"),
+                                   ("path", "tools/benchmark_powerbert.py"),
+                                   ("path", "tools/powerbert_padding.py")],
+    "docs/commands/adapler.md": [("call", "adapler.cli", name) for name in (
         "finetune_main", "saliency_main", "train_main", "evaluation_main", "glue_prediction_main")]
     + [("path", "run_files/run_glue_w_lr.py"), ("module", "adapler.inference"),
        ("path", "tools/benchmark_adapler.py"), ("path", "tools/rationale_eval.py")],
-    "PABEE": [("call", "pabee.cli", "main"), ("path", "tools/benchmark_pabee.py")],
-    "The demo (`tools/demo.py`": [("call", "tools.demo", "main")],
-    "Comparing the methods": [("call", "tools.compare", "main")],
-    "FLOPs calculator": [("call", "tools.flops_calculator", "main")],
-    "Benchmark of the backbone": [("call", "tools.benchmark", "main")],
-    "Deploy: export for serving": [("call", "tools.export", "main")],
+    "docs/commands/pabee.md": [("call", "pabee.cli", "main"), ("path", "tools/benchmark_pabee.py")],
+    "docs/commands/demo.md": [("call", "tools.demo", "main")],
+    "docs/commands/compare.md": [("call", "tools.compare", "main")],
+    "docs/commands/flops.md": [("call", "tools.flops_calculator", "main")],
+    "docs/commands/benchmark.md": [("call", "tools.benchmark", "main")],
+    "docs/results.md": [("path", "tools/render_docs.py")],
+    "docs/export.md": [("call", "tools.export", "main")],
+    "docs/own_data.md": [("call", "tools.predict", "main")],
 }
 LISTED_ELSEWHERE = {"--verbose", "--debug", "--fp16", "--bf16", "--FP16", "--BF16", "--strategy",
                     "--STRATEGY"}
 
 
-@pytest.mark.parametrize("title", README_SECTIONS)
-def test_readme_names_every_flag(title):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = next(part for part in re.split(r"\n(?=### )", readme)
-                   if part.startswith("### " + title))
+def _names(text, flag):
+    return re.search(re.escape(flag) + r"(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("page", COMMAND_PAGES)
+def test_docs_name_every_flag(page):
+    text = (REPO / page).read_text(encoding="utf-8")
     missing = []
-    for how in README_SECTIONS[title]:
+    for how in COMMAND_PAGES[page]:
         done = run_help(how)
         options = json.loads(done.stdout.split("@@ options=", 1)[1].splitlines()[0])
         missing += [f"{how[-1]}: {option['flags'][0]}" for option in options
                     if option["flags"][0].startswith("-")
                     and option["flags"][0] not in LISTED_ELSEWHERE
-                    and not any(re.search(re.escape(flag) + r"(?![\w-])", section)
-                                for flag in option["flags"])]
-    assert not missing, f"README section '{title}' does not name: {missing}"
+                    and not any(_names(text, flag) for flag in option["flags"])]
+    assert not missing, f"{page} does not name: {missing}"
+
+
+def test_flags_listed_elsewhere_are_on_their_pages():
+    text = "\n".join((REPO / page).read_text(encoding="utf-8") for page in (
+        "docs/commands/precision.md", "docs/commands/index.md"))
+    assert [flag for flag in LISTED_ELSEWHERE if not _names(text, flag)] == []
+
+
+def test_readme_links_every_command_page():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert [page for page in COMMAND_PAGES if page not in readme] == []
 
 
 def _run(main, argv, capsys):
