@@ -14,9 +14,8 @@ method's `serving` module: the graph forward pass `bert-speedup-export` saves, i
 dynamically padded batches (`common.data.map_length_sorted`); results come back in input order.
 
 A backend turns texts into logits and costs: `CheckpointBackend` for the toolkit's checkpoint
-folders. A SavedModel backend (the folders of `bert-speedup-export`) plugs in as one more entry
-of `BACKENDS`: a `detect(path)` and a class with the same attributes (`task`, `labels`,
-`outputs`), its tokenizer inside the graph.
+folders, `SavedModelBackend` for the folders of `bert-speedup-export` (its tokenizer and fast
+path inside the graph; only TensorFlow and tensorflow-text needed).
 """
 import os
 
@@ -64,17 +63,54 @@ def _runner(method, model, source):
     return lambda features: {key: np.asarray(value) for key, value in call(features).items()}
 
 
+class SavedModelBackend:
+    """A folder written by `bert-speedup-export`: its string signature (the tokenizer and the
+    method's fast path in the graph). Texts run in batches sorted by their length in
+    characters (the word pieces are only known inside the graph)."""
+
+    def __init__(self, path, **knobs):
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  registers the in-graph tokenizer's ops
+
+        from common.export import read_metadata
+        from common.owndata import checkpoint_task
+
+        meta = read_metadata(path)
+        given = sorted(key for key, value in knobs.items() if value is not None)
+        if given:
+            raise UserError(f"{path} is an exported model whose settings were fixed at export "
+                            f"({meta['setting']}); export the checkpoint again with the "
+                            f"{', '.join(given)} you want")
+        self.path, self.method = path, meta["method"]
+        self.task = checkpoint_task({"task": meta["task"], "own_data": meta.get("own_data")})
+        self.serve = tf.saved_model.load(path).signatures["serving_default"]
+        self.tf = tf
+
+    def outputs(self, texts, text_pairs, batch_size):
+        """{"logits": (n, C), cost arrays...} of the texts, in their order."""
+        sizes = [len(t) + (len(text_pairs[i]) if text_pairs else 0) for i, t in enumerate(texts)]
+        order = np.argsort(sizes, kind="stable")
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            rows_ = order[start:start + batch_size]
+            request = {"text": self.tf.constant([texts[i] for i in rows_])}
+            if text_pairs is not None:
+                request["text_pair"] = self.tf.constant([text_pairs[i] for i in rows_])
+            result = self.serve(**request)
+            parts.append({key: value.numpy() for key, value in result.items()
+                          if key in ("logits", "layers_run", "tokens_kept")})
+        outputs = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+        restored = np.empty_like(order)
+        restored[order] = np.arange(len(order))
+        return {key: value[restored] for key, value in outputs.items()}
+
+
 def _is_saved_model(path):
     return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def _saved_model_backend(path, **knobs):
-    raise UserError(f"{path} is a SavedModel; loading SavedModels in the Python API is not "
-                    "available yet: pass the checkpoint folder it was exported from")
-
-
 # (detect(path), backend class): the first that detects the path loads it.
-BACKENDS = [(_is_saved_model, _saved_model_backend),
+BACKENDS = [(_is_saved_model, SavedModelBackend),
             (lambda path: True, CheckpointBackend)]
 
 

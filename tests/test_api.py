@@ -87,3 +87,23 @@ def test_own_data_round_trip(tmp_path):
     metrics = model.evaluate(dev)
     assert metrics["acc"] == pytest.approx(
         json.loads((out / "eval_results.json").read_text())["acc"])
+
+
+def test_a_savedmodel_answers_as_its_checkpoint(tmp_path):
+    """`load` of a `bert-speedup-export` folder: the same labels, probabilities and costs as the
+    checkpoint it was exported from, in input order; knobs are fixed at export."""
+    from common.export import export
+
+    exported = tmp_path / "exported"
+    export(str(OLD / "pabee"), str(exported), knobs={"patience": 1})
+    texts = ["a gripping , funny film", "bad", "", "the plot was very good and the acting too"]
+    ours = load(OLD / "pabee", patience=1).predict(texts, batch_size=2)
+    served = load(exported)
+    assert served.method == "pabee" and served.labels == load(OLD / "pabee").labels
+    theirs = served.predict(texts, batch_size=2)
+    for a, b in zip(ours, theirs):
+        assert a["label"] == b["label"] and a["layers_run"] == b["layers_run"]
+        np.testing.assert_allclose(list(a["probabilities"].values()),
+                                   list(b["probabilities"].values()), atol=1e-5)
+    with pytest.raises(UserError, match="fixed at export"):
+        load(exported, patience=2)

@@ -52,11 +52,11 @@ def read_metadata(folder):
 def labels_of(sidecar):
     """Class names of a checkpoint (None for regression): the ones it records, else its
     task's (readable names where the task has them, e.g. SST-2's negative / positive)."""
-    from common.tasks import get_task
+    from common.owndata import checkpoint_task
 
     if sidecar.get("labels"):
         return [str(label) for label in sidecar["labels"]]
-    task = get_task(sidecar["task"])
+    task = checkpoint_task(sidecar)
     if task.is_regression:
         return None
     return list(task.label_names or task.labels)
@@ -82,7 +82,7 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
     from common.export.savedmodel import ServingModule
     from common.export.tokenizer import from_tokenizer
     from common.precision import set_precision
-    from common.tasks import get_task
+    from common.owndata import checkpoint_task
     from common.tokenization import load_tokenizer
     from common.validation import check_model_files
 
@@ -109,13 +109,14 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
     finally:  # the model keeps its policy; the process gets its own back
         keras.mixed_precision.set_global_policy(policy)
     forward, setting = serving_parts(name, model, source)
-    task = get_task(sidecar["task"])
+    task = checkpoint_task(sidecar)
     labels = labels_of(sidecar)
     max_length = int(sidecar["max_length"])
     lower_case = bool(sidecar.get("lower_case", True))
     tokenizer = load_tokenizer(source.folder, cased=not lower_case)
     meta = {"format": "bert-speedup-export", "toolkit_version": toolkit_version(),
             "method": name, "setting": setting, "task": task.name,
+            "own_data": sidecar.get("own_data"),
             "pair": task.is_pair, "labels": labels, "max_length": max_length,
             "lower_case": lower_case, "precision": precision,
             "backbone": sidecar.get("backbone"),
