@@ -70,7 +70,7 @@ def make_strategy(name="auto"):
     config = tf_config()
     if name == "multi_worker" and config is None:
         raise UserError("--strategy multi_worker needs TF_CONFIG naming the cluster and this "
-                        "task (see README: several machines)")
+                        "task (see docs/commands/precision.md: several machines)")
     if name == "auto":  # physical devices: listing them does not start TensorFlow's runtime
         name = ("multi_worker" if config else
                 "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none")
@@ -83,7 +83,7 @@ def make_strategy(name="auto"):
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     # One device: one inter-op thread, as the benchmarks run (common.inference). With several,
     # independent ops run in a varying order and bf16 training rounds differently from run to
-    # run (README, "Reproducible runs"); the strategies' collectives need several, so they keep
+    # run (docs/reliability.md, "Reproducible runs"); the strategies' collectives need several, so they keep
     # TensorFlow's default. Once TensorFlow runs (a caller started it) its pools stay as they are.
     with contextlib.suppress(RuntimeError):
         tf.config.threading.set_inter_op_parallelism_threads(1)

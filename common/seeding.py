@@ -7,7 +7,7 @@ Python's `random` when the layer is created, so a model built first gets fresh d
 head weights on every run whatever seed is set afterwards. With that order, the same command and
 seed on the same machine gives bit-identical weights and metrics on CPU (tests/
 test_reproducibility.py); in bf16 only with one inter-op thread, which one-device training
-sets (common.distribute; README, "Reproducible runs"). TensorFlow's op-determinism switch is
+sets (common.distribute; docs/reliability.md, "Reproducible runs"). TensorFlow's op-determinism switch is
 not needed for that and stays off: it picks other kernels (results move by float rounding, up
 to 6e-8 on a tiny run) for no gain.
 """
