@@ -81,6 +81,9 @@ class SavedModelBackend:
             raise UserError(f"{path} is an exported model whose settings were fixed at export "
                             f"({meta['setting']}); export the checkpoint again with the "
                             f"{', '.join(given)} you want")
+        if "text" not in meta["signatures"]["serving_default"]:
+            raise UserError(f"{path} was exported with token ids in only (its tokenizer cannot "
+                            "run in the graph); load the checkpoint folder it was exported from")
         self.path, self.method = path, meta["method"]
         self.task = checkpoint_task({"task": meta["task"], "own_data": meta.get("own_data")})
         self.serve = tf.saved_model.load(path).signatures["serving_default"]

@@ -92,3 +92,35 @@ def test_collapsed_model_exports_with_a_warning_and_serves_the_readme_payload(tm
     outputs = tf.saved_model.load(str(out)).signatures["serving_default"](
         text=tf.constant(["a good movie", ""]))
     assert outputs["logits"].dtype == tf.float32 and outputs["layers_run"].shape == (2,)
+
+
+def test_a_tokenizer_the_graph_cannot_run_exports_token_ids(tmp_path, capsys):
+    """RoBERTa's byte-level BPE: the export takes ids (serving_default = token_ids), with a
+    note, and gives the toolkit's logits on the toolkit's ids; the Python API refuses it."""
+    import numpy as np
+    import tensorflow as tf
+
+    from common import checkpoints
+    from common.api import load
+    from common.errors import UserError
+    from common.tokenization import encode, load_tokenizer
+
+    folder = FIXTURES / "tiny_roberta"
+    model, source, _ = checkpoints.load_classifier(str(folder), 2)
+    checkpoint = tmp_path / "roberta"
+    tokenizer = load_tokenizer(str(folder))
+    checkpoints.save_checkpoint(model, str(checkpoint), {"task": "sst-2", "num_labels": 2,
+                                                         "max_length": 16, "method": "vanilla"},
+                                tokenizer=tokenizer)
+    out = tmp_path / "exported"
+    assert main(["--model", str(checkpoint), "--output_dir", str(out)]) == 0
+    assert "cannot run in the graph" in capsys.readouterr().err
+    meta = json.loads((out / "assets" / "bert_speedup.json").read_text())
+    assert meta["signatures"]["serving_default"] == ["input_ids", "attention_mask",
+                                                     "token_type_ids"]
+    features = encode(tokenizer, ["a good film", "bad"], max_length=16)
+    served = tf.saved_model.load(str(out)).signatures["serving_default"](
+        **{key: tf.constant(features[key]) for key in meta["signatures"]["serving_default"]})
+    np.testing.assert_allclose(served["logits"].numpy(), model(features).numpy(), atol=1e-5)
+    with pytest.raises(UserError, match="token ids in only"):
+        load(out)

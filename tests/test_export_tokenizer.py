@@ -83,10 +83,11 @@ def test_micro_sign_kept():
     assert ids[1] == tokenizer.convert_tokens_to_ids("µ")
 
 
-def test_other_tokenizer_families_are_one_user_error():
-    from common.errors import UserError
+def test_only_wordpiece_runs_in_the_graph():
+    from common.export.tokenizer import runs_in_graph
+
     folder = FIXTURES / "tiny_roberta"
     if not folder.is_dir():
         pytest.skip("no RoBERTa fixture")
-    with pytest.raises(UserError, match="WordPiece.*BPE, not supported"):
-        from_tokenizer(load_tokenizer(os.fspath(folder)), False, 16)
+    assert not runs_in_graph(load_tokenizer(os.fspath(folder)))
+    assert runs_in_graph(load_tokenizer(os.fspath(FIXTURES / "tiny_bert")))

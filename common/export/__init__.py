@@ -22,6 +22,7 @@ from common.files import temporary_name
 
 FORMATS = ("savedmodel", "onnx")
 METADATA = "bert_speedup.json"  # the metadata asset (common.export.savedmodel.METADATA)
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def toolkit_version():
@@ -80,7 +81,7 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
 
     from common.checkpoints import resolve_source
     from common.export.savedmodel import ServingModule
-    from common.export.tokenizer import from_tokenizer
+    from common.export.tokenizer import from_tokenizer, runs_in_graph
     from common.precision import set_precision
     from common.owndata import checkpoint_task
     from common.tokenization import load_tokenizer
@@ -114,21 +115,28 @@ def build_module(model_path, knobs, precision="fp32", warn=None):
     max_length = int(sidecar["max_length"])
     lower_case = bool(sidecar.get("lower_case", True))
     tokenizer = load_tokenizer(source.folder, cased=not lower_case)
+    strings = runs_in_graph(tokenizer)
+    if not strings:
+        warn(f"note: {model_path}'s tokenizer ({type(tokenizer.backend_tokenizer.model).__name__})"
+             " cannot run in the graph (tensorflow-text has WordPiece only); the export takes "
+             "token ids: serving_default is token_ids, tokenize with the checkpoint's "
+             "tokenizer files")
+    text_inputs = ["text", "text_pair"] if task.is_pair else ["text"]
     meta = {"format": "bert-speedup-export", "toolkit_version": toolkit_version(),
             "method": name, "setting": setting, "task": task.name,
             "own_data": sidecar.get("own_data"),
             "pair": task.is_pair, "labels": labels, "max_length": max_length,
             "lower_case": lower_case, "precision": precision,
             "backbone": sidecar.get("backbone"),
-            "signatures": {"serving_default": ["text", "text_pair"] if task.is_pair else ["text"],
-                           "token_ids": ["input_ids", "attention_mask", "token_type_ids"],
-                           "tokenize": ["text", "text_pair"] if task.is_pair else ["text"]}}
+            "signatures": ({"serving_default": text_inputs, "tokenize": text_inputs}
+                           if strings else {"serving_default": list(TOKEN_INPUTS)})
+            | {"token_ids": list(TOKEN_INPUTS)}}
     staging = tempfile.mkdtemp(prefix="bert-speedup-export-")
     path = os.path.join(staging, METADATA)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(meta, handle, indent=1)
-    module = ServingModule(from_tokenizer(tokenizer, lower_case, max_length), forward,
-                           model.variables, labels, task.is_pair, path)
+    in_graph = from_tokenizer(tokenizer, lower_case, max_length) if strings else None
+    module = ServingModule(in_graph, forward, model.variables, labels, task.is_pair, path)
     return module, meta, staging
 
 

@@ -8,6 +8,10 @@ Signatures (the first two also return `logits`):
 * `token_ids(input_ids, attention_mask, token_type_ids)`: `[batch, length]` int32;
 * `tokenize(text[, text_pair])`: the in-graph tokenizer alone (those three int32 tensors).
 
+A checkpoint whose tokenizer the graph cannot run (RoBERTa's byte-level BPE, XLM-RoBERTa's
+Unigram: `common.export.tokenizer.runs_in_graph`) is exported with token ids in only:
+`serving_default` is then `token_ids`, and the caller tokenizes with the folder's tokenizer.
+
 Outputs: classification `probabilities` (batch, classes), `label_id` (batch,) int32, `label`
 (batch,) the class name; regression `score` (batch,); and what the method reports per example
 (its `serving.forward`): `layers_run` (batch,) and/or `tokens_kept` (batch, layers).
@@ -38,12 +42,15 @@ class ServingModule(tf.Module):
         self._forward = tf.function(forward, input_signature=[
             {key: tf.TensorSpec([None, None], tf.int32) for key in TOKEN_KEYS}])
         self._labels = None if labels is None else tuple(labels)
+        self.token_ids = tf.function(self._serve_ids, input_signature=[
+            tf.TensorSpec([None, None], tf.int32, name) for name in TOKEN_KEYS])
+        if tokenizer is None:  # a tokenizer the graph cannot run: ids in, `token_ids` serves
+            self.serving_default = self.tokenize = None
+            return
         texts = [tf.TensorSpec([None], tf.string, name) for name in ("text", "text_pair")]
         self.serving_default = (
             tf.function(self._serve_pair, input_signature=texts) if pair else
             tf.function(self._serve_text, input_signature=texts[:1]))
-        self.token_ids = tf.function(self._serve_ids, input_signature=[
-            tf.TensorSpec([None, None], tf.int32, name) for name in TOKEN_KEYS])
         self.tokenize = tf.function(
             (lambda text, text_pair: self.tokenizer(text, text_pair)) if pair else
             (lambda text: self.tokenizer(text)), input_signature=texts if pair else texts[:1])
@@ -81,9 +88,11 @@ class ServingModule(tf.Module):
         return tf.nest.map_structure(lambda value: value[:0], outputs)
 
     def signatures(self):
+        ids = self.token_ids.get_concrete_function()
+        if self.tokenizer is None:
+            return {"serving_default": ids, "token_ids": ids}
         return {"serving_default": self.serving_default.get_concrete_function(),
-                "token_ids": self.token_ids.get_concrete_function(),
-                "tokenize": self.tokenize.get_concrete_function()}
+                "token_ids": ids, "tokenize": self.tokenize.get_concrete_function()}
 
 
 def save(folder, module):

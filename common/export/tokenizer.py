@@ -116,17 +116,17 @@ def _head(ragged, keep):
     return tf.ragged.boolean_mask(ragged, mask)
 
 
-def from_tokenizer(tokenizer, lower_case, max_length):
-    """An `InGraphTokenizer` with the vocabulary and special tokens of a toolkit tokenizer
-    (`common.tokenization.load_tokenizer`)."""
+def runs_in_graph(tokenizer):
+    """Whether the in-graph tokenizer reproduces `tokenizer`: WordPiece (BERT, ALBERT,
+    DistilBERT, ELECTRA vocabularies); byte-level BPE (RoBERTa) and Unigram (XLM-RoBERTa) not."""
     from tokenizers import models
 
-    from common.errors import UserError
+    return isinstance(tokenizer.backend_tokenizer.model, models.WordPiece)
 
-    if not isinstance(tokenizer.backend_tokenizer.model, models.WordPiece):
-        raise UserError(f"the export tokenizes in the graph with WordPiece (BERT, ALBERT, "
-                        f"DistilBERT, ELECTRA vocabularies); this checkpoint's tokenizer is "
-                        f"{type(tokenizer.backend_tokenizer.model).__name__}, not supported yet")
+
+def from_tokenizer(tokenizer, lower_case, max_length):
+    """An `InGraphTokenizer` with the vocabulary and special tokens of a toolkit tokenizer
+    (`common.tokenization.load_tokenizer`, WordPiece: `runs_in_graph`)."""
     vocab = tokenizer.backend_tokenizer.get_vocab(with_added_tokens=False)
     tokens = sorted(vocab, key=vocab.get)
     specials = [token.content for token in
