@@ -107,3 +107,26 @@ def test_a_savedmodel_answers_as_its_checkpoint(tmp_path):
                                    list(b["probabilities"].values()), atol=1e-5)
     with pytest.raises(UserError, match="fixed at export"):
         load(exported, patience=2)
+
+
+@pytest.mark.parametrize("family", ["tiny_roberta", "tiny_xlm_roberta", "tiny_distilbert",
+                                    "tiny_electra"])
+def test_every_backbone_answers_from_python(family, tmp_path):
+    """A checkpoint of each family predicts through the API what its model gives on the
+    family's own token ids (byte-level BPE, Unigram, WordPiece)."""
+    from common import checkpoints
+    from common.tokenization import encode, load_tokenizer
+
+    model, _, _ = checkpoints.load_classifier(str(FIXTURES / family), 2)
+    tokenizer = load_tokenizer(str(FIXTURES / family))
+    folder = tmp_path / family
+    checkpoints.save_checkpoint(model, str(folder), {"task": "sst-2", "num_labels": 2,
+                                                     "max_length": 16, "method": "vanilla"},
+                                tokenizer=tokenizer)
+    texts = ["a good film", "bad", "the plot was very good and the acting too"]
+    logits = np.asarray(model(encode(tokenizer, texts, max_length=16)))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected = shifted / shifted.sum(axis=1, keepdims=True)
+    got = load(folder).predict(texts, batch_size=2)
+    np.testing.assert_allclose([list(row["probabilities"].values()) for row in got], expected,
+                               atol=1e-5)
