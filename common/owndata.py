@@ -69,9 +69,11 @@ def add_data_flags(parser, upper=False):
         group.add_argument("--" + (name.upper() if upper else name), **options)
 
     flag("train_file", help="training file: .csv, .tsv, .jsonl or .parquet (its labels are the "
-                            "label set)")
-    flag("validation_file", help="validation (dev) file, same columns")
-    flag("test_file", help="test file (labels not needed)")
+                            "label set; default: none, the task folder's train split)")
+    flag("validation_file", help="validation (dev) file, same columns (default: none, the task "
+                                 "folder's dev split)")
+    flag("test_file", help="test file, labels not needed (default: none, the task folder's "
+                           "test split)")
     flag("text_column", help="the text's column (default: sentence1 if present, else sentence, "
                              "else text)")
     flag("text_pair_column", help="the second text's column for pairs (default: sentence2 when "

@@ -33,8 +33,8 @@ def build_parser():
                     "evaluate with patience-based early exit (GLUE tasks).")
     required = p.add_argument_group("required")
     required.add_argument("--data_dir",
-                          help="folder with the task's TSV files (train.tsv, dev.tsv); not with "
-                               "--train_file / --validation_file")
+                          help="folder with the task's TSV files (train.tsv, dev.tsv); required "
+                               "without --train_file / --validation_file, not with them")
     required.add_argument("--model_type", required=True,
                           help=f"the model's family: {', '.join(MODEL_TYPES)} (the original: bert "
                                "or albert)")
@@ -43,7 +43,8 @@ def build_parser():
                                "checkpoint (folder), or a hub id when online")
     required.add_argument("--task_name",
                           help="GLUE task: cola, mnli, mrpc, sst-2, sts-b, qqp, qnli, rte, wnli; "
-                               "not with --train_file / --validation_file")
+                               "required without --train_file / --validation_file, not with "
+                               "them")
     required.add_argument("--output_dir", required=True,
                           help="checkpoints, final model and eval results; evaluation loads the "
                                "model from here")

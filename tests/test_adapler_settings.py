@@ -29,8 +29,14 @@ IDS = ["finetune", "saliency", "train", "glue_train", "evaluation", "glue_predic
 def flag_defaults(parser):
     """{field name: default} of the parsed flags (REQUIRED for a required flag); --help and the
     runner's --debug / --verbose never reach the namespace."""
-    return {action.dest.lower(): REQUIRED if action.required else action.default
-            for action in parser._actions if action.default is not argparse.SUPPRESS}
+    from common.owndata import FLAGS  # own data becomes the task and its folder, no field
+
+    # --TASK is checked after the own-data flags (a file names the task instead), so argparse
+    # does not require it, but the settings do.
+    return {action.dest.lower(): REQUIRED if action.required or action.dest == "TASK"
+            else action.default
+            for action in parser._actions if action.default is not argparse.SUPPRESS
+            and action.dest.lower() not in FLAGS}
 
 
 def field_defaults(cls):

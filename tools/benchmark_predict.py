@@ -27,7 +27,8 @@ COLUMNS = [("side", "side"), ("examples", "rows"), ("median_ms", "ms per pass"),
 def build_parser():
     parser = ArgumentParser(description="Time bert-speedup-predict against a Python loop.")
     parser.add_argument("--dense", required=True, help="the dense model's checkpoint folder")
-    parser.add_argument("--method", help="a method's checkpoint folder (compared with --dense)")
+    parser.add_argument("--method", help="a method's checkpoint folder (compared with --dense; "
+                                           "without it: the dense model only)")
     parser.add_argument("--data_dir", help="a folder with the texts' dev file (default: the "
                                            "bundled SST-2 sample)")
     parser.add_argument("--text_column", default="sentence", help="the dev file's text column")
@@ -35,7 +36,7 @@ def build_parser():
     parser.add_argument("--workers", default="1,2", help="DirectRunner worker counts")
     parser.add_argument("--batch_size", type=int, default=64, help="texts per model call")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per side")
-    parser.add_argument("--output", help="JSON record of the run")
+    parser.add_argument("--output", help="JSON record of the run (default: none, printed only)")
     return parser
 
 

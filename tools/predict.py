@@ -23,7 +23,8 @@ def build_parser():
     parser.add_argument("--model", required=True, help="a checkpoint folder of this toolkit")
     parser.add_argument("--input", required=True, help="a file or a glob ('data/*.csv')")
     parser.add_argument("--text_column", required=True, help="the column holding the text")
-    parser.add_argument("--text_pair_column", help="the second text's column (pair tasks)")
+    parser.add_argument("--text_pair_column", help="the second text's column (pair tasks; default: "
+                                                       "none, single texts)")
     parser.add_argument("--id_column", help="the column whose value identifies a row in the "
                                             "output (default: the row number, 0-based; "
                                             "<file>:<row> for several files)")

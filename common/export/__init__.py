@@ -51,16 +51,14 @@ def read_metadata(folder):
 
 
 def labels_of(sidecar):
-    """Class names of a checkpoint (None for regression): the ones it records, else its
-    task's (readable names where the task has them, e.g. SST-2's negative / positive)."""
+    """Class names of a checkpoint (None for regression): its task's, readable where the task
+    has them (SST-2's negative / positive), as the Python API names them."""
     from common.owndata import checkpoint_task
 
-    if sidecar.get("labels"):
-        return [str(label) for label in sidecar["labels"]]
     task = checkpoint_task(sidecar)
     if task.is_regression:
         return None
-    return list(task.label_names or task.labels)
+    return [str(label) for label in (task.label_names or task.labels)]
 
 
 def check_output(output_dir, overwrite):
