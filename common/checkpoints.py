@@ -536,6 +536,16 @@ def _current_set(folder):
     return names + [SIDECAR]
 
 
+def _task_record(task_name):
+    """The sidecar entries of the registered task `task_name` (none for an unknown name)."""
+    from common.tasks import get_task
+
+    try:
+        return get_task(task_name).sidecar_record() if task_name else {}
+    except UserError:
+        return {}
+
+
 def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
     """Commit `folder/model.weights.h5` + `config.json` + tokenizer files (+ `extra_files`,
     {name: write(path)}) as one set (common.files.commit_files): a kill at any moment leaves
@@ -543,9 +553,7 @@ def save_checkpoint(model, folder, meta, tokenizer=None, extra_files=None):
 
     `meta`: method, task, num_labels, max_length, lower_case, method_state, training (see
     `sidecar_layout`; flat keys are sorted into it). Returns the weights path."""
-    from common.owndata import checkpoint_record
-
-    meta = {**checkpoint_record(meta.get("task")), **meta}  # the label names, own data's task
+    meta = {**_task_record(meta.get("task")), **meta}  # the label names, own data's task
     os.makedirs(folder, exist_ok=True)
     files.remove_stale(folder)
     check_free_space(folder, model)

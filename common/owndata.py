@@ -11,7 +11,7 @@ the metrics and the checkpoints work on it unchanged; the GLUE tasks are untouch
 Column defaults are HF `run_glue`'s: `sentence1` + `sentence2` when the file has them, else
 `sentence`, else `text`; the label column is `label`. The label set is the training file's
 (sorted: numerically when every label is a number), recorded in each checkpoint as id -> name
-(`checkpoint_record`). Regression when asked (`--task_type regression`) or when every label is
+(`OwnTask.sidecar_record`). Regression when asked (`--task_type regression`) or when every label is
 a number and there are more than `MANY_VALUES` distinct ones. Metrics by kind: accuracy and F1
 (binary), accuracy and macro F1 (more classes), Pearson and Spearman (regression); `--metric`
 picks the main one (model selection).
@@ -53,6 +53,10 @@ class OwnTask(Task):
                 "reported": list(self.reported), "text_column": self.text_column,
                 "text_pair_column": self.text_pair_column, "label_column": self.label_column,
                 "max_length": self.max_length}
+
+    def sidecar_record(self):
+        """The labels, and the spec that rebuilds this task from the checkpoint alone."""
+        return {**super().sidecar_record(), "own_data": self.spec()}
 
     def with_files(self, **paths):
         """This task reading other files: `dev=path` etc."""
@@ -367,19 +371,3 @@ def _label_id(task, value, path, row):
                         f"file (its labels: {', '.join(task.labels)}); fix the row or add the "
                         "label to the training data")
     return task.labels.index(text)
-
-
-def checkpoint_record(task_name):
-    """Sidecar entries of the task a checkpoint is trained on: `labels` (id -> name) of a
-    classification task, and `own_data` (the spec) of an own-data task."""
-    try:
-        task = get_task(task_name) if task_name else None
-    except UserError:
-        return {}
-    if task is None:
-        return {}
-    record = {} if task.is_regression else {
-        "labels": {str(i): label for i, label in enumerate(task.labels)}}
-    if isinstance(task, OwnTask):
-        record["own_data"] = task.spec()
-    return record

@@ -91,6 +91,12 @@ class Task:
         self.split_files(split)
         return self.test_layout if split.startswith("test") else self.layout
 
+    def sidecar_record(self):
+        """Sidecar entries of a checkpoint trained on this task: `labels` (id -> name) of a
+        classification task."""
+        return {} if self.is_regression else {
+            "labels": {str(i): label for i, label in enumerate(self.labels)}}
+
     def label_name(self, class_id):
         """A class id as a reader says it: 'positive (1)' for SST-2, 'entailment' for MNLI."""
         label = self.labels[int(class_id)]
