@@ -1,4 +1,4 @@
-"""bert-speedup: PoWER-BERT, AdapLeR and PABEE on one TensorFlow 2 / Keras 3 BERT backbone."""
+"""bert-speedup: PoWER-BERT, AdapLeR, PABEE and LTP on one TensorFlow 2 / Keras 3 BERT backbone."""
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -10,13 +10,12 @@ REQUIREMENTS = [line.strip() for line in (HERE / "requirements.txt").read_text()
 setup(
     name="bert-speedup",
     version="0.1.0",
-    description="Faster BERT inference by adaptive computation: PoWER-BERT, AdapLeR, PABEE",
+    description="Faster BERT inference by adaptive computation: PoWER-BERT, AdapLeR, PABEE, LTP",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     license="Apache-2.0",
-    packages=find_packages(include=["common", "common.*", "powerbert", "powerbert.*", "adapler",
-                                    "adapler.*", "pabee", "pabee.*", "run_files", "tools"]),
+    packages=find_packages(exclude=["tests", "tests.*"]),
     package_data={"common": ["default_data/*/*.tsv"]},
     include_package_data=True,
     install_requires=REQUIREMENTS,
@@ -28,6 +27,7 @@ setup(
         "powerbert = powerbert",
         "adapler = adapler",
         "pabee = pabee",
+        "ltp = ltp",
     ], "console_scripts": [
         "bert-speedup-demo = tools.demo:main",
         "bert-speedup-finetune = tools.finetune:main",
@@ -38,6 +38,7 @@ setup(
         "bert-speedup-predict = tools.predict:main",
         "powerbert = powerbert.cli:main",
         "pabee = pabee.cli:main",
+        "ltp = ltp.cli:main",
         "adapler-finetune = adapler.cli:finetune_main",
         "adapler-saliencies = adapler.cli:saliency_main",
         "adapler-train = adapler.cli:train_main",

@@ -45,7 +45,7 @@ from adapler.soft_removal import INITIAL_SHARPNESS, remove_softly, threshold
 from common.checkpoints import check_max_length, load_weights, resolve_source
 from common.errors import UserError
 from common.modeling import MASK_VALUE, SeamClassifier, dummy_inputs
-from common.seams import SeamLayer
+from common.seams import SeamLayer, compact
 
 INITIAL_ETA = 0.25
 
@@ -66,19 +66,6 @@ def rescale_cls(shares, factor, cls):
     factor = ops.cast(factor, shares.dtype)  # float32 shares; Keras autocasts call arguments
     scaled = shares * (1.0 + cls * (ops.maximum(0.001, factor) - 1.0))
     return scaled / (ops.sum(scaled, axis=-1, keepdims=True) + 1e-15)
-
-
-def compact(state, keep):
-    """Move each row's kept tokens to the front (original order) and cut the batch to its
-    longest survivor; the mask marks the real tokens, positions are -1 at padding slots."""
-    length = tf.shape(keep)[1]
-    index = tf.range(length)[None, :]
-    order = tf.argsort(tf.where(keep, index, length + index), axis=-1, stable=True)
-    order = order[:, :tf.reduce_max(tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1))]
-    valid = tf.gather(tf.cast(keep, state.hidden.dtype), order, batch_dims=1)
-    positions = tf.where(valid > 0, tf.gather(state.positions, order, batch_dims=1), -1)
-    return state.replace(hidden=tf.gather(state.hidden, order, batch_dims=1),
-                         positions=positions).with_mask(valid)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,8 +303,9 @@ def load_checkpoint_into(model, folder, require_adapler=False):
 
 
 def knobs():
-    """Inference settings of an AdapLeR checkpoint (name -> what it does)."""
-    return {"eta_offset": "added to the learned per-layer thresholds eta (kept at least 0)"}
+    """Inference settings of an AdapLeR checkpoint (name -> its command-line options)."""
+    return {"eta_offset": {"type": float, "help": "added to the learned per-layer thresholds eta "
+                                                  "(kept at least 0; default: none added)"}}
 
 
 def load_model(source, eta_offset=0.0):

@@ -5,7 +5,8 @@ A method is one package, registered under the `bert_speedup.methods` entry point
 
     settings   frozen dataclasses its command line fills; the pipeline reads only them
     model      its seam(s) and classifier factory; `load_model(folder, **knobs)` builds the
-               inference model of one of its checkpoints, its knobs (`knobs()`) applied
+               inference model of one of its checkpoints, its knobs applied; `knobs()` names
+               them: {name: argparse options of its `--<name>` flag (type or action, help)}
     pipeline   its stages
     cli        the paper's command line
     flops      its FLOPs count, built on `common.flops`' per-layer primitives
@@ -55,8 +56,22 @@ def method_of(sidecar):
 
 
 def knobs(name):
-    """The inference knobs of method `name` (name -> help), () for the vanilla classifier."""
+    """The inference knobs of method `name` (name -> argparse options), {} for the vanilla
+    classifier."""
     return {} if name == VANILLA else module(name, "model").knobs()
+
+
+def add_knob_flags(parser):
+    """`--<knob>` for every knob of every registered method, default None (not given)."""
+    seen = {}
+    for method in names():
+        for knob, options in knobs(method).items():
+            if knob in seen:
+                continue
+            seen[knob] = method
+            parser.add_argument(f"--{knob}", default=None,
+                                **{**options, "help": f"{method}: {options['help']}"})
+    return seen
 
 
 def check_knobs(name, given):

@@ -24,6 +24,7 @@ run the next, per example (`pabee.patience`).
 import dataclasses
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 MASK_VALUE = -10000.0
@@ -70,6 +71,19 @@ def initial_state(hidden, mask):
     batch, length = ops.shape(mask)[0], ops.shape(mask)[1]
     positions = ops.broadcast_to(ops.arange(length, dtype="int32")[None, :], (batch, length))
     return EncoderState(hidden, mask, attention_bias(mask, hidden.dtype), positions)
+
+
+def compact(state, keep):
+    """Move each row's kept tokens to the front (original order) and cut the batch to its
+    longest survivor; the mask marks the real tokens, positions are -1 at padding slots."""
+    length = tf.shape(keep)[1]
+    index = tf.range(length)[None, :]
+    order = tf.argsort(tf.where(keep, index, length + index), axis=-1, stable=True)
+    order = order[:, :tf.reduce_max(tf.reduce_sum(tf.cast(keep, tf.int32), axis=-1))]
+    valid = tf.gather(tf.cast(keep, state.hidden.dtype), order, batch_dims=1)
+    positions = tf.where(valid > 0, tf.gather(state.positions, order, batch_dims=1), -1)
+    return state.replace(hidden=tf.gather(state.hidden, order, batch_dims=1),
+                         positions=positions).with_mask(valid)
 
 
 class Seam:

@@ -119,6 +119,8 @@ class TrainLoop:
                        epoch in groups of `accumulation` (the last one may be smaller), the
                        update the mean of the group's gradients
     max_grad_norm      each group's gradients clipped to this global norm (None or 0: not)
+    clip_jointly       clip every group's gradients together, to one global norm (HF's Trainer
+                       clips `model.parameters()` at once, whatever optimizer steps them)
     warmup_steps, warmup_proportion (of the updates; overrides warmup_steps), total_steps (T of
                        the schedules; default max_updates, else updates per epoch x epochs)
     max_updates        stop after this many updates (None: run every epoch)
@@ -135,6 +137,7 @@ class TrainLoop:
     accumulation: int = 1
     carry_over: bool = False
     max_grad_norm: float | None = None
+    clip_jointly: bool = False
     warmup_steps: int = 0
     warmup_proportion: float | None = None
     total_steps: int | None = None
@@ -206,9 +209,15 @@ class Trainer:
         return total, stats, grads
 
     def _apply(self, grads):
+        if self.loop.max_grad_norm and self.loop.clip_jointly:
+            flat, _ = tf.clip_by_global_norm(
+                [g for group_grads in grads for g in group_grads],
+                clip_norm(self.optimizers[0], self.loop.max_grad_norm))
+            sizes = [len(group_grads) for group_grads in grads]
+            grads = [flat[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
         for group, optimizer, group_grads in zip(self.groups, self.optimizers, grads):
             pairs = [(g, v) for g, v in zip(group_grads, group.variables) if g is not None]
-            if self.loop.max_grad_norm:
+            if self.loop.max_grad_norm and not self.loop.clip_jointly:
                 clipped, _ = tf.clip_by_global_norm(
                     [g for g, _ in pairs], clip_norm(optimizer, self.loop.max_grad_norm))
                 pairs = list(zip(clipped, [v for _, v in pairs]))

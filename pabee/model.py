@@ -210,8 +210,9 @@ def _assign_hf_heads(model, tensors, path):
 # ---------------------------------------------------------------- the method contract
 
 def knobs():
-    """Inference settings of a PABEE checkpoint (name -> what it does)."""
-    return {"patience": "exit once this many internal classifiers in a row agree (0: all layers)"}
+    """Inference settings of a PABEE checkpoint (name -> its command-line options)."""
+    return {"patience": {"type": int, "help": "exit once this many internal classifiers in a row "
+                                              "agree (0: all layers; default: the checkpoint's)"}}
 
 
 def load_model(source, patience=None):

@@ -158,8 +158,10 @@ def load_stage(model, path):
 
 
 def knobs():
-    """Inference settings of a PoWER-BERT checkpoint (name -> what it does)."""
-    return {"length_scaled": "keep ceil(k_l * n / N) word-vectors in a batch of width n"}
+    """Inference settings of a PoWER-BERT checkpoint (name -> its command-line options)."""
+    return {"length_scaled": {"action": "store_true",
+                              "help": "keep ceil(k_l * n / N) word-vectors of a batch of width n "
+                                      "(default: k_l, as the checkpoint was trained)"}}
 
 
 def load_model(source, length_scaled=False):
