@@ -302,12 +302,6 @@ def load_checkpoint_into(model, folder, require_adapler=False):
     return sidecar
 
 
-def knobs():
-    """Inference settings of an AdapLeR checkpoint (name -> its command-line options)."""
-    return {"eta_offset": {"type": float, "help": "added to the learned per-layer thresholds eta "
-                                                  "(kept at least 0; default: none added)"}}
-
-
 def load_model(source, eta_offset=0.0):
     """The inference model of an AdapLeR checkpoint (`common.checkpoints.Source`), eta shifted
     by `eta_offset`; call it with `lr_mode=True` to remove tokens physically."""

@@ -114,3 +114,9 @@ class EvaluationSettings(StageSettings):
     @property
     def counting(self):
         return "paper" if self.paper_flops else "exact"
+
+
+# The inference knobs of a checkpoint (common.methods.knobs): name -> argparse options of
+# its `--<name>` flag (bert-speedup-export, the Python API's `load(path, **knobs)`).
+KNOBS = {"eta_offset": {"type": float, "help": "added to the learned per-layer thresholds eta "
+                                               "(kept at least 0; default: none added)"}}

@@ -3,10 +3,11 @@
 A method is one package, registered under the `bert_speedup.methods` entry points of setup.py
 (`<name> = <package>`). Every method package holds the same modules:
 
-    settings   frozen dataclasses its command line fills; the pipeline reads only them
+    settings   frozen dataclasses its command line fills; the pipeline reads only them; and
+               `KNOBS`, the inference knobs of its checkpoints: {name: argparse options of the
+               `--<name>` flag (type or action, help)} (no TensorFlow: `--help` stays fast)
     model      its seam(s) and classifier factory; `load_model(folder, **knobs)` builds the
-               inference model of one of its checkpoints, its knobs applied; `knobs()` names
-               them: {name: argparse options of its `--<name>` flag (type or action, help)}
+               inference model of one of its checkpoints, its knobs applied
     pipeline   its stages
     cli        the paper's command line
     flops      its FLOPs count, built on `common.flops`' per-layer primitives
@@ -58,7 +59,7 @@ def method_of(sidecar):
 def knobs(name):
     """The inference knobs of method `name` (name -> argparse options), {} for the vanilla
     classifier."""
-    return {} if name == VANILLA else module(name, "model").knobs()
+    return {} if name == VANILLA else module(name, "settings").KNOBS
 
 
 def add_knob_flags(parser):

@@ -208,13 +208,6 @@ def model_of(source):
     return model
 
 
-def knobs():
-    """Inference settings of an LTP checkpoint (name -> its command-line options)."""
-    return {"threshold_scale": {"type": float, "help": "multiplies every learned threshold "
-                                                       "(default 1: as learned; larger prunes "
-                                                       "more)"}}
-
-
 def load_model(source, threshold_scale=1.0):
     """The inference model of an LTP checkpoint (`common.checkpoints.Source`); its calls prune
     physically, thresholds multiplied by `threshold_scale`."""

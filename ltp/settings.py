@@ -35,3 +35,10 @@ class LtpSettings:
     @property
     def training(self):
         return not self.eval
+
+
+# The inference knobs of a checkpoint (common.methods.knobs): name -> argparse options of
+# its `--<name>` flag (bert-speedup-export, the Python API's `load(path, **knobs)`).
+KNOBS = {"threshold_scale": {"type": float, "help": "multiplies every learned threshold "
+                                                    "(default 1: as learned; larger prunes "
+                                                    "more)"}}

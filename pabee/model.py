@@ -209,12 +209,6 @@ def _assign_hf_heads(model, tensors, path):
 
 # ---------------------------------------------------------------- the method contract
 
-def knobs():
-    """Inference settings of a PABEE checkpoint (name -> its command-line options)."""
-    return {"patience": {"type": int, "help": "exit once this many internal classifiers in a row "
-                                              "agree (0: all layers; default: the checkpoint's)"}}
-
-
 def load_model(source, patience=None):
     """The inference model of a PABEE checkpoint (`common.checkpoints.Source`), every internal
     classifier loaded; `model.patience` is `patience`, else the one the checkpoint records."""

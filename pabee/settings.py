@@ -58,3 +58,9 @@ class PabeeSettings:
         values = dataclasses.asdict(self)
         values.pop("patience_list")
         return values
+
+
+# The inference knobs of a checkpoint (common.methods.knobs): name -> argparse options of
+# its `--<name>` flag (bert-speedup-export, the Python API's `load(path, **knobs)`).
+KNOBS = {"patience": {"type": int, "help": "exit once this many internal classifiers in a row "
+                                           "agree (0: all layers; default: the checkpoint's)"}}

@@ -157,13 +157,6 @@ def load_stage(model, path):
     return model
 
 
-def knobs():
-    """Inference settings of a PoWER-BERT checkpoint (name -> its command-line options)."""
-    return {"length_scaled": {"action": "store_true",
-                              "help": "keep ceil(k_l * n / N) word-vectors of a batch of width n "
-                                      "(default: k_l, as the checkpoint was trained)"}}
-
-
 def load_model(source, length_scaled=False):
     """The inference model of a PoWER-BERT checkpoint (`common.checkpoints.Source`): Extract
     with the retention it records (stage 1 has none: the plain classifier)."""

@@ -38,3 +38,10 @@ class PowerBertSettings:
     def training(self):
         """The three stages (neither --EVAL_ONLY nor --PREDICT_ONLY)."""
         return not (self.eval_only or self.predict_only)
+
+
+# The inference knobs of a checkpoint (common.methods.knobs): name -> argparse options of
+# its `--<name>` flag (bert-speedup-export, the Python API's `load(path, **knobs)`).
+KNOBS = {"length_scaled": {"action": "store_true",
+                           "help": "keep ceil(k_l * n / N) word-vectors of a batch of width n "
+                                   "(default: k_l, as the checkpoint was trained)"}}

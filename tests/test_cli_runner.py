@@ -19,7 +19,8 @@ SCRIPTS = sorted(str(p.relative_to(REPO)) for folder in ("run_files", "tools")
                  if "__main__" in p.read_text(encoding="utf-8"))
 # How each command is started: ("call", module, function) | ("module", name) | ("path", script)
 COMMANDS = ([("call", module, function) for _, module, function in CONSOLE_SCRIPTS]
-            + [("module", "powerbert"), ("module", "pabee"), ("module", "adapler.inference")]
+            + [("module", "powerbert"), ("module", "pabee"), ("module", "ltp"),
+               ("module", "adapler.inference")]
             + [("path", script) for script in SCRIPTS])
 DRIVER = """
 import argparse, json, runpy, sys, time
@@ -113,6 +114,7 @@ COMMAND_PAGES = {
     + [("path", "run_files/run_glue_w_lr.py"), ("module", "adapler.inference"),
        ("path", "tools/benchmark_adapler.py"), ("path", "tools/rationale_eval.py")],
     "docs/commands/pabee.md": [("call", "pabee.cli", "main"), ("path", "tools/benchmark_pabee.py")],
+    "docs/commands/ltp.md": [("call", "ltp.cli", "main")],
     "docs/commands/demo.md": [("call", "tools.demo", "main")],
     "docs/commands/compare.md": [("call", "tools.compare", "main")],
     "docs/commands/flops.md": [("call", "tools.flops_calculator", "main")],

@@ -14,17 +14,18 @@ from conftest import FIXTURES, REPO
 OLD = FIXTURES / "old_checkpoints"
 
 
-def test_the_three_methods_are_registered():
-    assert {"powerbert", "adapler", "pabee"} <= set(methods.names())
+def test_the_four_methods_are_registered():
+    assert {"powerbert", "adapler", "pabee", "ltp"} <= set(methods.names())
 
 
-@pytest.mark.parametrize("name", ["powerbert", "adapler", "pabee"])
+@pytest.mark.parametrize("name", ["powerbert", "adapler", "pabee", "ltp"])
 def test_every_method_has_knobs_and_a_loader(name):
-    model_module = methods.module(name, "model")
-    assert callable(model_module.load_model) and model_module.knobs()
+    assert callable(methods.module(name, "model").load_model)
+    for knob, options in methods.knobs(name).items():
+        assert options["help"] and ("type" in options or "action" in options), knob
 
 
-@pytest.mark.parametrize("name", ["powerbert", "adapler", "pabee"])
+@pytest.mark.parametrize("name", ["powerbert", "adapler", "pabee", "ltp"])
 def test_every_method_package_has_the_contract_s_modules(name):
     for part in methods.MODULES:
         assert methods.module(name, part).__doc__, part
