@@ -14,6 +14,7 @@ a backbone pooled by the mean (sentence-transformers MiniLM) gets PABEE `--pooli
 `bert-speedup-demo` is this command with the quick budget on SST-2. Writes to `--output_dir`:
 
     results.csv    one row per point and batch size (common/compare/report.py), row by row
+    result_file.json  the run as a result file for results/ (docs/results.md)
     pareto.png     metric vs measured and vs FLOPs speed-up, fronts drawn
     report.md      best point per method within one point of the fine-tuned model, the plot,
                    the table and every command run
@@ -493,6 +494,9 @@ def run(args, settings, log=print, restartable=False):
                           one_class)
         report.write_report(os.path.join(output_dir, "report.md"), rows, settings, metric,
                             commands, one_class)
+        report.write_record(os.path.join(output_dir, report.RECORD_FILE), output_dir, rows,
+                            settings, metric, commands, one_class,
+                            {name: sweep.title for name, sweep in sweeps().items()})
 
     progress.stage("dense baselines", "start")
     baseline_rows(results, model, context, settings, metric)
@@ -519,8 +523,9 @@ def run(args, settings, log=print, restartable=False):
         progress.stage(label, "done")
         write_outputs()
     write_outputs()
-    log(f"wrote {results}, {os.path.join(output_dir, 'pareto.png')} and "
-        f"{os.path.join(output_dir, 'report.md')}")
+    log(f"wrote {results}, {os.path.join(output_dir, 'pareto.png')}, "
+        f"{os.path.join(output_dir, 'report.md')} and "
+        f"{os.path.join(output_dir, report.RECORD_FILE)}")
     return report.read_rows(results), one_class
 
 

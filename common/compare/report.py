@@ -1,5 +1,6 @@
 """The outputs of `bert-speedup-compare`: results.csv (appended row by row, atomically), the
-Pareto plot pareto.png and report.md.
+Pareto plot pareto.png, report.md and result_file.json (the run as a result file for
+results/, docs/results.md).
 
 A row is one operating point of one method at one batch size. `speedup_vs_dynamic` is the
 unqualified speed-up of the toolkit: against the dense model with length-sorted dynamic padding
@@ -23,6 +24,7 @@ COLUMNS = ("method", "setting", "metric_name", "metric", "flops_speedup", "speed
            "speedup_vs_dynamic", "batch_size", "ms_per_example", "seconds", "reference", "detail",
            "task", "background_load")
 DENSE = "dense"
+RECORD_FILE = "result_file.json"
 WITHIN = 0.01  # "within one point" of the fine-tuned model, on metrics in [0, 1]
 AIM = 2.0  # the speed-up (measured, against baseline b or c) the report checks for
 
@@ -238,3 +240,87 @@ def write_report(path, rows, settings, finetuned_metric, commands, one_class=Non
               markdown_table(COLUMNS, [[_cell(row.get(k)) for k in COLUMNS] for row in rows])]
     lines += ["", "## Commands", "", "```bash"] + commands + ["```", ""]
     write_text(path, "\n".join(lines))
+
+
+RECORD_COLUMNS = ["method", "setting", "batch", "dev metric", "FLOPs speed-up",
+                  "speed-up vs (b) dynamic / (c) unpadded", "vs (a) padded", "within 1 point",
+                  "background load"]
+
+
+def _record_row(row, finetuned_metric, one_class, method_titles):
+    within = "-" if row["method"] == DENSE else (
+        "yes" if _close([row], finetuned_metric, one_class) else "no")
+    load = row.get("background_load")
+    return [method_titles.get(row["method"], row["method"]), row["setting"], row["batch_size"],
+            f"{row['metric']:.4f}", f"{row['flops_speedup']:.2f}",
+            f"{row['speedup_vs_dynamic']:.2f}" if row["speedup_vs_dynamic"] else "-",
+            f"{row['speedup_vs_padded']:.2f}" if row.get("speedup_vs_padded") else "-", within,
+            "-" if load is None else f"{100 * load:.0f}%"]
+
+
+def model_name(path):
+    """A model folder's name without the machine's path (a package's `model/` folder: the
+    package's name)."""
+    parts = [part for part in os.path.normpath(path).split(os.sep) if part]
+    return next((part for part in reversed(parts) if part != "model"), path)
+
+
+def stage_minutes(output_dir):
+    """Minutes from the first to the last line of stages.log (None without one)."""
+    import datetime
+
+    path = os.path.join(output_dir, "stages.log")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        stamps = [datetime.datetime.fromisoformat(line.split("\t", 1)[0])
+                  for line in handle if line.strip()]
+    return round((stamps[-1] - stamps[0]).total_seconds() / 60, 1) if stamps else None
+
+
+def write_record(path, output_dir, rows, settings, finetuned_metric, commands, one_class=None,
+                 method_titles=None):
+    """result_file.json: the run as a result file (docs/results.md): the commands, the git commit,
+    the machine and its flags, the background load each point was timed under, the date, and
+    the figures: `table` (every point), `best` (per method the fastest point within one point
+    of the fine-tuned model, else its most accurate), `minutes`, `aim`."""
+    import time
+
+    from common.benchmark import git_commit, machine
+    from common.files import write_json
+
+    titles = {DENSE: "dense (fine-tuned)", **(method_titles or {})}
+    m = machine()
+    loads = [r["background_load"] for r in rows if r.get("background_load") is not None]
+    size = plot_batch_size(rows)
+    dense = [r for r in rows if r["method"] == DENSE and r["batch_size"] == size]
+    best = [r for r in dense if r["setting"] == r["reference"]][:1]  # the reference side
+    best += [row for row, _ in best_points(rows, finetuned_metric, one_class).values()]
+    write_json(path, {
+        "title": f"bert-speedup-compare on {settings['task']}, budget {settings['budget']}, "
+                 f"{settings['precision']}",
+        "command": commands, "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": {"cpu": m["cpu"], "cores": m["available_cores"],
+                    "cpu_flags": m["cpu_flags"]},
+        "load": (f"other processes kept {100 * min(loads):.0f}-{100 * max(loads):.0f}% of the "
+                 "cores busy while the points were timed (each row's share in the table)"
+                 if loads else None),
+        "precision": settings["precision"], "runs": 1,
+        "statistic": "per point: the ratio of the dense reference's median pass time to the "
+                     "point's, interleaved repeats of one run (common.benchmark)",
+        "provenance": "written by bert-speedup-compare (common/compare/report.py)",
+        "notes": f"model {model_name(settings['model'])}, "
+                 f"{settings.get('train_rows', settings.get('train_limit'))} training rows, "
+                 f"max length {settings['max_length']}; fine-tuned dev metric "
+                 f"{finetuned_metric:.4f}",
+        "figures": {
+            "finetuned_metric": round(finetuned_metric, 4),
+            "minutes": stage_minutes(output_dir),
+            "aim": aim_line(rows, finetuned_metric, one_class),
+            "table": {"columns": RECORD_COLUMNS,
+                      "rows": [_record_row(r, finetuned_metric, one_class, titles)
+                               for r in rows]},
+            "best": {"columns": RECORD_COLUMNS,
+                     "rows": [_record_row(r, finetuned_metric, one_class, titles)
+                              for r in best]}}})
