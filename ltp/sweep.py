@@ -5,7 +5,9 @@ from each trained model its learned thresholds and the same thresholds scaled up
 
 The stages run as the README's commands do, with two choices of ours for the short budgets:
 the thresholds get their own learning rate (`--lr_threshold`; at the README's 2e-5 a threshold
-moves about 2e-5 per update, too little in the quick budget's 32 updates), and the hard stage
+moves about 2e-5 per update, too little in the budgets' 32 (quick) to some 250 (full, 2,000
+rows) updates: 1e-3 and 1e-4, so a threshold can travel a few times its starting value), and
+the hard stage
 runs at 2e-5, the top of the README's range. The thresholds start from a final threshold of
 0.003: the README's 0.01 is for RoBERTa-base's 12 layers, and in MiniLM's 6 (thresholds rising
 twice as fast) it prunes every token but [CLS] of most sentences before any training.
@@ -18,7 +20,7 @@ LAMBDAS = {"quick": (0.1,), "full": (0.01, 0.05, 0.1, 0.2, 0.5)}
 SCALES = {"quick": (1.0, 1.5), "full": (1.0, 1.5, 2.0)}
 TRAINING = {"batch_size": 32, "lr_soft": 2e-5, "lr_hard": 2e-5, "temperature": 1e-3,
             "final_token_threshold": 0.003}
-LR_THRESHOLD = {"quick": 1e-3, "full": 2e-5}
+LR_THRESHOLD = {"quick": 1e-3, "full": 1e-4}
 
 
 def ltp_groups(context):

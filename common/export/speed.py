@@ -34,6 +34,7 @@ def export_sides(dense, exported, texts, pairs, batch_size):
     """The sides: `dense` (folder) under REFERENCE, each of `exported` ({name: folder}), and the
     tokenization pair."""
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the in-graph tokenizer's ops
 
     items = requests(texts, pairs, batch_size)
     count = len(texts)
