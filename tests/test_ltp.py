@@ -243,7 +243,8 @@ def test_api_and_export_give_the_toolkit_s_outputs(run, tmp_path):
     assert scaled.default_pruning.scale == 3.0
 
 
-def test_compare_draws_ltp_s_front(run, tmp_path, monkeypatch):
+def test_compare_draws_ltp_s_front_on_roberta(run, tmp_path, monkeypatch):
+    """compare on a non-BERT family: a tiny RoBERTa classifier (byte-level BPE tokenizer)."""
     import csv
     import dataclasses
 
@@ -253,9 +254,14 @@ def test_compare_draws_ltp_s_front(run, tmp_path, monkeypatch):
 
     quick = sweep.BUDGETS["quick"]
     monkeypatch.setitem(sweep.BUDGETS, "quick", dataclasses.replace(quick, repeats=1))
-    model, _, _ = checkpoints.load_classifier(run["plain"])
+    roberta = str(FIXTURES / "tiny_roberta")
+    model, _, _ = checkpoints.load_classifier(roberta, 2)
+    plain = str(tmp_path / "roberta")
+    checkpoints.save_checkpoint(model, plain, {"task": "sst-2", "num_labels": 2,
+                                               "max_length": 16},
+                                tokenizer=load_tokenizer(roberta))
     out = str(tmp_path / "compare")
-    compare.main(["--model", run["plain"], "--task", "sst2", "--data_dir",
+    compare.main(["--model", plain, "--task", "sst2", "--data_dir",
                   str(run["root"] / "SST-2"), "--output_dir", out, "--methods", "ltp",
                   "--batch_sizes", "4", "--max_length", "16", "--allow_collapsed"])
     with open(os.path.join(out, "results.csv"), encoding="utf-8", newline="") as handle:
@@ -265,6 +271,36 @@ def test_compare_draws_ltp_s_front(run, tmp_path, monkeypatch):
     assert all(r["detail"].startswith("thresholds ") for r in rows if r["method"] == "ltp")
     assert all(float(r["speedup_vs_dynamic"]) > 0 for r in rows)
     assert ltp_sweep.LAMBDAS["quick"] == (0.1,)
+    # The run as a result file for results/ (docs/results.md).
+    with open(os.path.join(out, "result_file.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    assert [row[1] for row in record["figures"]["table"]["rows"] if row[0] == "LTP"] == points
+    assert record["figures"]["best"]["rows"][0][0] == "dense (fine-tuned)"
+    assert record["machine"]["cores"] >= 1 and record["command"][0].startswith("python")
+
+
+def test_own_csv_with_named_labels(tmp_path):
+    """Fine-tune on a CSV with its own columns and string labels, then LTP's soft stage on the
+    same files: the checkpoint keeps the names and the API answers with them."""
+    from common.api import load
+    from ltp.cli import main
+    from tools.finetune import main as finetune
+
+    rng = random.Random(1)
+    for split, count in (("train", 24), ("dev", 8)):
+        rows = [f"{i},the film was {rng.choice(POSITIVE if i % 2 else NEGATIVE)},"
+                f"{'positive' if i % 2 else 'negative'}\n" for i in range(count)]
+        (tmp_path / f"{split}.csv").write_text("id,review,sentiment\n" + "".join(rows))
+    files = ["--train_file", str(tmp_path / "train.csv"), "--validation_file",
+             str(tmp_path / "dev.csv"), "--text_column", "review", "--label_column", "sentiment"]
+    finetune(["--model", str(FIXTURES / "tiny_bert"), *files, "--epochs", "1", "--max_length",
+              "16", "--output_dir", str(tmp_path / "ft")])
+    main([*files, "--restore", str(tmp_path / "ft"), "--masking_mode", "soft",
+          "--lambda_threshold", "0.1", "--epoch", "1", "--no_load", "--max_seq_length", "16",
+          "--output_dir", str(tmp_path / "soft"), "--allow_collapsed"])
+    assert set(sidecar(str(tmp_path / "soft"))["labels"].values()) == {"negative", "positive"}
+    prediction = load(str(tmp_path / "soft")).predict(["the film was fun"])[0]
+    assert prediction["label"] in {"negative", "positive"} and len(prediction["tokens_kept"]) == 3
 
 
 @pytest.mark.parametrize("extra, message", [

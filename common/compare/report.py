@@ -258,6 +258,19 @@ def _record_row(row, finetuned_metric, one_class, method_titles):
             "-" if load is None else f"{100 * load:.0f}%"]
 
 
+def portable(command):
+    """A command line without this machine's paths: the Python executable as `python`, the
+    bundled MiniLM as `$M` (the README's variable), the working folder's prefix dropped."""
+    import sys
+
+    from common.data import default_model_dir
+
+    for path, name in ((sys.executable, "python"), (default_model_dir(), "$M"),
+                       (os.getcwd() + os.sep, "")):
+        command = command.replace(path, name)
+    return command
+
+
 def model_name(path):
     """A model folder's name without the machine's path (a package's `model/` folder: the
     package's name)."""
@@ -299,7 +312,7 @@ def write_record(path, output_dir, rows, settings, finetuned_metric, commands, o
     write_json(path, {
         "title": f"bert-speedup-compare on {settings['task']}, budget {settings['budget']}, "
                  f"{settings['precision']}",
-        "command": commands, "commit": git_commit(),
+        "command": [portable(command) for command in commands], "commit": git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {"cpu": m["cpu"], "cores": m["available_cores"],
                     "cpu_flags": m["cpu_flags"]},
