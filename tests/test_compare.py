@@ -82,7 +82,8 @@ def test_compare_fine_tunes_sweeps_pabee_and_resumes(tiny_sst2, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "[5/5] pabee model: points: done" in printed
     assert sorted(os.listdir(out)) == ["finetune", "logs", "pareto.png", "report.md",
-                                       "results.csv", "runs", "settings.json", "stages.log"]
+                                       "result_file.json", "results.csv", "runs", "settings.json",
+                                       "stages.log"]
     header, rows = read_csv(os.path.join(out, "results.csv"))
     assert tuple(header) == COLUMNS
     check_rows(rows, {"pabee"})

@@ -81,4 +81,4 @@ def test_demo_rejects_unknown_method(capsys):
         demo.main(["--methods", "powerbert,distilbert"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: unknown method(s) distilbert; choose from "
-                                               "adapler, pabee, powerbert, powerbert+pabee")
+                                               "adapler, ltp, pabee, powerbert, powerbert+pabee")
