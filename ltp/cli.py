@@ -46,9 +46,9 @@ def build_parser():
     p.add_argument("--arch", choices=("ltp-base", "ltp-large"), default="ltp-base",
                    help="names the default output folder (checkpoints/base or /large); the "
                         "model itself is --restore's")
-    p.add_argument("--task", help="RTE, SST2, MNLI, QNLI, QQP, MRPC, STSB (the original's names) or "
-                                  "any task name of the toolkit; required without --train_file / "
-                                  "--validation_file")
+    p.add_argument("--task", help="RTE, SST2, MNLI, QNLI, QQP, MRPC, STSB (the original's names) "
+                                  "or any task name of the toolkit; required without "
+                                  "--train_file / --validation_file")
     p.add_argument("--eval", action="store_true", help="evaluate --restore on the dev split")
     p.add_argument("--eval_steps", type=int, default=None, help="accepted and ignored (unused "
                                                                 "by the original too)")

@@ -36,6 +36,9 @@ def build_parser():
     parser.add_argument("--workers", default="1,2", help="DirectRunner worker counts")
     parser.add_argument("--batch_size", type=int, default=64, help="texts per model call")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per side")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed passes per side first (0: every pass timed, the first one "
+                             "cold, as a batch job starts)")
     parser.add_argument("--output", help="JSON record of the run (default: none, printed only)")
     return parser
 
@@ -105,7 +108,8 @@ def run(args, command_line):
     from common import benchmark
 
     workers = parse_int_list(args.workers, "--workers", minimum=1)
-    benchmark.check_counts(rows=args.rows, batch_size=args.batch_size, repeats=args.repeats)
+    benchmark.check_counts(rows=args.rows, batch_size=args.batch_size, repeats=args.repeats,
+                           warmup=args.warmup)
     texts = _texts(args)
     models = {"dense": args.dense, **({"method": args.method} if args.method else {})}
     with tempfile.TemporaryDirectory() as folder:
@@ -116,10 +120,11 @@ def run(args, command_line):
             writer.writerows([text] for text in texts)
         sides = [side for name, path in models.items()
                  for side in _sides(name, path, texts, input_file, folder, args, workers)]
-        rows, measurement = benchmark.run_sides(sides, repeats=args.repeats)
+        rows, measurement = benchmark.run_sides(sides, repeats=args.repeats,
+                                                warmup=args.warmup)
     _derive(rows, list(models), workers)
     settings = {**models, "rows": args.rows, "workers": workers, "batch_size": args.batch_size,
-                "repeats": args.repeats}
+                "repeats": args.repeats, "warmup": args.warmup}
     return benchmark.record(command_line, settings, [
         {"batch_size": args.batch_size, "environment": measurement["environment"],
          "notes": measurement["notes"], "rows": rows}])

@@ -49,9 +49,9 @@ def parse_args(argv):
     parser.add_argument("--cased", action="store_true", help="do not lower-case")
     parser.add_argument("--pooling", choices=("cls", "mean"),
                         help="what the classifier reads: the [CLS] vector (cls, the papers'; "
-                             "PoWER-BERT and AdapLeR need it) or the mean of the real tokens' "
-                             "vectors (mean: sentence-embedding backbones such as MiniLM learn "
-                             "faster with it; PABEE can use it). Default: the pooling a "
+                             "PoWER-BERT, AdapLeR and LTP need it) or the mean of the real "
+                             "tokens' vectors (mean: sentence-embedding backbones such as MiniLM "
+                             "learn faster with it; PABEE can use it). Default: the pooling a "
                              "checkpoint of this toolkit was trained with, else cls")
     parser.add_argument("--eval_only", action="store_true", help="evaluate --model on dev")
     parser.add_argument("--overwrite_output_dir", action="store_true",
