@@ -89,11 +89,13 @@ class LtpSeam(SeamLayer):
         base = np.array([final_token_threshold * layer / num_layers
                          for layer in range(num_layers)], dtype=np.float32)
         self.prunes = [bool(value > 0) for value in base]
+        # Not autocast: the importance and the thresholds compare in float32 under mixed
+        # precision.
         self.threshold_base = self.add_weight(
             shape=(num_layers,), name=f"{THRESHOLD_PREFIX}threshold_base", trainable=False,
-            initializer=keras.initializers.Constant(base))
+            initializer=keras.initializers.Constant(base), autocast=False)
         self.threshold = self.add_weight(shape=(num_layers,), name=f"{THRESHOLD_PREFIX}threshold",
-                                         initializer="zeros")
+                                         initializer="zeros", autocast=False)
 
     def thresholds(self):
         """The effective thresholds theta_l (L,), as numbers."""

@@ -304,6 +304,25 @@ def test_own_csv_with_named_labels(tmp_path):
     assert prediction["label"] in {"negative", "positive"} and len(prediction["tokens_kept"]) == 3
 
 
+def test_bf16_stages_learn_in_float32_thresholds(run, tmp_path):
+    """Under mixed bfloat16 the importance and the thresholds stay float32 (the thresholds
+    are not autocast): both stages run and the thresholds move."""
+    import keras
+
+    from ltp.cli import main
+
+    try:
+        main(run["common"] + ["--restore", run["plain"], "--masking_mode", "soft",
+                              "--lambda_threshold", "0.5", "--lr_threshold", "1e-3",
+                              "--final_token_threshold", "0.05", "--epoch", "1", "--no_load",
+                              "--output_dir", str(tmp_path / "soft"), "--bf16"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    state = sidecar(str(tmp_path / "soft"))["method_state"]
+    assert state["thresholds"][1] != pytest.approx(0.05 / 3, abs=1e-7)
+    assert all(np.isfinite(state["thresholds"]))
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--masking_mode", "soft"], "--lambda_threshold"),
     (["--masking_mode", "mixed"], "not implemented"),
