@@ -40,7 +40,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from common.checkpoints import check_max_length, load_weights, resolve_source
+from common.checkpoints import check_max_length, load_weights
 from common.errors import UserError
 from common.modeling import SeamClassifier, dummy_inputs
 from common.seams import SeamLayer, compact
@@ -198,18 +198,6 @@ def build_model(config, num_labels, max_length, final_token_threshold=0.01,
     return model
 
 
-def model_of(source):
-    """The LtpClassifier a checkpoint's sidecar describes, its weights loaded (a fine-tuned
-    classifier: thresholds at their starting values)."""
-    sidecar, state = source.sidecar, source.sidecar.get("method_state", {})
-    model = build_model(source.config, sidecar["num_labels"], sidecar["max_length"],
-                        state.get("final_token_threshold", 0.01),
-                        state.get("score_length", SCORE_LENGTH))
-    optional = () if sidecar.get("method") == "ltp" else model.optional_checkpoint_keys
-    load_weights(model, source.path, optional=optional)
-    return model
-
-
 def load_model(source, threshold_scale=1.0):
     """The inference model of an LTP checkpoint (`common.checkpoints.Source`); its calls prune
     physically, thresholds multiplied by `threshold_scale`."""
@@ -217,6 +205,9 @@ def load_model(source, threshold_scale=1.0):
         raise UserError(f"{source.folder} is not an LTP checkpoint")
     if not float(threshold_scale) > 0:
         raise UserError(f"threshold_scale must be > 0, got {threshold_scale}")
-    model = model_of(resolve_source(source.folder))
+    sidecar, state = source.sidecar, source.sidecar.get("method_state", {})
+    model = build_model(source.config, sidecar["num_labels"], sidecar["max_length"],
+                        state["final_token_threshold"], state.get("score_length", SCORE_LENGTH))
+    load_weights(model, source.path)
     model.default_pruning = Pruning(scale=float(threshold_scale))
     return model
