@@ -35,9 +35,9 @@ def adapler_groups(context):
     task, budget = context.task, context.budget
     cwd = os.path.join(context.runs, "adapler")
     dirs = _adapler_dirs(context)
-    common_flags = ["--TASK", task.name, "--MAX_LENGTH", context.max_length, "--DATA_SEED",
-                    SEED, "--MODEL_NAME_OR_PATH", context.finetuned, "--DATA_DIR",
-                    context.train_dir, *context.collapsed_flag("--ALLOW_COLLAPSED"),
+    common_flags = [*context.data_flags("--TASK", "--DATA_DIR", upper=True), "--MAX_LENGTH",
+                    context.max_length, "--DATA_SEED", SEED, "--MODEL_NAME_OR_PATH",
+                    context.finetuned, *context.collapsed_flag("--ALLOW_COLLAPSED"),
                     *context.precision_flag(upper=True)]
 
     def place_finetuned():

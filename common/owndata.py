@@ -155,7 +155,7 @@ def _missing(value):
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _label_text(value):
+def label_name(value):
     """A label cell as its name: 1, 1.0 and '1' are all '1'."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
@@ -189,7 +189,7 @@ def _labels(table, column, path, flag):
     values = _column(table, column, path, flag)
     names = []
     for row, value in enumerate(values):
-        text = "" if _missing(value) else _label_text(value)
+        text = "" if _missing(value) else label_name(value)
         if not text:
             raise UserError(f"{path} row {row + 1}: no label in column '{column}'; every "
                             "training row needs one")
@@ -359,7 +359,7 @@ def _texts(table, column, path, flag):
 
 
 def _label_id(task, value, path, row):
-    text = "" if _missing(value) else _label_text(value)
+    text = "" if _missing(value) else label_name(value)
     if task.is_regression:
         number = _number(text)
         if number is None:

@@ -24,13 +24,13 @@ LR_THRESHOLD = {"quick": 1e-3, "full": 1e-4}
 
 
 def ltp_groups(context):
-    task, budget = context.task, context.budget
+    budget = context.budget
     result = []
     for lam in LAMBDAS[budget.name]:
         setting = f"lambda={lam:g}"
         folder = os.path.join(context.runs, "ltp", setting)
         soft, hard = os.path.join(folder, "soft"), os.path.join(folder, "hard")
-        common = ["--task", task.name, "--data_dir", context.train_dir, "--max_seq_length",
+        common = [*context.data_flags("--task", "--data_dir"), "--max_seq_length",
                   context.max_length, "--bs", TRAINING["batch_size"], "--epoch",
                   budget.method_epochs, "--seed", SEED] + context.collapsed_flag(
                       "--allow_collapsed") + context.precision_flag()

@@ -14,7 +14,7 @@ TRAINING = {"batch_size": 32, "learning_rate": 1e-4}
 def pabee_groups(context, method="pabee", start=None, before=()):
     """PABEE trained once from `start` (default the fine-tuned model) after the commands
     `before`; every patience 1..L-1 is a point."""
-    task, budget = context.task, context.budget
+    budget = context.budget
     if context.pooling == "mean":
         context.log("PABEE: --pooling mean (the sentence-transformers pooling config of the "
                     "backbone says mean; its [CLS] vector below the last layer carries little "
@@ -22,8 +22,8 @@ def pabee_groups(context, method="pabee", start=None, before=()):
     folder = os.path.join(context.runs, method, "model")
     argv = python(script("run_files", "run_glue_with_pabee.py"), "--model_type",
                   context.config.model_type, "--model_name_or_path",
-                  start or context.finetuned, "--task_name", task.name, "--do_train", "--data_dir",
-                  context.train_dir, "--max_seq_length", context.max_length,
+                  start or context.finetuned, *context.data_flags("--task_name", "--data_dir"),
+                  "--do_train", "--max_seq_length", context.max_length,
                   "--per_gpu_train_batch_size", TRAINING["batch_size"], "--learning_rate",
                   TRAINING["learning_rate"], "--num_train_epochs", budget.method_epochs,
                   "--logging_steps", 0, "--save_steps", 0, "--seed", SEED,

@@ -26,8 +26,8 @@ def powerbert_groups(context):
     for lam in LAMBDAS[budget.name]:
         setting = f"LAMBDA={lam:g}"
         folder = os.path.join(context.runs, "powerbert", setting)
-        argv = python("-m", "powerbert", "--TASK", task.name, "--CHECKPOINT_PATH",
-                      context.finetuned, "--SKIP_FINETUNE", "--DATA_DIR", context.train_dir,
+        argv = python("-m", "powerbert", *context.data_flags("--TASK", "--DATA_DIR", upper=True),
+                      "--CHECKPOINT_PATH", context.finetuned, "--SKIP_FINETUNE",
                       "--TASK_CONFIG_PATH", task_config, "--EPOCHS", budget.method_epochs,
                       "--BATCH_SIZE", TRAINING["batch_size"], "--LR_BERT", TRAINING["lr_bert"],
                       "--LR_SOFT_EXTRACT", TRAINING["lr_soft_extract"], "--LAMBDA", lam,

@@ -237,7 +237,8 @@ def test_precision_and_mean_pooling_reach_every_command_line(tiny_sst2, tmp_path
                                          "--methods", "powerbert,adapler,pabee"])
     assert settings["precision"] == "bf16" and settings["pooling"] == "mean"
     assert settings["batch_sizes"] == [32]  # quick's default
-    assert compare.finetune_command(settings, tiny_sst2, out).argv[-1] == "--bf16"
+    assert compare.finetune_command(settings, get_task("sst-2"), tiny_sst2,
+                                    out).argv[-1] == "--bf16"
     context = sweep.Context(
         task=get_task("sst-2"), finetuned=out, cased=False,
         config=resolve_source(TINY).config, max_length=16, train_dir=tiny_sst2, runs=out,
@@ -349,3 +350,79 @@ def test_only_compare_s_own_command_line_may_restart_itself(monkeypatch, tmp_pat
     compare.main()
     compare.main(["--output_dir", str(tmp_path / "other")])
     assert seen == [True, False]
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    """The tiny SST-2 sample as a user's own files: a CSV (`id,review,sentiment` with the labels
+    negative/positive) and a JSON lines dev file."""
+    import pandas as pd
+
+    from common.data import read_split
+
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    names = ("negative", "positive")
+    paths = {}
+    for split, rows in (("train", 64), ("dev", 12)):
+        examples = read_split(get_task("sst-2"), default_data_dir(), split)
+        frame = pd.DataFrame({"id": [f"{split}{i}" for i in range(rows)],
+                              "review": examples.text_a[:rows],
+                              "sentiment": [names[int(y)] for y in examples.labels[:rows]]})
+        paths[split] = str(folder / (f"{split}.csv" if split == "train" else f"{split}.jsonl"))
+        if split == "train":
+            frame.to_csv(paths[split], index=False)
+        else:
+            frame.to_json(paths[split], orient="records", lines=True)
+    return paths
+
+
+def test_own_files_reach_every_method_in_its_flag_style(reviews, tmp_path, monkeypatch,
+                                                        one_repeat):
+    """compare on a CSV with its own columns and string labels: the fine-tuning and every
+    method's command line get the files (a seeded subset of the training file) and the columns
+    in their own style, and every point is scored on the JSON lines dev file."""
+    from adapler import sweep as adapler_sweep
+
+    monkeypatch.setitem(adapler_sweep.ETA_OFFSETS, "quick", (0.0,))
+    out = tmp_path / "compare"
+    compare.main(["--model", TINY, "--train_file", reviews["train"], "--validation_file",
+                  reviews["dev"], "--text_column", "review", "--label_column", "sentiment",
+                  "--output_dir", str(out), "--max_length", "16", "--train_limit", "40",
+                  "--batch_sizes", "4", "--allow_collapsed"])
+    header, rows = read_csv(out / "results.csv")
+    assert {r["task"] for r in rows} == {"own-reviews"}
+    assert {r["method"] for r in rows} == {"dense", "powerbert", "adapler", "pabee", "ltp"}
+    subset = out / "data" / "reviews" / "train.jsonl"
+    assert len(subset.read_text(encoding="utf-8").splitlines()) == 40
+    for log in (out / "logs").iterdir():
+        command = log.read_text(encoding="utf-8").splitlines()[0]
+        upper = "powerbert" in command or "adapler" in log.name
+        flags = ("--TRAIN_FILE", "--VALIDATION_FILE", "--TEXT_COLUMN review",
+                 "--LABEL_COLUMN sentiment") if upper else (
+            "--train_file", "--validation_file", "--text_column review",
+            "--label_column sentiment")
+        assert all(flag in command for flag in flags), (log.name, command)
+        assert str(subset) in command and reviews["dev"] in command, command
+    sidecar = json.load(open(out / "finetune" / "config.json", encoding="utf-8"))
+    assert sidecar["task"] == "own-reviews"
+    assert sidecar["labels"] in ({"0": "negative", "1": "positive"}, ["negative", "positive"])
+    assert json.load(open(out / "settings.json"))["data_files"]["label_column"] == "sentiment"
+
+
+def test_own_files_that_compare_cannot_use_are_one_error_line(reviews, tmp_path, capsys):
+    out = tmp_path / "compare"
+    base = ["--model", TINY, "--output_dir", str(out), "--max_length", "16",
+            "--text_column", "review", "--label_column", "sentiment"]
+    for extra, message in (
+            (["--train_file", reviews["train"]], "pass both"),
+            (["--train_file", reviews["train"], "--validation_file", reviews["dev"],
+              "--train_limit", "1"], "lack the label(s)"),
+            (["--train_file", reviews["train"], "--validation_file", reviews["dev"],
+              "--task", "mrpc"], "exclude each other")):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main(base + extra)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+        assert not out.exists()

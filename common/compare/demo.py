@@ -4,6 +4,8 @@ with MiniLM, offline.
     bert-speedup-demo                      # or: python tools/demo.py
     bert-speedup-demo --work_dir runs/demo --methods powerbert,pabee
     bert-speedup-demo --model path/to/hf_bert_folder --data_dir path/to/SST-2
+    bert-speedup-demo --train_file reviews/train.csv --validation_file reviews/dev.csv \
+        --text_column review --label_column sentiment
 
 The demo is `bert-speedup-compare --budget quick` on SST-2 into `--work_dir` (it fine-tunes the
 backbone, trains each method once, sweeps its operating points, evaluates them on the full dev
@@ -13,7 +15,8 @@ of the fine-tuned model's dev accuracy (else the most accurate). Speed-ups are m
 batch 32 against the dense model on the same length-sorted, dynamically padded batches, with
 the papers' baseline (padded to length 64) beside them. The table goes to
 `<work_dir>/results.md` and `results.json` (each run's own copy in `results/<run id>/`); the
-plot is `<work_dir>/pareto.png`.
+plot is `<work_dir>/pareto.png`. Your own files (`--train_file` ..., docs/own_data.md) replace
+SST-2: they are handed to compare, which hands them to each method's command line.
 
 Like compare, the demo resumes: the same command again skips what a killed run finished.
 It is a smoke test: from a fine-tuned model that predicts one class for every dev example it
@@ -23,7 +26,7 @@ import json
 import os
 import shutil
 
-from common import precision
+from common import owndata, precision
 from common.cli import ArgumentParser, command
 from common.compare import engine
 from common.compare.report import DENSE, best_points, plot_batch_size
@@ -50,6 +53,7 @@ def parse_args(argv):
                         help="delete --work_dir first and run everything again (default: the "
                              "same command resumes, another one is refused)")
     precision.add_flags(parser)
+    owndata.add_data_flags(parser)
     args = parser.parse_args(argv)
     args.methods = engine.parse_methods(args.methods)
     precision.precision_name(args.bf16, args.fp16)  # both given: UserError
@@ -73,6 +77,9 @@ def compare_argv(args):
     argv += ["--model", args.model] if args.model else []
     argv += ["--data_dir", args.data_dir] if args.data_dir else []
     argv += precision_flag(precision.precision_name(args.bf16, args.fp16))
+    for name in owndata.FLAGS:
+        value = getattr(args, name)
+        argv += [] if value is None else ["--" + name, value]
     return argv
 
 

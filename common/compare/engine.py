@@ -32,11 +32,11 @@ import subprocess
 import sys
 import time
 
-from common import precision
+from common import owndata, precision
 from common.cli import ArgumentParser, command
 from common.compare import report
-from common.compare.sweep import (BUDGETS, REPO, Command, Context, groups, precision_flag,
-                                  python, script, sweeps)
+from common.compare.sweep import (BUDGETS, REPO, Command, Context, data_flags, groups,
+                                  precision_flag, python, script, sweeps)
 from common.errors import UserError, parse_int_list
 from common.validation import (check_model_files, check_not_collapsed, check_numbers,
                                refuse_collapsed)
@@ -44,10 +44,12 @@ from common.validation import (check_model_files, check_not_collapsed, check_num
 ORDERED_METRICS = ("acc", "f1", "mcc", "spearman")  # higher is better on each
 SETTINGS_FILE, STAGES_FILE, DONE_FILE = "settings.json", "stages.log", "DONE.json"
 # What makes two runs the same command (settings.json).
-SETTINGS_KEYS = ("task", "model", "data_dir", "methods", "budget", "max_length", "train_limit",
-                 "batch_sizes", "precision", "finetune_epochs", "finetune_learning_rate")
-# settings.json written before the key existed (None: the budget's recipe)
-OLD_DEFAULTS = {"precision": "fp32", "finetune_epochs": None, "finetune_learning_rate": None}
+SETTINGS_KEYS = ("task", "model", "data_dir", "data_files", "methods", "budget", "max_length",
+                 "train_limit", "batch_sizes", "precision", "finetune_epochs",
+                 "finetune_learning_rate")
+# settings.json written before the key existed (None: the budget's recipe; a GLUE folder)
+OLD_DEFAULTS = {"precision": "fp32", "finetune_epochs": None, "finetune_learning_rate": None,
+                "data_files": None}
 FINETUNE_BATCH = 32
 
 
@@ -55,7 +57,8 @@ def build_parser():
     p = ArgumentParser(prog="bert-speedup-compare", description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model to fine-tune, or a checkpoint of this toolkit already "
                                    "fine-tuned on --task (default: the bundled MiniLM)")
-    p.add_argument("--task", default="sst-2", help="GLUE task (default sst-2)")
+    p.add_argument("--task", default="sst-2", help="GLUE task (default sst-2; own data: "
+                                                   "--train_file and --validation_file)")
     p.add_argument("--data_dir", help="task folder (default: the bundled SST-2 sample)")
     p.add_argument("--output_dir", required=True, help="where results and models go")
     p.add_argument("--methods", help="comma list of the registered methods and combinations "
@@ -80,6 +83,7 @@ def build_parser():
                         "before anything runs, any other once its dev evaluation finds it; the "
                         "same command with the flag resumes)")
     precision.add_flags(p)  # every training, evaluation and timing side runs in it
+    owndata.add_data_flags(p)  # handed to each method's command line in its own flag style
     return p
 
 
@@ -91,6 +95,10 @@ def parse_args(argv):
 
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for the report
+    own = owndata.apply_data_flags(args, default_task="sst-2")
+    if own is not None and not {"train", "dev"} <= set(own.files):
+        raise UserError("compare trains on --train_file and scores every point on "
+                        "--validation_file; pass both")
     # Absolute: AdapLeR's commands run inside the output folder and get paths under it.
     args.output_dir = os.path.abspath(args.output_dir)
     methods = parse_methods(args.methods)
@@ -101,12 +109,14 @@ def parse_args(argv):
         raise UserError(f"task {task.glue_name} has no labelled dev split scored by a metric "
                         f"the plot can order ({', '.join(ORDERED_METRICS)}); pick a GLUE task "
                         "with a dev set")
-    if task.reader != "glue_tsv":
+    if task.reader not in ("glue_tsv", owndata.READER):
         raise UserError(f"task {task.glue_name} is not in GLUE's TSV format, which every "
-                        "method's command line reads; pick a GLUE task")
+                        "method's command line reads; pick a GLUE task, or pass its files "
+                        "with --train_file and --validation_file")
     data_dir = os.path.abspath(args.data_dir or default_data_dir())
-    for split in ("train", "dev"):
-        split_path(task, data_dir, split)
+    if own is None:
+        for split in ("train", "dev"):
+            split_path(task, data_dir, split)
     budget = BUDGETS[args.budget]
     batch_sizes = (parse_int_list(args.batch_sizes, "--batch_sizes") if args.batch_sizes
                    else list(budget.batch_sizes))
@@ -129,7 +139,8 @@ def parse_args(argv):
         check_not_collapsed(sidecar, model, args.allow_collapsed,
                             retrain=collapse_way_out(None, finetuned_here=False))
     settings = {"task": task.name, "model": os.path.abspath(model) if os.path.exists(model)
-                else model, "data_dir": data_dir, "methods": methods, "budget": args.budget,
+                else model, "data_dir": data_dir, "data_files": own and data_files(own),
+                "methods": methods, "budget": args.budget,
                 "max_length": max_length,
                 "train_limit": args.train_limit or budget.train_limit,
                 "batch_sizes": batch_sizes,
@@ -142,6 +153,15 @@ def parse_args(argv):
     pooling = recorded_pooling(source) if source.kind != "own" else None
     return args, dict(settings, reuse=reuse, cased=not sidecar.get("lower_case", True),
                       pooling=pooling if pooling == "mean" else None)
+
+
+def data_files(task):
+    """What names an own-data task's training data: its files (absolute) and columns."""
+    spec = task.spec()
+    return {"train": os.path.abspath(task.split_files("train")[0]),
+            "dev": os.path.abspath(task.split_files("dev")[0]),
+            **{key: spec[key] for key in ("text_column", "text_pair_column", "label_column",
+                                          "kind", "metric")}}
 
 
 def parse_methods(text):
@@ -249,12 +269,15 @@ def train(command, output_dir, progress):
 def training_data(settings, output_dir):
     """The folder every training reads: the data folder itself, or with a training limit a
     copy holding a seeded subset of its train rows (header kept) and its full dev file.
-    Sets settings['train_rows']."""
+    Own data: the training file, or its subset as a JSON lines file named as the training file
+    (so the task keeps its name); the dev file stays where it is. Sets settings['train_rows']."""
     import numpy as np
     from common.data import split_path
     from common.tasks import get_task
 
     task, limit = get_task(settings["task"]), settings["train_limit"]
+    if settings.get("data_files"):
+        return own_training_data(task, settings, output_dir)
     train_path = split_path(task, settings["data_dir"], "train")
     with open(train_path, encoding="utf-8") as handle:
         lines = handle.readlines()
@@ -272,6 +295,34 @@ def training_data(settings, output_dir):
     return folder
 
 
+def own_training_data(task, settings, output_dir):
+    """`training_data` of an own-data task: the training file, or its seeded subset; UserError
+    when the subset lacks one of the file's labels (the label set is the training file's)."""
+    import numpy as np
+    from common.data import read_table
+
+    files, limit = settings["data_files"], settings["train_limit"]
+    table = read_table(files["train"])
+    settings["train_rows"] = min(len(table), limit or len(table))
+    if limit is None or limit >= len(table):
+        return files["train"]
+    keep = np.sort(np.random.default_rng(0).permutation(len(table))[:limit])
+    subset = table.iloc[keep]
+    if task.labels:
+        lacking = set(task.labels) - set(map(owndata.label_name, subset[files["label_column"]]))
+        if lacking:
+            raise UserError(f"the {limit} training rows --train_limit keeps lack the label(s) "
+                            f"{', '.join(sorted(lacking))} of {files['train']}; pass a larger "
+                            "--train_limit")
+    parent, name = os.path.split(files["train"])
+    folder = os.path.join(output_dir, "data", os.path.basename(parent))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, os.path.splitext(name)[0] + ".jsonl")
+    subset.to_json(path + ".tmp", orient="records", lines=True, force_ascii=False)
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def finetune_recipe(settings):
     """(epochs, peak learning rate) of compare's own fine-tuning: the flags, else the budget's."""
     budget = BUDGETS[settings["budget"]]
@@ -286,18 +337,19 @@ def collapse_way_out(settings, finetuned_here):
         return ("fine-tune --model again (bert-speedup-finetune with more --epochs or another "
                 "--learning_rate) and pass its --output_dir as --model")
     epochs, learning_rate = finetune_recipe(settings)
+    data = ("the same --train_file, --validation_file and column flags" if
+            settings.get("data_files") else f"--task {settings['task']} --data_dir <data>")
     return (f"fine-tune it differently in a new --output_dir (this run: {epochs} epochs at "
             f"{learning_rate:g}; e.g. --finetune_epochs {epochs + 1} --finetune_learning_rate "
-            f"{learning_rate / 2:g}), or fine-tune with bert-speedup-finetune --task "
-            f"{settings['task']} --data_dir <data> --output_dir <folder> and pass that folder "
-            "as --model")
+            f"{learning_rate / 2:g}), or fine-tune with bert-speedup-finetune {data} "
+            "--output_dir <folder> and pass that folder as --model")
 
 
-def finetune_command(settings, data_dir, output_dir):
+def finetune_command(settings, task, data_dir, output_dir):
     folder = os.path.join(output_dir, "finetune")
     epochs, learning_rate = finetune_recipe(settings)
     argv = python(script("tools", "finetune.py"), "--model", settings["model"],
-                  "--task", settings["task"], "--data_dir", data_dir, "--output_dir", folder,
+                  *data_flags(task, data_dir, "--task", "--data_dir"), "--output_dir", folder,
                   "--epochs", epochs, "--max_length", settings["max_length"],
                   "--learning_rate", learning_rate, "--batch_size", FINETUNE_BATCH)
     return Command("fine-tuning", argv + precision_flag(settings["precision"]), folder)
@@ -448,6 +500,7 @@ def run(args, settings, log=print, restartable=False):
     task, budget, output_dir = get_task(settings["task"]), BUDGETS[settings["budget"]], \
         args.output_dir
     precision.set_precision(settings["precision"])
+    data_dir = training_data(settings, output_dir)  # refuses a subset lacking a label first
     os.makedirs(output_dir, exist_ok=True)
     settings_path = os.path.join(output_dir, SETTINGS_FILE)
     if not os.path.isfile(settings_path):
@@ -455,9 +508,12 @@ def run(args, settings, log=print, restartable=False):
             json.dump({k: settings[k] for k in SETTINGS_KEYS}, out, indent=2)
         os.replace(settings_path + ".tmp", settings_path)
     results = os.path.join(output_dir, "results.csv")
-    data_dir = training_data(settings, output_dir)
+    if settings["data_files"]:  # every training reads the subset and scores on the dev file
+        task = task.with_files(train=data_dir, dev=settings["data_files"]["dev"])
+        data_dir = os.path.dirname(data_dir)
     commands = ["python tools/compare.py " + shlex.join(args.argv)]
-    finetune = None if settings["reuse"] else finetune_command(settings, data_dir, output_dir)
+    finetune = None if settings["reuse"] else finetune_command(settings, task, data_dir,
+                                                               output_dir)
     finetuned = settings["model"] if finetune is None else finetune.folder
     # Dev data and scores join the context once the fine-tuned model exists.
     context = Context(task=task, finetuned=finetuned, cased=settings["cased"],

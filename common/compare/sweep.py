@@ -58,7 +58,8 @@ class Context:
     cased: bool
     config: object  # BertConfig of the backbone
     max_length: int
-    train_dir: str  # data folder the trainings read (the training subset, full dev)
+    train_dir: str  # data folder the trainings read (the training subset, full dev); own
+    # data: the training file's folder (`data_flags` names the files)
     runs: str  # output_dir/runs
     budget: Budget
     dev: dict  # encoded full dev split (labels included)
@@ -72,6 +73,10 @@ class Context:
     def collapsed_flag(self, flag):
         """[flag] when the methods may start from a collapsed fine-tuned model, else []."""
         return [flag] if self.allow_collapsed else []
+
+    def data_flags(self, task_flag, data_flag, upper=False):
+        """The flags naming the training data on a method's command line (`data_flags`)."""
+        return data_flags(self.task, self.train_dir, task_flag, data_flag, upper)
 
     def precision_flag(self, upper=False):
         """[--bf16] / [--fp16] (upper-case on PoWER-BERT's and AdapLeR's command lines), or []."""
@@ -116,6 +121,23 @@ def sweeps():
 def groups(name, context):
     """The training groups of sweep `name`, each with the operating points it sweeps."""
     return sweeps()[name].groups(context)
+
+
+def data_flags(task, train_dir, task_flag, data_flag, upper=False):
+    """[task_flag, the task, data_flag, train_dir] for a GLUE task; for own data (a task read
+    from files) its training and dev files, columns, kind and metric, in the command line's
+    style (`--TRAIN_FILE` ... when `upper`), so each command builds the same task."""
+    from common.owndata import OwnTask
+
+    if not isinstance(task, OwnTask):
+        return [task_flag, task.name, data_flag, train_dir]
+    spec = task.spec()
+    values = {"train_file": task.split_files("train")[0],
+              "validation_file": task.split_files("dev")[0], "task_type": spec["kind"],
+              **{key: spec[key] for key in ("text_column", "text_pair_column", "label_column",
+                                            "metric")}}
+    return [item for name, value in values.items() if value is not None
+            for item in ("--" + (name.upper() if upper else name), value)]
 
 
 def precision_flag(precision, upper=False):
