@@ -65,8 +65,9 @@ class OwnTask(Task):
 
 # ---------------------------------------------------------------- flags
 
-def add_data_flags(parser, upper=False):
-    """The own-data flags, in the parser's style (`--TRAIN_FILE` when `upper`)."""
+def add_data_flags(parser, upper=False, test=True):
+    """The own-data flags, in the parser's style (`--TRAIN_FILE` when `upper`); `test`: with
+    `--test_file` (a command that predicts)."""
     group = parser.add_argument_group("own data (instead of a task folder; see docs/own_data.md)")
 
     def flag(name, **options):
@@ -76,8 +77,9 @@ def add_data_flags(parser, upper=False):
                             "label set; default: none, the task folder's train split)")
     flag("validation_file", help="validation (dev) file, same columns (default: none, the task "
                                  "folder's dev split)")
-    flag("test_file", help="test file, labels not needed (default: none, the task folder's "
-                           "test split)")
+    if test:
+        flag("test_file", help="test file, labels not needed (default: none, the task folder's "
+                               "test split)")
     flag("text_column", help="the text's column (default: sentence1 if present, else sentence, "
                              "else text)")
     flag("text_pair_column", help="the second text's column for pairs (default: sentence2 when "

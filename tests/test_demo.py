@@ -82,3 +82,20 @@ def test_demo_rejects_unknown_method(capsys):
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == ("error: unknown method(s) distilbert; choose from "
                                                "adapler, ltp, pabee, powerbert, powerbert+pabee")
+
+
+def test_own_files_go_to_compare_as_given(tmp_path):
+    """The demo hands the own-data flags to compare unchanged (compare hands them on to each
+    method in its style; tests/test_compare.py); it has no --test_file: nothing is predicted."""
+    from common.compare.demo import compare_argv, parse_args
+    from common.errors import UserError
+
+    argv = ["--train_file", "reviews/train.csv", "--validation_file", "reviews/dev.jsonl",
+            "--text_column", "review", "--label_column", "sentiment", "--work_dir",
+            str(tmp_path / "demo")]
+    passed = compare_argv(parse_args(argv))
+    for flag, value in zip(argv[:8:2], argv[1:8:2]):
+        assert passed[passed.index(flag) + 1] == value
+    assert "--text_pair_column" not in passed and "--metric" not in passed
+    with pytest.raises(UserError, match="unrecognized arguments: --test_file"):
+        parse_args(["--test_file", "reviews/test.csv"])

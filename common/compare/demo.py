@@ -53,7 +53,7 @@ def parse_args(argv):
                         help="delete --work_dir first and run everything again (default: the "
                              "same command resumes, another one is refused)")
     precision.add_flags(parser)
-    owndata.add_data_flags(parser)
+    owndata.add_data_flags(parser, test=False)
     args = parser.parse_args(argv)
     args.methods = engine.parse_methods(args.methods)
     precision.precision_name(args.bf16, args.fp16)  # both given: UserError
@@ -78,7 +78,7 @@ def compare_argv(args):
     argv += ["--data_dir", args.data_dir] if args.data_dir else []
     argv += precision_flag(precision.precision_name(args.bf16, args.fp16))
     for name in owndata.FLAGS:
-        value = getattr(args, name)
+        value = getattr(args, name, None)
         argv += [] if value is None else ["--" + name, value]
     return argv
 

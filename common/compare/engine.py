@@ -83,7 +83,7 @@ def build_parser():
                         "before anything runs, any other once its dev evaluation finds it; the "
                         "same command with the flag resumes)")
     precision.add_flags(p)  # every training, evaluation and timing side runs in it
-    owndata.add_data_flags(p)  # handed to each method's command line in its own flag style
+    owndata.add_data_flags(p, test=False)  # handed to each method's command line in its own flag style
     return p
 
 
