@@ -12,11 +12,18 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
+from adapler.data import default_data_dir_for
+from adapler.inference import load_model
+from adapler.model import build_model, load_checkpoint_into
+from adapler.paths import checkpoint_folder
 from adapler.rationales import encode_windows, read_eraser
 from adapler.saliency import compute_saliencies
 from adapler.tasks import read_hatexplain_rationales
+from common.checkpoints import resolve_source
 from common.errors import UserError
+from common.tasks import get_task
 from common.training import predict
+from common.validation import check_model_files
 
 
 def kept_positions(model, arrays, layer=-1, batch_size=32):
@@ -107,3 +114,33 @@ def evaluate_rationales(model, baseline, documents, tokenizer, max_length, layer
                                              "attention (last layer, from CLS)": last,
                                              "attention rollout (from CLS)": rollout})
     return table, len(arrays["input_ids"])
+
+
+def run(args):
+    """What `tools/rationale_eval.py` does with its parsed flags: load the AdapLeR checkpoint
+    (and the baseline one), evaluate on the split's documents, print the table (and write
+    --OUTPUT as CSV)."""
+    for path in filter(None, (args.MODEL_PATH, args.BASELINE_MODEL_PATH)):
+        check_model_files(checkpoint_folder(path))
+    task = get_task(args.TASK)
+    model, tokenizer, sidecar = load_model(args.MODEL_PATH)
+    layers = model.config.num_hidden_layers
+    layer = args.LAYER or layers
+    if not 1 <= layer <= layers:
+        raise UserError(f"--LAYER must be in 1..{layers}")
+    max_length = args.MAX_LENGTH or sidecar.get("max_length") or 128
+    if args.BASELINE_MODEL_PATH:
+        folder = checkpoint_folder(args.BASELINE_MODEL_PATH)
+        baseline = build_model(resolve_source(folder).config, model.num_labels, max_length)
+        load_checkpoint_into(baseline, folder)
+    else:
+        baseline = model
+    split = "dev" if args.SPLIT == "val" else args.SPLIT
+    documents = read_documents(task, args.DATA_DIR or default_data_dir_for(task), split)
+    table, windows = evaluate_rationales(model, baseline, documents, tokenizer, max_length,
+                                         layer - 1, args.BATCH_SIZE)
+    print(f"{task.glue_name} {split}: {len(documents)} documents, {windows} windows, tokens kept "
+          f"before layer {layer}")
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.OUTPUT:
+        table.to_csv(args.OUTPUT)

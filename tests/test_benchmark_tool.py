@@ -1,4 +1,5 @@
-"""tools/benchmark.py runs end to end on a tiny model (1 repeat) and rejects bad input cleanly."""
+"""tools/benchmark.py runs end to end on a tiny model (1 repeat) and rejects bad input cleanly;
+its sides (common/backbone_benchmark.py) copy the weights into PyTorch."""
 import importlib.util
 import json
 import tempfile
@@ -6,6 +7,7 @@ import tempfile
 import numpy as np
 import pytest
 
+from common import backbone_benchmark
 from conftest import FIXTURES, REPO
 
 spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
@@ -34,7 +36,7 @@ def test_tiny_run_writes_json_and_docs(tmp_path, capsys):
     assert {"loadavg_before", "loadavg_after", "background_cpu_share",
             "busy_processes"} <= set(result["environments"]["2x8"])
     if HAS_TORCH:
-        assert max(result["agreement"]["2x8"].values()) <= benchmark.TOLERANCE
+        assert max(result["agreement"]["2x8"].values()) <= backbone_benchmark.TOLERANCE
     text = docs.read_text()
     assert "keep me" in text and text.count("<!-- BEGIN backbone -->") == 1
     assert "| 2x8 | tensorflow |" in text and result["command"] in text
@@ -50,17 +52,18 @@ def test_weights_copy_into_pytorch(name):
     from common.benchmark import Remote, run_sides
 
     args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / name)])
-    model, _ = benchmark.load_model(args, 8)
-    items = [benchmark.make_inputs(model.config, 2, 8, 0)]
+    model, _ = backbone_benchmark.load_model(args, 8)
+    items = [backbone_benchmark.make_inputs(model.config, 2, 8, 0)]
     with tempfile.TemporaryDirectory() as tmp:
         state = f"{tmp}/w.npz"
-        np.savez(state, **benchmark.hf_state(model))
-        model_type, shape = benchmark.hf_shape(model)
-        remote = Remote("tools.benchmark:torch_sides", dict(
+        np.savez(state, **backbone_benchmark.hf_state(model))
+        model_type, shape = backbone_benchmark.hf_shape(model)
+        remote = Remote("common.backbone_benchmark:torch_sides", dict(
             model_type=model_type, shape=shape, state_file=state, items=items, threads=1,
             onnx=False))
-        _, measurement = run_sides(benchmark.tensorflow_sides({"fp32": model}, [False], items),
-                                   [remote], repeats=1, warmup=0, check=benchmark.check_agreement)
+        _, measurement = run_sides(
+            backbone_benchmark.tensorflow_sides({"fp32": model}, [False], items), [remote],
+            repeats=1, warmup=0, check=backbone_benchmark.check_agreement)
     assert set(measurement["check"]) == {"tensorflow", "pytorch", "pytorch last hidden state"}
 
 
@@ -73,18 +76,18 @@ def test_pytorch_side_gets_each_familys_names_and_shape(name):
 
     args = benchmark.build_parser().parse_args(["--model", str(FIXTURES / name),
                                                 "--num_labels", "3"])
-    model, _ = benchmark.load_model(args, 8)
-    state = benchmark.hf_state(model)
+    model, _ = backbone_benchmark.load_model(args, 8)
+    state = backbone_benchmark.hf_state(model)
     stored = load_file(str(FIXTURES / name / "model.safetensors"))
     assert set(state) == set(stored)
     for key, value in stored.items():
         np.testing.assert_array_equal(state[key], value, err_msg=key)
-    model_type, shape = benchmark.hf_shape(model)
+    model_type, shape = backbone_benchmark.hf_shape(model)
     config = json.loads((FIXTURES / name / "config.json").read_text())
     assert model_type == config["model_type"]
     assert all(config[key] == value for key, value in shape.items()
                if key in config and key not in ("classifier_dropout",)), shape
-    ids = benchmark.make_inputs(model.config, 2, 8, 0)["input_ids"]
+    ids = backbone_benchmark.make_inputs(model.config, 2, 8, 0)["input_ids"]
     assert ids.min() > model.config.pad_token_id
 
 
@@ -98,7 +101,7 @@ def test_random_roberta_shaped_model(tmp_path):
     assert "random weights, shape of" in result["settings"]["weights"]
     assert [row["side"] for row in result["rows"]] == ["tensorflow"]
     args = benchmark.build_parser().parse_args(argv)
-    model, _ = benchmark.load_model(args, 8)
+    model, _ = backbone_benchmark.load_model(args, 8)
     assert model.config.model_type == "roberta" and model.bert.embeddings.position_offset == 2
 
 

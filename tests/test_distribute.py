@@ -113,13 +113,14 @@ def test_batch_split_rule(monkeypatch):
 
 
 def test_run_workers_bounds_its_time_and_stops_on_failure(tmp_path):
-    from tools import run_workers
+    from common import local_cluster
     started = time.monotonic()
-    assert run_workers.run(["-c", "import time; time.sleep(120)"], timeout=2,
-                           workdir=str(tmp_path), log=lambda line: None) == run_workers.TIMED_OUT
-    assert run_workers.run(["-c", "import os, sys, time\n"
-                                  "if os.environ['TF_CONFIG'].endswith('1}}'): sys.exit(3)\n"
-                                  "time.sleep(120)"],
-                           timeout=60, workdir=str(tmp_path), log=lambda line: None) == 3
+    assert local_cluster.run(["-c", "import time; time.sleep(120)"], timeout=2,
+                             workdir=str(tmp_path),
+                             log=lambda line: None) == local_cluster.TIMED_OUT
+    assert local_cluster.run(["-c", "import os, sys, time\n"
+                                    "if os.environ['TF_CONFIG'].endswith('1}}'): sys.exit(3)\n"
+                                    "time.sleep(120)"],
+                             timeout=60, workdir=str(tmp_path), log=lambda line: None) == 3
     assert time.monotonic() - started < 40  # both runs ended early, their sleepers stopped
-    assert len(set(run_workers.free_ports(2))) == 2
+    assert len(set(local_cluster.free_ports(2))) == 2

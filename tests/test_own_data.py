@@ -82,6 +82,7 @@ def finetuned(files):
 
 
 def test_finetune_records_the_label_names(finetuned, files, capsys):
+    from common.finetune import run
     from tools import finetune
 
     sidecar = json.loads((finetuned / "config.json").read_text())
@@ -93,9 +94,9 @@ def test_finetune_records_the_label_names(finetuned, files, capsys):
     assert {"acc", "f1"} <= set(results)
     # Evaluation with the validation file alone: labels and columns come from the checkpoint.
     capsys.readouterr()
-    metrics = finetune.run(finetune.parse_args(["--model", str(finetuned), "--eval_only",
-                                                "--max_length", str(N), "--validation_file",
-                                                files["dev"]]), log=lambda line: None)
+    metrics = run(finetune.parse_args(["--model", str(finetuned), "--eval_only",
+                                       "--max_length", str(N), "--validation_file",
+                                       files["dev"]]), log=lambda line: None)
     assert metrics["acc"] == pytest.approx(results["acc"])
 
 

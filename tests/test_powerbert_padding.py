@@ -2,7 +2,7 @@
 min(k_l, n) word-vectors of a batch of length n (or ceil(k_l * n / N) with `length_scaled`), in
 eager mode, in a graph traced for any length and under XLA; with `padding_queries=False` the
 predictions equal those of the run padded to N, on a tiny model and on real GLUE dev rows
-(`tools/powerbert_padding.py` compares the two runs)."""
+(`powerbert.speed.compare_padding` compares the two runs, `tools/powerbert_padding.py` prints it)."""
 import os
 
 import numpy as np
@@ -13,7 +13,7 @@ from common import checkpoints
 from common.modeling import dummy_inputs
 from conftest import FIXTURES
 from test_powerbert_model import N, _inputs, _plain, _powerbert
-from tools.powerbert_padding import compare
+from powerbert.speed import compare_padding
 from conftest import SHARED_DATA
 
 RETENTION = [8, 5, 2]
@@ -79,14 +79,14 @@ def test_predictions_identical_to_the_padded_run(tmp_path):
     exact = _powerbert(plain, tmp_path, retention=RETENTION, padding_queries=False)
     lengths = np.random.default_rng(5).integers(1, N + 1, 24)
     inputs = _inputs(lengths.tolist(), seed=5)
-    result = compare(exact, inputs, 6)
+    result = compare_padding(exact, inputs, 6)
     assert result["mean_batch_length"] < N  # the batches really were shorter than N
     assert result["row_blocks_keeping_other_tokens"] == 0 < result["row_blocks"]
     assert result["predictions_differ"] == 0 and result["max_logit_diff"] < 1e-5
     # The reference's significance also counts padded query rows, so there only the rows that
     # lose nothing but padding are sure to match.
     faithful = _powerbert(plain, tmp_path, retention=RETENTION)
-    result = compare(faithful, inputs, 6)
+    result = compare_padding(faithful, inputs, 6)
     only_padding = lengths <= min(RETENTION)
     np.testing.assert_allclose(result["dynamic_logits"][only_padding],
                                result["padded_logits"][only_padding], atol=1e-5)
@@ -118,7 +118,7 @@ def test_real_dev_rows_predict_as_the_padded_run(task, max_length, retention, ro
     checkpoints.load_backbone_weights(model, source)
     kernel = model.classifier.kernel  # a random, seeded head: an equality test needs no training
     kernel.assign(np.random.default_rng(0).normal(size=kernel.shape).astype(np.float32))
-    result = compare(model, inputs, 16)
+    result = compare_padding(model, inputs, 16)
     assert result["mean_batch_length"] < max_length
     np.testing.assert_array_equal(result["dynamic_logits"].argmax(-1),
                                   result["padded_logits"].argmax(-1))

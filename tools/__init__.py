@@ -1,1 +1,2 @@
-"""Command-line helpers: saliency storage, FLOPs calculator, benchmark, fixture generators."""
+"""Entry scripts: flags and a call into common/ or a method package (docs/architecture.md); and
+the developer-only fixture makers."""

@@ -4,7 +4,9 @@ See docs/export.md.
 
     python -m tools.benchmark_export --dense exported/dense --model powerbert=exported/powerbert
 """
-from common.benchmark import record, run_tool
+import functools
+
+from common.benchmark import run_tool
 from common.cli import ArgumentParser, command
 from common.errors import UserError, parse_int_list
 from common.validation import check_numbers
@@ -53,28 +55,10 @@ def main(argv=None):
     models = _named(args.model)
     onnx = _named(args.onnx, "--onnx", "powerbert=exported/powerbert/model.onnx")
 
-    def run(args, command):
-        from common.data import default_data_dir, read_split
-        from common.export import read_metadata
-        from common.export.speed import run as run_export
-
-        for folder in [args.dense, *models.values()]:
-            try:
-                read_metadata(folder)
-            except OSError:
-                raise UserError(f"{folder} is not a folder written by bert-speedup-export; "
-                                "export the model first") from None
-        task = args.task or read_metadata(args.dense)["task"]
-        examples = read_split(task, args.data_dir or default_data_dir(), args.split)
-        count = args.examples or len(examples)
-        pairs = None if examples.text_b is None else examples.text_b[:count]
-        groups = run_export(args.dense, models, examples.text_a[:count], pairs, batch_sizes,
-                            args.repeats, args.warmup, onnx=onnx)
-        return record(command, {"task": task, "split": args.split, "examples": count,
-                                "dense": args.dense, "models": models, "onnx": onnx}, groups)
-
-    from common.export.speed import COLUMNS
-    run_tool("tools/benchmark_export.py", args, argv, run, COLUMNS, args.json)
+    from common.export.speed import COLUMNS, measure
+    run_tool("tools/benchmark_export.py", args, argv,
+             functools.partial(measure, models=models, onnx=onnx, batch_sizes=batch_sizes),
+             COLUMNS, args.json)
     return 0
 
 

@@ -7,8 +7,7 @@ at random (k = the number AdapLeR keeps in each window).
 """
 
 from common.cli import ArgumentParser, command
-from common.errors import UserError
-from common.validation import check_model_files, check_new_files, check_numbers
+from common.validation import check_new_files, check_numbers
 
 
 def build_parser():
@@ -37,39 +36,9 @@ def main(argv=None):
     check_numbers(args, counts=("MAX_LENGTH", "LAYER", "BATCH_SIZE"))
     if args.OUTPUT:
         check_new_files([args.OUTPUT], overwrite=True)
-    from adapler.paths import checkpoint_folder
+    from adapler.rationale_evaluation import run
 
-    for path in filter(None, (args.MODEL_PATH, args.BASELINE_MODEL_PATH)):
-        check_model_files(checkpoint_folder(path))
-    from adapler.data import default_data_dir_for
-    from adapler.inference import load_model
-    from adapler.rationale_evaluation import evaluate_rationales, read_documents
-    from adapler.model import build_model, load_checkpoint_into
-    from common.checkpoints import resolve_source
-    from common.tasks import get_task
-
-    task = get_task(args.TASK)
-    model, tokenizer, sidecar = load_model(args.MODEL_PATH)
-    layers = model.config.num_hidden_layers
-    layer = args.LAYER or layers
-    if not 1 <= layer <= layers:
-        raise UserError(f"--LAYER must be in 1..{layers}")
-    max_length = args.MAX_LENGTH or sidecar.get("max_length") or 128
-    if args.BASELINE_MODEL_PATH:
-        folder = checkpoint_folder(args.BASELINE_MODEL_PATH)
-        baseline = build_model(resolve_source(folder).config, model.num_labels, max_length)
-        load_checkpoint_into(baseline, folder)
-    else:
-        baseline = model
-    split = "dev" if args.SPLIT == "val" else args.SPLIT
-    documents = read_documents(task, args.DATA_DIR or default_data_dir_for(task), split)
-    table, windows = evaluate_rationales(model, baseline, documents, tokenizer, max_length,
-                                         layer - 1, args.BATCH_SIZE)
-    print(f"{task.glue_name} {split}: {len(documents)} documents, {windows} windows, tokens kept "
-          f"before layer {layer}")
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-    if args.OUTPUT:
-        table.to_csv(args.OUTPUT)
+    run(args)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ interleaved by the harness; the reference is the exported dense model. Two more 
 in-graph tokenization: the dense export's `tokenize` signature alone, and its `token_ids`
 signature on the ids `tokenize` gave (the model without the tokenizer). ONNX models (`onnx`:
 {name: model.onnx}) run in ONNX Runtime on those ids, in a worker process (`common.benchmark.
-Remote`), beside `dense-ids-in`.
+Remote`), beside `dense-ids-in`. `measure` is `tools/benchmark_export.py`'s run on a task's texts.
 """
 import numpy as np
 
-from common.benchmark import Remote, Side, blocking, run_sides
+from common.benchmark import Remote, Side, blocking, record, run_sides
+from common.errors import UserError
 from common.export import read_metadata
 
 REFERENCE = "dense"
@@ -102,3 +103,25 @@ def run(dense, exported, texts, pairs, batch_sizes, repeats=5, warmup=1, log=pri
 COLUMNS = [("batch_size", "batch"), ("side", "side"), ("median_ms", "ms per pass"),
            ("ms_per_example", "ms / example"), ("speedup_vs_dense", "vs dense export"),
            ("paired_speedup_vs_dense", "paired vs dense export")]
+
+
+def measure(args, command, models, onnx, batch_sizes):
+    """`tools/benchmark_export.py`'s run: the dense export and `models` ({name: export folder};
+    `onnx`: {name: model.onnx}) on the --task's texts at each of `batch_sizes`; the JSON
+    record."""
+    from common.data import default_data_dir, read_split
+
+    for folder in [args.dense, *models.values()]:
+        try:
+            read_metadata(folder)
+        except OSError:
+            raise UserError(f"{folder} is not a folder written by bert-speedup-export; "
+                            "export the model first") from None
+    task = args.task or read_metadata(args.dense)["task"]
+    examples = read_split(task, args.data_dir or default_data_dir(), args.split)
+    count = args.examples or len(examples)
+    pairs = None if examples.text_b is None else examples.text_b[:count]
+    groups = run(args.dense, models, examples.text_a[:count], pairs, batch_sizes,
+                        args.repeats, args.warmup, onnx=onnx)
+    return record(command, {"task": task, "split": args.split, "examples": count,
+                            "dense": args.dense, "models": models, "onnx": onnx}, groups)
