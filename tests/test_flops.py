@@ -9,6 +9,7 @@ from adapler.flops import adapler_flops
 from common import flops
 from common.config import BertConfig
 from common.errors import UserError
+from ltp.flops import ltp_flops
 from pabee.flops import pabee_flops
 from powerbert.flops import powerbert_flops
 from tools import flops_calculator
@@ -140,6 +141,9 @@ def test_cli_prints_flops_and_speedup(capsys, tmp_path):
     assert flops_calculator.main(["--config", str(config), "--max_length", "3",
                                   "--lengths", "2, 1", "--method", "adapler"]) == 0
     assert f"{adapler_flops(tiny(2), 3, [2, 1]):,}" in capsys.readouterr().out
+    assert flops_calculator.main(["--config", str(config), "--max_length", "3",
+                                  "--lengths", "2,1", "--method", "ltp"]) == 0
+    assert f"ltp: {ltp_flops(tiny(2), 3, [2, 1]):,}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [

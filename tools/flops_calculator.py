@@ -1,5 +1,5 @@
 """Print the analytic FLOPs of one forward pass: vanilla at --max_length and, given per-layer
---lengths (read as PoWER-BERT retention or AdapLeR kept lengths) or a PABEE --exit_layer, the
+--lengths (read as PoWER-BERT retention, AdapLeR or LTP kept lengths) or a PABEE --exit_layer, the
 method's FLOPs and its speed-up. Without --config the shape is BERT-base."""
 from adapler.flops import adapler_flops
 from common import flops
@@ -8,8 +8,11 @@ from common.cli import ArgumentParser, command
 from common.config import BertConfig
 from common.errors import UserError, parse_int_list
 from common.validation import check_numbers
+from ltp.flops import ltp_flops
 from pabee.flops import pabee_flops
 from powerbert.flops import powerbert_flops
+
+COUNTS = {"powerbert": powerbert_flops, "adapler": adapler_flops, "ltp": ltp_flops}
 
 
 def build_parser():
@@ -20,9 +23,10 @@ def build_parser():
                         help="input length n, no padding (default 128)")
     parser.add_argument("--lengths", help="comma-separated per-layer lengths, one per layer "
                                           "(without it and --exit_layer: vanilla only)")
-    parser.add_argument("--method", choices=("powerbert", "adapler"), default="powerbert",
+    parser.add_argument("--method", choices=tuple(COUNTS), default="powerbert",
                         help="how --lengths is read: PoWER-BERT retention after each layer's "
-                             "attention, or AdapLeR tokens kept before each layer")
+                             "attention, AdapLeR tokens kept before each layer, or LTP tokens "
+                             "kept after each layer's attention")
     parser.add_argument("--exit_layer", type=int, help="PABEE: number of layers executed "
                                                        "(without it and --lengths: vanilla only)")
     parser.add_argument("--num_labels", type=int, default=2, help="classifier outputs")
@@ -41,8 +45,8 @@ def main(argv=None):
     baseline = flops.vanilla_flops(config, n, labels)
     method = None
     if args.lengths is not None:
-        count = powerbert_flops if args.method == "powerbert" else adapler_flops
-        method, name = count(config, n, parse_int_list(args.lengths, "--lengths"), labels), args.method
+        lengths = parse_int_list(args.lengths, "--lengths")
+        method, name = COUNTS[args.method](config, n, lengths, labels), args.method
     elif args.exit_layer is not None:
         method, name = pabee_flops(config, n, args.exit_layer, labels), "pabee"
     print(f"vanilla (n={n}, {config.num_hidden_layers} layers): {baseline:,} FLOPs")
