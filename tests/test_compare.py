@@ -426,3 +426,19 @@ def test_own_files_that_compare_cannot_use_are_one_error_line(reviews, tmp_path,
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
         assert not out.exists()
+
+
+def test_a_result_file_names_no_machine_path(monkeypatch, tmp_path):
+    """result_file.json's commands: the Python, the bundled MiniLM, $GLUE_DIR's folder and the
+    working folder become `python`, `$M`, `$GLUE_DIR` and relative paths."""
+    import sys
+
+    from common.compare.report import portable
+    from common.data import default_model_dir
+
+    monkeypatch.setenv("GLUE_DIR", str(tmp_path / "glue"))
+    monkeypatch.chdir(tmp_path)
+    command = (f"{sys.executable} tools/compare.py --data_dir {tmp_path}/glue/SST-2 --model "
+               f"{default_model_dir()} --output_dir {tmp_path}/runs/x")
+    assert portable(command) == ("python tools/compare.py --data_dir $GLUE_DIR/SST-2 --model $M "
+                                 "--output_dir runs/x")

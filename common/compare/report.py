@@ -260,12 +260,15 @@ def _record_row(row, finetuned_metric, one_class, method_titles):
 
 def portable(command):
     """A command line without this machine's paths: the Python executable as `python`, the
-    bundled MiniLM as `$M` (the README's variable), the working folder's prefix dropped."""
+    bundled MiniLM as `$M` and the folder `$GLUE_DIR` names (when set) as `$GLUE_DIR` (the
+    README's variables), the working folder's prefix dropped."""
     import sys
 
     from common.data import default_model_dir
 
+    glue = os.environ.get("GLUE_DIR")
     for path, name in ((sys.executable, "python"), (default_model_dir(), "$M"),
+                       *([(os.path.abspath(glue), "$GLUE_DIR")] if glue else []),
                        (os.getcwd() + os.sep, "")):
         command = command.replace(path, name)
     return command
