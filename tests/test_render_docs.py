@@ -94,3 +94,15 @@ def test_every_result_file_says_where_it_comes_from():
         record = json.loads(path.read_text(encoding="utf-8"))
         assert keys <= set(record), (path.name, keys - set(record))
         assert record["commit"] or "provenance" in record, path.name
+
+
+def test_the_readme_is_a_front_page_without_machine_paths():
+    """At most 250 lines (the PyPI page); no absolute path of this machine in it, in docs/ or in
+    a result file."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250
+    for path in [REPO / "README.md", *(REPO / "docs").rglob("*.md"),
+                 *(REPO / "results").glob("*.json")]:
+        text = path.read_text(encoding="utf-8")
+        for prefix in ("/work/", "/root/", "/home/", "/tmp/"):
+            assert prefix not in text, (path.name, prefix)
