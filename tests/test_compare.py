@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import os
+import shlex
 
 import pytest
 
@@ -377,37 +378,44 @@ def reviews(tmp_path):
     return paths
 
 
-def test_own_files_reach_every_method_in_its_flag_style(reviews, tmp_path, monkeypatch,
-                                                        one_repeat):
-    """compare on a CSV with its own columns and string labels: the fine-tuning and every
-    method's command line get the files (a seeded subset of the training file) and the columns
-    in their own style, and every point is scored on the JSON lines dev file."""
-    from adapler import sweep as adapler_sweep
-
-    monkeypatch.setitem(adapler_sweep.ETA_OFFSETS, "quick", (0.0,))
+def test_own_files_reach_every_method_in_its_flag_style(reviews, tmp_path, one_repeat):
+    """compare on a CSV with its own columns and string labels: the fine-tuning and each method's
+    command line get the files (a seeded subset of the training file) and the columns in their
+    own style, and every point is scored on the JSON lines dev file. PoWER-BERT (upper-case
+    flags) and PABEE (lower-case) run; AdapLeR's and LTP's command lines are checked as built."""
     out = tmp_path / "compare"
     compare.main(["--model", TINY, "--train_file", reviews["train"], "--validation_file",
                   reviews["dev"], "--text_column", "review", "--label_column", "sentiment",
                   "--output_dir", str(out), "--max_length", "16", "--train_limit", "40",
-                  "--batch_sizes", "4", "--allow_collapsed"])
+                  "--batch_sizes", "4", "--methods", "powerbert,pabee", "--allow_collapsed"])
     header, rows = read_csv(out / "results.csv")
     assert {r["task"] for r in rows} == {"own-reviews"}
-    assert {r["method"] for r in rows} == {"dense", "powerbert", "adapler", "pabee", "ltp"}
+    assert {r["method"] for r in rows} == {"dense", "powerbert", "pabee"}
     subset = out / "data" / "reviews" / "train.jsonl"
     assert len(subset.read_text(encoding="utf-8").splitlines()) == 40
-    for log in (out / "logs").iterdir():
-        command = log.read_text(encoding="utf-8").splitlines()[0]
-        upper = "powerbert" in command or "adapler" in log.name
-        flags = ("--TRAIN_FILE", "--VALIDATION_FILE", "--TEXT_COLUMN review",
-                 "--LABEL_COLUMN sentiment") if upper else (
-            "--train_file", "--validation_file", "--text_column review",
-            "--label_column sentiment")
-        assert all(flag in command for flag in flags), (log.name, command)
-        assert str(subset) in command and reviews["dev"] in command, command
+    commands = {log.name: log.read_text(encoding="utf-8").splitlines()[0]
+                for log in (out / "logs").iterdir()}
+    assert len(commands) == 3  # the fine-tuning, PoWER-BERT, PABEE
     sidecar = json.load(open(out / "finetune" / "config.json", encoding="utf-8"))
     assert sidecar["task"] == "own-reviews"
     assert sidecar["labels"] in ({"0": "negative", "1": "positive"}, ["negative", "positive"])
     assert json.load(open(out / "settings.json"))["data_files"]["label_column"] == "sentiment"
+
+    context = sweep.Context(
+        task=get_task("own-reviews").with_files(train=str(subset), dev=reviews["dev"]),
+        finetuned=str(out / "finetune"), cased=False, config=resolve_source(TINY).config,
+        max_length=16, train_dir=str(subset.parent), runs=str(tmp_path / "runs"),
+        budget=sweep.BUDGETS["quick"], dev=None, finetuned_scores=None, timing=None)
+    commands.update({command.label: shlex.join(command.argv) for method in ("adapler", "ltp")
+                     for group in sweep.groups(method, context) for command in group.commands})
+    for name, command in commands.items():
+        upper = "powerbert" in name or "adapler" in name
+        style = str.upper if upper else str
+        for flag, value in (("train_file", subset), ("validation_file", reviews["dev"]),
+                            ("text_column", "review"), ("label_column", "sentiment"),
+                            ("task_type", "classification")):
+            assert f"--{style(flag)} {value}" in command, (name, flag, command)
+        assert "--task " not in command.lower() and "--data_dir" not in command.lower()
 
 
 def test_own_files_that_compare_cannot_use_are_one_error_line(reviews, tmp_path, capsys):

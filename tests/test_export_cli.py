@@ -46,13 +46,13 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
            "not a fine-tuned checkpoint")
 
 
-def _readme_payload():
-    """The REST request body of the README's Deploy section."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def _serving_payload():
+    """The REST request body of docs/export.md's TF Serving section."""
+    text = (REPO / "docs" / "export.md").read_text(encoding="utf-8")
     return json.loads(re.search(r"-d '(\{.*?\})'", text, re.S).group(1))
 
 
-def test_collapsed_model_exports_with_a_warning_and_serves_the_readme_payload(tmp_path, capsys):
+def test_collapsed_model_exports_with_a_warning_and_serves_the_serving_payload(tmp_path, capsys):
     checkpoint = tmp_path / "collapsed"
     shutil.copytree(OLD / "finetune", checkpoint)
     sidecar = json.loads((checkpoint / "config.json").read_text())
@@ -66,7 +66,7 @@ def test_collapsed_model_exports_with_a_warning_and_serves_the_readme_payload(tm
     assert sorted(os.listdir(out)) == ["assets", "fingerprint.pb", "saved_model.pb", "variables"]
     assert sorted(os.listdir(tmp_path)) == ["collapsed", "exported"]  # no staging left
 
-    payload = _readme_payload()
+    payload = _serving_payload()
     assert payload["signature_name"] == "serving_default"
     texts = payload["inputs"]["text"]
     code = ("import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "

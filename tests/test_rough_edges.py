@@ -134,13 +134,14 @@ def test_flops_calculator_refuses_what_the_model_cannot_run(argv, message, tmp_p
 
 def test_compare_fine_tuning_recipe_and_the_way_out_of_a_collapse(tmp_path, sst2):
     from common.compare import engine
+    from common.tasks import get_task
 
     args, settings = engine.parse_args(["--model", TINY, "--data_dir", sst2, "--output_dir",
                                         str(tmp_path / "out"), "--max_length", "16",
                                         "--finetune_epochs", "5",
                                         "--finetune_learning_rate", "3e-5"])
     assert engine.finetune_recipe(settings) == (5, 3e-5)
-    argv = engine.finetune_command(settings, sst2, str(tmp_path / "out")).argv
+    argv = engine.finetune_command(settings, get_task("sst-2"), sst2, str(tmp_path / "out")).argv
     assert argv[argv.index("--epochs") + 1] == "5"
     assert argv[argv.index("--learning_rate") + 1] == "3e-05"
     _, default = engine.parse_args(["--model", TINY, "--data_dir", sst2, "--output_dir",
