@@ -83,7 +83,7 @@ def build_parser():
                         "before anything runs, any other once its dev evaluation finds it; the "
                         "same command with the flag resumes)")
     precision.add_flags(p)  # every training, evaluation and timing side runs in it
-    owndata.add_data_flags(p, test=False)  # handed to each method's command line in its own flag style
+    owndata.add_data_flags(p, test=False)  # passed on to each method in its own flag style
     return p
 
 
@@ -156,12 +156,10 @@ def parse_args(argv):
 
 
 def data_files(task):
-    """What names an own-data task's training data: its files (absolute) and columns."""
-    spec = task.spec()
-    return {"train": os.path.abspath(task.split_files("train")[0]),
-            "dev": os.path.abspath(task.split_files("dev")[0]),
-            **{key: spec[key] for key in ("text_column", "text_pair_column", "label_column",
-                                          "kind", "metric")}}
+    """What names an own-data task's training data: its spec (columns, kind, labels, metric)
+    and its files (absolute)."""
+    return dict(task.spec(), **{split: os.path.abspath(task.split_files(split)[0])
+                                for split in ("train", "dev")})
 
 
 def parse_methods(text):
@@ -276,7 +274,7 @@ def training_data(settings, output_dir):
     from common.tasks import get_task
 
     task, limit = get_task(settings["task"]), settings["train_limit"]
-    if settings.get("data_files"):
+    if settings["data_files"]:
         return own_training_data(task, settings, output_dir)
     train_path = split_path(task, settings["data_dir"], "train")
     with open(train_path, encoding="utf-8") as handle:
@@ -501,6 +499,7 @@ def run(args, settings, log=print, restartable=False):
         args.output_dir
     precision.set_precision(settings["precision"])
     data_dir = training_data(settings, output_dir)  # refuses a subset lacking a label first
+    # (own data: it returns the training file)
     os.makedirs(output_dir, exist_ok=True)
     settings_path = os.path.join(output_dir, SETTINGS_FILE)
     if not os.path.isfile(settings_path):

@@ -58,8 +58,7 @@ class Context:
     cased: bool
     config: object  # BertConfig of the backbone
     max_length: int
-    train_dir: str  # data folder the trainings read (the training subset, full dev); own
-    # data: the training file's folder (`data_flags` names the files)
+    train_dir: str  # data folder the trainings read (the training subset, full dev)
     runs: str  # output_dir/runs
     budget: Budget
     dev: dict  # encoded full dev split (labels included)
