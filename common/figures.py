@@ -12,6 +12,8 @@ from common.files import write_text
 BLOCK = re.compile(r"(<!-- result: ([^\s>]+) -->\n)(.*?)(<!-- /result -->)", re.DOTALL)
 FENCE = re.compile(r"(^```.*?^```[^\n]*$)", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"(<!--r:([^\s>]+?)-->)(.*?)(<!--/r-->)")
+OPENING = re.compile(r"<!--r:|<!-- result:")
+CODE_SPAN = re.compile(r"`[^`\n]+`")
 
 
 class Problem(NamedTuple):
@@ -93,6 +95,15 @@ def render(text, results, where):
                                               f"{difference(shown, wanted)}", False))
             return start + wanted + end
 
+        parsed = {match.start() for pattern in (BLOCK, INLINE)
+                  for match in pattern.finditer(parts[index])}
+        code_spans = [match.span() for match in CODE_SPAN.finditer(parts[index])]
+        for match in OPENING.finditer(parts[index]):
+            if match.start() not in parsed and not any(a < match.start() < b for a, b in code_spans):
+                line = first_line + parts[index].count("\n", 0, match.start())
+                problems.append(Problem(line, f"{where}:{line}: a marker that does not parse (a "
+                                              "space in its name, or no closing tag on its line)",
+                                        True))
         part = BLOCK.sub(lambda match: replace(match, True), parts[index])
         parts[index] = INLINE.sub(lambda match: replace(match, False), part)
     return "".join(parts), sorted(problems)

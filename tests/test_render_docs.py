@@ -74,6 +74,18 @@ def test_missing_result_is_reported_and_nothing_is_written(tmp_path, capsys):
     assert (root / "README.md").read_text() == readme
 
 
+def test_a_marker_that_does_not_parse_is_reported(tmp_path, capsys):
+    """A name with a space, or a closing tag on another line, would otherwise render nothing and
+    pass the check; a marker shown in inline code is an example, not a figure."""
+    readme = ("a <!--r:run.figures.the label-->1.65<!--/r-->\nb <!--r:run.figures.label-->1.65\n"
+              "<!--/r-->\nc `<!--r:run.figures.label-->`\n")
+    root = _repo(tmp_path, readme)
+    code, out = _main(["--root", str(root), "--check"], capsys)
+    assert code == 1
+    assert [line.split(":")[:2] for line in out.out.splitlines() if "does not parse" in line] == [
+        ["README.md", "1"], ["README.md", "2"]]
+
+
 def test_fenced_code_is_left_alone(tmp_path, capsys):
     doc = "```markdown\nsee <!--r:run.figures.label-->anything<!--/r-->\n```\n"
     root = _repo(tmp_path, "", doc)
