@@ -416,8 +416,8 @@ def run(args, compare, command):
             rows += table_rows(label, harness_rows)
     inputs = (f"{args.task} {args.split} texts ({args.data_dir}), length-sorted dynamic batches"
               if args.task else "random ids, full length")
-    return {"command": command, "date": time.strftime("%Y-%m-%d %H:%M"),
-            "machine": benchmark.machine(),
+    return {"command": command, "commit": benchmark.git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M"), "machine": benchmark.machine(),
             "settings": {"weights": weights, "inputs": inputs, "threads": threads,
                          "inter_op": settings["inter_op"], "onednn": settings["onednn"],
                          "tensorflow_modes": ["XLA" if j else "graph" for j in jit_modes],

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from common import backbone_benchmark
+from common import benchmark as benchmark_harness
 from conftest import FIXTURES, REPO
 
 spec = importlib.util.spec_from_file_location("benchmark_tool", REPO / "tools" / "benchmark.py")
@@ -33,6 +34,7 @@ def test_tiny_run_writes_json_and_docs(tmp_path, capsys):
         assert (row["ratio"] is not None) == HAS_TORCH and len(row["times_ms"]) == 1
     assert set(result["environments"]) == {"2x8", "1x4"}
     assert {"cpu_flags", "cpu", "versions"} <= set(result["machine"])
+    assert result["commit"] == benchmark_harness.git_commit()
     assert {"loadavg_before", "loadavg_after", "background_cpu_share",
             "busy_processes"} <= set(result["environments"]["2x8"])
     if HAS_TORCH:
