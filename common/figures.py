@@ -99,7 +99,8 @@ def render(text, results, where):
                   for match in pattern.finditer(parts[index])}
         code_spans = [match.span() for match in CODE_SPAN.finditer(parts[index])]
         for match in OPENING.finditer(parts[index]):
-            if match.start() not in parsed and not any(a < match.start() < b for a, b in code_spans):
+            shown_as_code = any(a < match.start() < b for a, b in code_spans)
+            if match.start() not in parsed and not shown_as_code:
                 line = first_line + parts[index].count("\n", 0, match.start())
                 problems.append(Problem(line, f"{where}:{line}: a marker that does not parse (a "
                                               "space in its name, or no closing tag on its line)",

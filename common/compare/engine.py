@@ -499,7 +499,6 @@ def run(args, settings, log=print, restartable=False):
         args.output_dir
     precision.set_precision(settings["precision"])
     data_dir = training_data(settings, output_dir)  # refuses a subset lacking a label first
-    # (own data: it returns the training file)
     os.makedirs(output_dir, exist_ok=True)
     settings_path = os.path.join(output_dir, SETTINGS_FILE)
     if not os.path.isfile(settings_path):
